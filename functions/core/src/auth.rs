@@ -1,0 +1,642 @@
+//! Authentication (P-5): every request's JWT is verified here, in the function itself —
+//! the API Gateway authorizer is a second layer, not the only one.
+//!
+//! Verification pins the algorithm (ES256 or RS256, from config), checks the signature against
+//! the JWKS, then issuer, audience, expiry and not-before. Only then is a [`Principal`] built,
+//! and [`TenantId`] has no public constructor that takes request input.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use tokio::sync::RwLock;
+
+use crate::config::ConfigReader;
+use crate::problem::Problem;
+
+/// How long to wait before asking the JWKS endpoint again after a token named an unknown key.
+const JWKS_REFRESH_COOLDOWN: Duration = Duration::from_secs(60);
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+
+/// A tenant, known only from a verified token or from a record this system wrote after
+/// verifying one. Lowercase letters, digits, `-` and `_`; 1 to 64 characters; so it can lead a
+/// DynamoDB key followed by `#` without ambiguity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    fn parse(raw: &str) -> Option<Self> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && raw.as_bytes()[0].is_ascii_alphanumeric();
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    /// Rebuild a tenant from a record that this system wrote after verifying a token (a
+    /// stream record, a stored item). Never call this with request input.
+    pub fn from_internal_record(raw: &str) -> Option<Self> {
+        Self::parse(raw)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a token may allow. Roles are not hierarchical: each route names the role it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Operator,
+    Approver,
+    Admin,
+    Edge,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+            Role::Edge => "edge",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "operator" => Some(Role::Operator),
+            "approver" => Some(Role::Approver),
+            "admin" => Some(Role::Admin),
+            "edge" => Some(Role::Edge),
+            _ => None,
+        }
+    }
+}
+
+/// The verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    /// The token's `sub`: the person or node acting (an approver's id).
+    pub subject: String,
+    pub roles: BTreeSet<Role>,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// 403 unless the caller holds `role`.
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        if self.has(role) {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(format!("this action needs the {} role", role.as_str())))
+        }
+    }
+
+    /// 403 unless the caller holds at least one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.iter().any(|r| self.has(*r)) {
+            Ok(())
+        } else {
+            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+            Err(Problem::forbidden(format!("this action needs one of the roles: {}", names.join(", "))))
+        }
+    }
+}
+
+/// Where the verification keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    /// An HTTPS (or, locally, HTTP) URL serving a JWKS document, fetched at cold start.
+    Url(String),
+    /// A JWKS document given inline (`JWKS_JSON`).
+    Inline(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub algorithm: Algorithm,
+    pub jwks: JwksSource,
+    pub tenant_claim: String,
+    pub roles_claim: String,
+}
+
+impl AuthConfig {
+    /// `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHM` (ES256 or RS256, default ES256), one of
+    /// `JWKS_URL` / `JWKS_JSON`, and optionally `JWT_TENANT_CLAIM` (default `tenant`) and
+    /// `JWT_ROLES_CLAIM` (default `roles`; Cognito users set `cognito:groups`).
+    pub fn from_config(r: &mut ConfigReader) -> Self {
+        let issuer = r.required("JWT_ISSUER");
+        let audience = r.required("JWT_AUDIENCE");
+        let algorithm = match r.optional("JWT_ALGORITHM").as_deref() {
+            None | Some("ES256") => Algorithm::ES256,
+            Some("RS256") => Algorithm::RS256,
+            Some(other) => {
+                r.problem(format!("JWT_ALGORITHM: {other:?} is not accepted (ES256 or RS256)"));
+                Algorithm::ES256
+            }
+        };
+        let jwks = match (r.optional("JWKS_URL"), r.optional("JWKS_JSON")) {
+            (Some(url), None) => JwksSource::Url(url),
+            (None, Some(json)) => JwksSource::Inline(json),
+            (Some(_), Some(_)) => {
+                r.problem("set only one of JWKS_URL and JWKS_JSON");
+                JwksSource::Inline(String::new())
+            }
+            (None, None) => {
+                r.problem("JWKS_URL (or JWKS_JSON) is not set");
+                JwksSource::Inline(String::new())
+            }
+        };
+        Self {
+            issuer,
+            audience,
+            algorithm,
+            jwks,
+            tenant_claim: r.optional("JWT_TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
+            roles_claim: r.optional("JWT_ROLES_CLAIM").unwrap_or_else(|| "roles".into()),
+        }
+    }
+}
+
+/// Why a token was refused. Everything but `KeysUnavailable` is the caller's fault (401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token was sent")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token algorithm {0:?} is not accepted")]
+    AlgorithmNotAllowed(String),
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by an untrusted issuer")]
+    WrongIssuer,
+    #[error("the token is not meant for this API")]
+    WrongAudience,
+    #[error("the token lacks the {0} claim")]
+    MissingClaim(String),
+    #[error("the token's {0} claim is invalid")]
+    InvalidClaim(String),
+    #[error("the verification keys could not be loaded")]
+    KeysUnavailable(String),
+}
+
+impl From<AuthError> for Problem {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::KeysUnavailable(cause) => {
+                Problem::unavailable("token verification keys are unavailable; try again").with_internal(cause)
+            }
+            other => Problem::unauthorized(other.to_string()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, DecodingKey>,
+    without_kid: Vec<DecodingKey>,
+    fetched_at: Option<Instant>,
+}
+
+/// Verifies bearer tokens. Build once per cold start and share.
+pub struct Verifier {
+    config: AuthConfig,
+    validation: Validation,
+    http: reqwest::Client,
+    keys: RwLock<KeySet>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.config.issuer)
+            .field("audience", &self.config.audience)
+            .field("algorithm", &self.config.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    pub fn new(config: AuthConfig) -> Self {
+        let mut validation = Validation::new(config.algorithm);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { config, validation, http, keys: RwLock::new(KeySet::default()) }
+    }
+
+    /// Fetch the keys now (at cold start) so the first request does not pay for it.
+    /// A failure is logged and retried on the next request.
+    pub async fn warm(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "could not load the JWKS at start; will retry on first request");
+        }
+    }
+
+    /// Verify the `Authorization` header and require `role`.
+    pub async fn authorize(&self, headers: &http::HeaderMap, role: Role) -> Result<Principal, Problem> {
+        let principal = self.authenticate(headers).await?;
+        principal.require(role)?;
+        Ok(principal)
+    }
+
+    /// Verify the `Authorization` header.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, Problem> {
+        let token = bearer_token(headers).ok_or(AuthError::Missing)?;
+        Ok(self.verify(token).await?)
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = peek_header(token)?;
+        let expected = algorithm_name(self.config.algorithm);
+        if header.alg != expected {
+            return Err(AuthError::AlgorithmNotAllowed(header.alg));
+        }
+        let claims = {
+            let key_missing = !self.has_key(header.kid.as_deref()).await;
+            if key_missing {
+                self.refresh_for_unknown_key().await?;
+            }
+            let keys = self.keys.read().await;
+            let candidates: Vec<&DecodingKey> = match header.kid.as_deref() {
+                Some(kid) => keys.by_kid.get(kid).into_iter().collect(),
+                None => keys.by_kid.values().chain(keys.without_kid.iter()).collect(),
+            };
+            if candidates.is_empty() {
+                return Err(AuthError::UnknownKey);
+            }
+            let mut last = AuthError::BadSignature;
+            let mut verified = None;
+            for key in candidates {
+                match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
+                    Ok(data) => {
+                        verified = Some(data.claims);
+                        break;
+                    }
+                    Err(e) => {
+                        last = map_jwt_error(e.kind());
+                        if last != AuthError::BadSignature {
+                            break;
+                        }
+                    }
+                }
+            }
+            verified.ok_or(last)?
+        };
+        self.principal_from(&claims)
+    }
+
+    fn principal_from(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
+            Some(_) => return Err(AuthError::InvalidClaim("sub".into())),
+            None => return Err(AuthError::MissingClaim("sub".into())),
+        };
+        let tenant_claim = &self.config.tenant_claim;
+        let tenant = match claims.get(tenant_claim) {
+            Some(Value::String(s)) => {
+                TenantId::parse(s).ok_or_else(|| AuthError::InvalidClaim(tenant_claim.clone()))?
+            }
+            Some(_) => return Err(AuthError::InvalidClaim(tenant_claim.clone())),
+            None => return Err(AuthError::MissingClaim(tenant_claim.clone())),
+        };
+        let roles = match claims.get(&self.config.roles_claim) {
+            None => BTreeSet::new(),
+            Some(Value::String(s)) => s.split([' ', ',']).filter_map(Role::parse).collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).filter_map(Role::parse).collect(),
+            Some(_) => return Err(AuthError::InvalidClaim(self.config.roles_claim.clone())),
+        };
+        Ok(Principal { tenant, subject, roles })
+    }
+
+    async fn has_key(&self, kid: Option<&str>) -> bool {
+        let keys = self.keys.read().await;
+        match kid {
+            Some(kid) => keys.by_kid.contains_key(kid),
+            None => !keys.by_kid.is_empty() || !keys.without_kid.is_empty(),
+        }
+    }
+
+    async fn refresh_for_unknown_key(&self) -> Result<(), AuthError> {
+        let (never_fetched, recent) = {
+            let keys = self.keys.read().await;
+            (keys.fetched_at.is_none(), keys.fetched_at.is_some_and(|t| t.elapsed() < JWKS_REFRESH_COOLDOWN))
+        };
+        if recent {
+            return Ok(());
+        }
+        match self.refresh().await {
+            Ok(()) => Ok(()),
+            // With no keys at all we cannot judge the token: that is our outage, not their fault.
+            Err(e) if never_fetched => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys already loaded");
+                Ok(())
+            }
+        }
+    }
+
+    async fn refresh(&self) -> Result<(), AuthError> {
+        let document = match &self.config.jwks {
+            JwksSource::Inline(json) => json.clone(),
+            JwksSource::Url(url) => {
+                let resp = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| AuthError::KeysUnavailable(format!("fetching JWKS: {e}")))?;
+                if !resp.status().is_success() {
+                    return Err(AuthError::KeysUnavailable(format!("JWKS endpoint answered {}", resp.status())));
+                }
+                resp.text().await.map_err(|e| AuthError::KeysUnavailable(format!("reading JWKS: {e}")))?
+            }
+        };
+        let set = parse_key_set(&document, self.config.algorithm)?;
+        let mut keys = self.keys.write().await;
+        *keys = KeySet { fetched_at: Some(Instant::now()), ..set };
+        Ok(())
+    }
+}
+
+fn parse_key_set(document: &str, algorithm: Algorithm) -> Result<KeySet, AuthError> {
+    let set: JwkSet = serde_json::from_str(document)
+        .map_err(|e| AuthError::KeysUnavailable(format!("JWKS is not valid JSON: {e}")))?;
+    let mut out = KeySet::default();
+    for jwk in set.keys.iter().filter(|k| usable(k, algorithm)) {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        match &jwk.common.key_id {
+            Some(kid) => {
+                out.by_kid.insert(kid.clone(), key);
+            }
+            None => out.without_kid.push(key),
+        }
+    }
+    if out.by_kid.is_empty() && out.without_kid.is_empty() {
+        return Err(AuthError::KeysUnavailable(format!("the JWKS holds no {} signing key", algorithm_name(algorithm))));
+    }
+    Ok(out)
+}
+
+/// A key may verify tokens of the pinned algorithm: right family, `use` not `enc`, and an
+/// `alg` member (when present) equal to the pinned one.
+fn usable(jwk: &Jwk, algorithm: Algorithm) -> bool {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    let family_ok =
+        matches!((&jwk.algorithm, algorithm), (P::EllipticCurve(_), Algorithm::ES256) | (P::RSA(_), Algorithm::RS256));
+    let use_ok = !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption));
+    let alg_ok = jwk.common.key_algorithm.is_none_or(|a| a.to_string() == algorithm_name(algorithm));
+    family_ok && use_ok && alg_ok
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::ES256 => "ES256",
+        Algorithm::RS256 => "RS256",
+        _ => "unsupported",
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PeekedHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Read the header before any crypto, so `alg: none` and other algorithms are refused by name.
+fn peek_header(token: &str) -> Result<PeekedHeader, AuthError> {
+    let mut parts = token.split('.');
+    let (Some(head), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(AuthError::Malformed);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+fn map_jwt_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+        ErrorKind::InvalidAlgorithm => AuthError::AlgorithmNotAllowed("mismatch".into()),
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => AuthError::UnknownKey,
+        _ => AuthError::Malformed,
+    }
+}
+
+/// The token from `Authorization: Bearer <token>` (scheme matched case-insensitively).
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const ISS: &str = "https://auth.test/";
+    const AUD: &str = "naksha-api";
+
+    struct Signer {
+        key: EncodingKey,
+        kid: String,
+    }
+
+    impl Signer {
+        fn generate(kid: &str) -> Self {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
+            Self { key: EncodingKey::from_ec_der(pkcs8.as_ref()), kid: kid.into() }
+        }
+
+        fn jwk(&self) -> Value {
+            let mut jwk = Jwk::from_encoding_key(&self.key, Algorithm::ES256).unwrap();
+            jwk.common.key_id = Some(self.kid.clone());
+            serde_json::to_value(jwk).unwrap()
+        }
+
+        fn sign(&self, claims: &Value) -> String {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(self.kid.clone());
+            jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+        }
+    }
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    fn claims(tenant: &str, roles: &[&str]) -> Value {
+        json!({"iss": ISS, "aud": AUD, "sub": "alice", "tenant": tenant, "roles": roles, "exp": now() + 600, "iat": now()})
+    }
+
+    fn verifier_trusting(signers: &[&Signer]) -> Verifier {
+        let jwks = json!({"keys": signers.iter().map(|s| s.jwk()).collect::<Vec<_>>()});
+        Verifier::new(AuthConfig {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            algorithm: Algorithm::ES256,
+            jwks: JwksSource::Inline(jwks.to_string()),
+            tenant_claim: "tenant".into(),
+            roles_claim: "roles".into(),
+        })
+    }
+
+    fn b64(v: &Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[tokio::test]
+    async fn accepts_a_valid_token_and_builds_the_principal() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        let p = v.verify(&s.sign(&claims("acme", &["operator", "approver", "unknown-role"]))).await.unwrap();
+        assert_eq!(p.tenant.as_str(), "acme");
+        assert_eq!(p.subject, "alice");
+        assert!(p.has(Role::Operator) && p.has(Role::Approver) && !p.has(Role::Admin));
+    }
+
+    #[tokio::test]
+    async fn rejects_token_signed_by_another_key_even_with_a_trusted_kid() {
+        let trusted = Signer::generate("k1");
+        let attacker = Signer { kid: "k1".into(), ..Signer::generate("k1") };
+        let v = verifier_trusting(&[&trusted]);
+        assert_eq!(v.verify(&attacker.sign(&claims("acme", &["admin"]))).await, Err(AuthError::BadSignature));
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_kid() {
+        let trusted = Signer::generate("k1");
+        let other = Signer::generate("k2");
+        let v = verifier_trusting(&[&trusted]);
+        assert_eq!(v.verify(&other.sign(&claims("acme", &[]))).await, Err(AuthError::UnknownKey));
+    }
+
+    #[tokio::test]
+    async fn rejects_alg_none_and_hs256_by_name() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        let body = b64(&claims("acme", &["admin"]));
+        let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), body);
+        assert_eq!(v.verify(&none).await, Err(AuthError::AlgorithmNotAllowed("none".into())));
+        let hs = format!("{}.{}.c2ln", b64(&json!({"alg": "HS256", "kid": "k1"})), body);
+        assert_eq!(v.verify(&hs).await, Err(AuthError::AlgorithmNotAllowed("HS256".into())));
+    }
+
+    #[tokio::test]
+    async fn rejects_expired_wrong_issuer_wrong_audience() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        let mut c = claims("acme", &[]);
+        c["exp"] = json!(now() - 3600);
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::Expired));
+        let mut c = claims("acme", &[]);
+        c["iss"] = json!("https://evil.test/");
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::WrongIssuer));
+        let mut c = claims("acme", &[]);
+        c["aud"] = json!("someone-else");
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::WrongAudience));
+    }
+
+    #[tokio::test]
+    async fn rejects_missing_or_unsafe_tenant() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        let mut c = claims("acme", &[]);
+        c.as_object_mut().unwrap().remove("tenant");
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::MissingClaim("tenant".into())));
+        for bad in ["acme#other", "ACME", "", "a/b", "-x"] {
+            let c = claims(bad, &[]);
+            assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::InvalidClaim("tenant".into())), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rejects_garbage() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        for junk in ["", "abc", "a.b.c", "a.b.c.d", "🙂.🙂.🙂"] {
+            assert_eq!(v.verify(junk).await, Err(AuthError::Malformed), "{junk:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_jwks_is_an_outage_not_a_client_error() {
+        let s = Signer::generate("k1");
+        let v = Verifier::new(AuthConfig {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            algorithm: Algorithm::ES256,
+            jwks: JwksSource::Url("http://127.0.0.1:9/jwks.json".into()),
+            tenant_claim: "tenant".into(),
+            roles_claim: "roles".into(),
+        });
+        let err = v.verify(&s.sign(&claims("acme", &[]))).await.unwrap_err();
+        assert!(matches!(err, AuthError::KeysUnavailable(_)));
+        assert_eq!(Problem::from(err).status, 503);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_required() {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "bearer abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc"));
+        h.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+        h.insert("authorization", "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+    }
+
+    #[test]
+    fn role_checks_answer_403() {
+        let p = Principal {
+            tenant: TenantId::parse("acme").unwrap(),
+            subject: "bob".into(),
+            roles: [Role::Operator].into(),
+        };
+        assert!(p.require(Role::Operator).is_ok());
+        assert_eq!(p.require(Role::Approver).unwrap_err().status, 403);
+        assert!(p.require_any(&[Role::Admin, Role::Operator]).is_ok());
+    }
+}

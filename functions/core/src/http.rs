@@ -1,0 +1,127 @@
+//! HTTP plumbing shared by every API function: the request loop, body limits, JSON in and out.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::problem::Problem;
+
+/// Largest request body accepted (1 MiB); larger bodies get 413 before any parsing.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Run an HTTP Lambda. The handler returns a response or a [`Problem`]; this loop renders
+/// problems as `application/problem+json`, logs the internal cause of server errors, and writes
+/// one log line per request (method, route, status, latency; never headers or bodies).
+pub async fn serve<H, Fut>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    lambda_http::run(service_fn(move |req: Request| {
+        let method = req.method().to_string();
+        let route = req.raw_http_path().to_owned();
+        let started = Instant::now();
+        let fut = handler(req);
+        async move {
+            let response = match fut.await {
+                Ok(r) => r,
+                Err(problem) => {
+                    if problem.status >= 500 {
+                        tracing::error!(status = problem.status, detail = %problem.detail,
+                            cause = problem.internal.as_deref().unwrap_or(""), "request failed");
+                    }
+                    problem.into_response()
+                }
+            };
+            tracing::info!(
+                method = %method,
+                route = %route,
+                status = response.status().as_u16(),
+                latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                "request"
+            );
+            Ok::<_, Infallible>(response)
+        }
+    }))
+    .await
+}
+
+/// The request body, refused with 413 when over [`MAX_BODY_BYTES`].
+pub fn body_bytes(req: &Request) -> Result<&[u8], Problem> {
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Problem::payload_too_large(MAX_BODY_BYTES, body.len()));
+    }
+    Ok(body)
+}
+
+/// Parse a JSON body into `T`; a syntax or shape error is a 400 naming where it went wrong.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    let bytes = body_bytes(req)?;
+    if bytes.is_empty() {
+        return Err(Problem::bad_request("the request body is empty; a JSON document is expected"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::bad_request(format!("the body is not valid JSON for this route: {e}")))
+}
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response<Body>, Problem> {
+    let body = serde_json::to_string(value).map_err(Problem::internal)?;
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Body::Text(body))
+        .map_err(Problem::internal)
+}
+
+/// A plain-text response (used by `/metrics`).
+pub fn text(status: u16, content_type: &str, body: String) -> Result<Response<Body>, Problem> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("cache-control", "no-store")
+        .body(Body::Text(body))
+        .map_err(Problem::internal)
+}
+
+/// A path parameter from the route (e.g. `{run_id}`), 404 when absent.
+pub fn path_param(req: &Request, name: &str) -> Result<String, Problem> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::not_found(format!("no {name} in the path")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_over_one_mebibyte_is_413() {
+        let req = Request::new(Body::Binary(vec![b' '; MAX_BODY_BYTES + 1]));
+        assert_eq!(body_bytes(&req).unwrap_err().status, 413);
+        let req = Request::new(Body::Binary(vec![b' '; MAX_BODY_BYTES]));
+        assert_eq!(body_bytes(&req).unwrap().len(), MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn empty_and_malformed_json_are_400() {
+        #[derive(serde::Deserialize, Debug)]
+        struct T {
+            #[allow(dead_code)]
+            a: u32,
+        }
+        let empty = Request::new(Body::Empty);
+        assert_eq!(json_body::<T>(&empty).unwrap_err().status, 400);
+        let bad = Request::new(Body::Text("{\"a\": \"x\"}".into()));
+        assert_eq!(json_body::<T>(&bad).unwrap_err().status, 400);
+        let good = Request::new(Body::Text("{\"a\": 1}".into()));
+        assert_eq!(json_body::<T>(&good).unwrap().a, 1);
+    }
+}

@@ -1,0 +1,23 @@
+//! naksha-core: what every Naksha Lambda shares.
+//!
+//! - [`config`]: settings read from the environment once, at cold start, with every
+//!   missing or invalid variable reported together.
+//! - [`aws`]: the one AWS client factory (honours `AWS_ENDPOINT_URL`, so the same binary talks
+//!   to AWS, LocalStack or moto).
+//! - [`auth`]: JWT verification against a JWKS, producing a verified [`auth::Principal`];
+//!   [`auth::TenantId`] can only be built from verified claims.
+//! - [`problem`] and [`http`]: RFC 9457 errors, body limits, JSON responses, one log line per request.
+//! - [`privacy`]: keyed pseudonyms for PII (P-1), keyed from KMS once per cold start.
+//! - [`metrics`]: fleet-wide counters kept in DynamoDB and rendered as Prometheus text (P-4).
+//! - [`logging`]: JSON logs carrying the Lambda request id.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod privacy;
+pub mod problem;
+
+pub use problem::Problem;
