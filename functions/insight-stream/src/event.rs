@@ -1,0 +1,477 @@
+//! The telemetry event: what `POST /ingest` accepts, and the record it puts on the stream.
+//!
+//! Parsing is "parse, don't validate": [`parse_body`] turns bytes into [`Event`]s or a list of
+//! every problem found (each located by a JSON pointer), and [`Event::into_record`] anonymises
+//! the event for its tenant and encodes it. Nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use naksha_core::privacy::{Pseudonymiser, is_identifier_key};
+use naksha_core::problem::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Most events in one request.
+pub const MAX_EVENTS: usize = 500;
+/// Most samples (numeric fields) in one event.
+pub const MAX_SAMPLES: usize = 100;
+/// Most labels on one event.
+pub const MAX_LABELS: usize = 32;
+/// Longest `source`, `name`, label value or sample name, in characters.
+pub const MAX_TEXT: usize = 256;
+/// Longest label key.
+pub const MAX_LABEL_KEY: usize = 128;
+/// Deepest nesting allowed in attributes.
+pub const MAX_DEPTH: usize = 10;
+/// Largest magnitude of a sample; keeps sums of squares inside DynamoDB's number range.
+pub const MAX_MAGNITUDE: f64 = 1e50;
+/// How far in the future an event time may be (clock skew, not prophecy).
+pub const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
+/// Events older than 2000-01-01 are certainly a unit mistake.
+pub const MIN_TS_MS: i64 = 946_684_800_000;
+/// Stream record format version.
+pub const RECORD_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Metric,
+    Log,
+    Event,
+}
+
+/// A validated event, not yet anonymised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub source: String,
+    pub name: Option<String>,
+    pub kind: Kind,
+    pub ts_ms: i64,
+    pub samples: Vec<(String, f64)>,
+    pub labels: Map<String, Value>,
+    pub attrs: Map<String, Value>,
+}
+
+/// What goes on the stream: one record per event, already anonymised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub v: u8,
+    pub id: String,
+    pub tenant: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub kind: Kind,
+    /// Event time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<(String, f64)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attrs: Map<String, Value>,
+}
+
+/// Parse a request body: one event object, or `{"events": [...]}` with 1 to 500 events.
+/// All or nothing: any problem in any event fails the whole body.
+pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request("the body is empty; send one event object or {\"events\": [...]}"));
+    }
+    let doc: Value =
+        serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let mut errors = Vec::new();
+    let events = match doc {
+        Value::Object(mut obj) if matches!(obj.get("events"), Some(Value::Array(_))) => {
+            if obj.len() > 1 {
+                let extra: Vec<_> = obj.keys().filter(|k| *k != "events").cloned().collect();
+                errors.push(FieldError::new(
+                    "",
+                    format!("a batch carries only \"events\"; unexpected field(s): {}", extra.join(", ")),
+                ));
+            }
+            let Some(Value::Array(items)) = obj.remove("events") else {
+                return Err(Problem::bad_request("events must be an array"));
+            };
+            if items.is_empty() || items.len() > MAX_EVENTS {
+                return Err(Problem::invalid_fields(vec![FieldError::new(
+                    "/events",
+                    format!("must hold 1 to {MAX_EVENTS} events; got {}", items.len()),
+                )]));
+            }
+            let mut events = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let pointer = format!("/events/{i}");
+                match item {
+                    Value::Object(map) => {
+                        if let Some(e) = parse_event(map, &pointer, now_ms, &mut errors) {
+                            events.push(e);
+                        }
+                    }
+                    other => {
+                        errors.push(FieldError::new(pointer, format!("must be an object, not {}", type_name(&other))))
+                    }
+                }
+            }
+            events
+        }
+        Value::Object(map) => parse_event(map, "", now_ms, &mut errors).into_iter().collect(),
+        other => {
+            return Err(Problem::bad_request(format!(
+                "expected one event object or {{\"events\": [...]}}, not {}",
+                type_name(&other)
+            )));
+        }
+    };
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        errors.truncate(100);
+        Err(Problem::invalid_fields(errors))
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// JSON pointer escaping (RFC 6901) of one key.
+fn pointer_to(base: &str, key: &str) -> String {
+    format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+fn text_field(v: Value, pointer: String, errors: &mut Vec<FieldError>) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT => Some(s),
+        Value::String(_) => {
+            errors.push(FieldError::new(pointer, format!("must be 1 to {MAX_TEXT} characters")));
+            None
+        }
+        other => {
+            errors.push(FieldError::new(pointer, format!("must be a string, not {}", type_name(&other))));
+            None
+        }
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|f| f.is_finite())
+}
+
+fn parse_ts(v: &Value, now_ms: i64) -> Result<i64, String> {
+    let ms = match v {
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_millis())
+            .map_err(|_| "must be an RFC 3339 time such as 2026-11-25T13:00:00Z, or epoch seconds".to_owned())?,
+        Value::Number(_) => {
+            let n = number(v).ok_or("must be a finite number")?;
+            // Epoch milliseconds are 13 digits in this century; seconds are 10.
+            if n.abs() >= 1e11 { n as i64 } else { (n * 1000.0) as i64 }
+        }
+        other => return Err(format!("must be an RFC 3339 string or epoch seconds, not {}", type_name(other))),
+    };
+    if ms < MIN_TS_MS {
+        return Err("is before 2000-01-01".into());
+    }
+    if ms > now_ms + MAX_FUTURE_MS {
+        return Err("is more than an hour in the future".into());
+    }
+    Ok(ms)
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn parse_event(map: Map<String, Value>, base: &str, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event> {
+    let before = errors.len();
+    if map.is_empty() {
+        errors.push(FieldError::new(base, "an event needs at least one field"));
+        return None;
+    }
+    let mut source = None;
+    let mut name = None;
+    let mut value = None;
+    let mut ts = None;
+    let mut kind = None;
+    let mut labels = Map::new();
+    let mut samples = Vec::new();
+    let mut attrs = Map::new();
+    for (key, v) in map {
+        let pointer = pointer_to(base, &key);
+        match key.as_str() {
+            "source" => source = text_field(v, pointer, errors),
+            "name" => name = text_field(v, pointer, errors),
+            "value" => match number(&v) {
+                Some(n) if n.abs() <= MAX_MAGNITUDE => value = Some(n),
+                Some(_) => {
+                    errors.push(FieldError::new(pointer, format!("magnitude must be at most {MAX_MAGNITUDE:e}")))
+                }
+                None => errors.push(FieldError::new(pointer, format!("must be a number, not {}", type_name(&v)))),
+            },
+            "ts" => match parse_ts(&v, now_ms) {
+                Ok(ms) => ts = Some(ms),
+                Err(e) => errors.push(FieldError::new(pointer, e)),
+            },
+            "kind" => match v.as_str() {
+                Some("metric") => kind = Some(Kind::Metric),
+                Some("log") => kind = Some(Kind::Log),
+                Some("event") => kind = Some(Kind::Event),
+                _ => errors.push(FieldError::new(pointer, "must be one of metric, log, event")),
+            },
+            "labels" => match v {
+                Value::Object(l) => parse_labels(l, &pointer, &mut labels, errors),
+                other => errors
+                    .push(FieldError::new(pointer, format!("must be an object of strings, not {}", type_name(&other)))),
+            },
+            "tenant" => {
+                errors.push(FieldError::new(pointer, "the tenant comes from the token and cannot be set in an event"))
+            }
+            _ if key.is_empty() || key.chars().count() > MAX_TEXT => {
+                errors.push(FieldError::new(pointer, format!("field names must be 1 to {MAX_TEXT} characters")))
+            }
+            // Identifier fields are attributes (to be pseudonymised), never samples.
+            _ if v.is_number() && !is_identifier_key(&key) => match number(&v) {
+                Some(n) if n.abs() <= MAX_MAGNITUDE => samples.push((key, n)),
+                _ => errors.push(FieldError::new(pointer, format!("magnitude must be at most {MAX_MAGNITUDE:e}"))),
+            },
+            _ => {
+                if depth(&v) > MAX_DEPTH {
+                    errors.push(FieldError::new(pointer, format!("nests deeper than {MAX_DEPTH} levels")));
+                } else {
+                    attrs.insert(key, v);
+                }
+            }
+        }
+    }
+    if let Some(v) = value {
+        match &name {
+            Some(n) => samples.insert(0, (n.clone(), v)),
+            None => errors.push(FieldError::new(pointer_to(base, "name"), "is required when value is given")),
+        }
+    }
+    if samples.len() > MAX_SAMPLES {
+        errors.push(FieldError::new(base, format!("has {} numeric fields; at most {MAX_SAMPLES}", samples.len())));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let kind = kind.unwrap_or(if samples.is_empty() { Kind::Event } else { Kind::Metric });
+    Some(Event {
+        source: source.unwrap_or_else(|| "unknown".to_owned()),
+        name,
+        kind,
+        ts_ms: ts.unwrap_or(now_ms),
+        samples,
+        labels,
+        attrs,
+    })
+}
+
+fn parse_labels(l: Map<String, Value>, pointer: &str, out: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+    if l.len() > MAX_LABELS {
+        errors.push(FieldError::new(pointer, format!("at most {MAX_LABELS} labels; got {}", l.len())));
+        return;
+    }
+    for (k, v) in l {
+        let p = pointer_to(pointer, &k);
+        if k.is_empty() || k.chars().count() > MAX_LABEL_KEY {
+            errors.push(FieldError::new(p, format!("label names must be 1 to {MAX_LABEL_KEY} characters")));
+            continue;
+        }
+        match v {
+            Value::String(s) if s.chars().count() <= MAX_TEXT => {
+                out.insert(k, Value::String(s));
+            }
+            Value::String(_) => {
+                errors.push(FieldError::new(p, format!("label values must be at most {MAX_TEXT} characters")))
+            }
+            other => {
+                errors.push(FieldError::new(p, format!("label values must be strings, not {}", type_name(&other))))
+            }
+        }
+    }
+}
+
+impl Event {
+    /// Anonymise for `tenant` and turn into the stream record.
+    pub fn into_record(self, id: String, tenant: &str, p: &Pseudonymiser<'_>) -> StreamRecord {
+        let mut labels = self.labels;
+        p.scrub_object(&mut labels);
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        let mut attrs = self.attrs;
+        p.scrub_object(&mut attrs);
+        StreamRecord {
+            v: RECORD_VERSION,
+            id,
+            tenant: tenant.to_owned(),
+            source: p.scrub_text(&self.source).into_owned(),
+            name: self.name.map(|n| p.scrub_text(&n).into_owned()),
+            kind: self.kind,
+            ts: self.ts_ms,
+            samples: self.samples.into_iter().map(|(n, v)| (p.scrub_text(&n).into_owned(), v)).collect(),
+            labels,
+            attrs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use naksha_core::privacy::PiiKey;
+    use serde_json::json;
+
+    const NOW: i64 = 1_764_072_000_000; // 2025-11-25T12:00:00Z
+
+    fn parse(v: Value) -> Result<Vec<Event>, Problem> {
+        parse_body(v.to_string().as_bytes(), NOW)
+    }
+
+    fn pointers(p: &Problem) -> Vec<&str> {
+        p.errors.iter().map(|e| e.pointer.as_str()).collect()
+    }
+
+    #[test]
+    fn a_flat_object_is_one_event_with_a_sample_per_numeric_field() {
+        let events = parse(json!({"m": 1})).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].samples, vec![("m".to_owned(), 1.0)]);
+        assert_eq!(events[0].kind, Kind::Metric);
+        assert_eq!(events[0].source, "unknown");
+        assert_eq!(events[0].ts_ms, NOW);
+    }
+
+    #[test]
+    fn name_and_value_make_the_first_sample_and_other_numbers_follow() {
+        let e = &parse(json!({"source": "web-1", "name": "latency", "value": 12.5, "bytes": 300, "path": "/x"}))
+            .unwrap()[0];
+        assert_eq!(e.samples, vec![("latency".into(), 12.5), ("bytes".into(), 300.0)]);
+        assert_eq!(e.attrs["path"], "/x");
+    }
+
+    #[test]
+    fn batch_of_events_is_parsed_in_order() {
+        let events = parse(json!({"events": [{"a": 1}, {"b": 2}, {"c": 3}]})).unwrap();
+        let names: Vec<_> = events.iter().map(|e| e.samples[0].0.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn rejects_arrays_scalars_and_empty_batches() {
+        assert_eq!(parse(json!([{"m": 1}])).unwrap_err().status, 400);
+        assert_eq!(parse(json!(5)).unwrap_err().status, 400);
+        let p = parse(json!({"events": []})).unwrap_err();
+        assert_eq!(pointers(&p), ["/events"]);
+        assert_eq!(parse_body(b"{not json", NOW).unwrap_err().status, 400);
+        assert_eq!(parse_body(b"   ", NOW).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn rejects_more_than_500_events() {
+        let events: Vec<Value> = (0..501).map(|i| json!({"m": i})).collect();
+        let p = parse(json!({"events": events})).unwrap_err();
+        assert!(p.errors[0].detail.contains("501"));
+        let events: Vec<Value> = (0..500).map(|i| json!({"m": i})).collect();
+        assert_eq!(parse(json!({"events": events})).unwrap().len(), 500);
+    }
+
+    #[test]
+    fn lists_every_problem_with_its_pointer() {
+        let p = parse(json!({"events": [
+            {"name": 5, "value": "x"},
+            {"m": 1},
+            {"ts": "yesterday", "kind": "trace", "labels": {"env": 3}},
+            "not an object",
+            {"value": 1},
+            {"tenant": "globex", "m": 1}
+        ]}))
+        .unwrap_err();
+        let mut ptrs = pointers(&p);
+        ptrs.sort();
+        assert_eq!(
+            ptrs,
+            [
+                "/events/0/name",
+                "/events/0/value",
+                "/events/2/kind",
+                "/events/2/labels/env",
+                "/events/2/ts",
+                "/events/3",
+                "/events/4/name",
+                "/events/5/tenant"
+            ]
+        );
+    }
+
+    #[test]
+    fn time_accepts_rfc3339_seconds_and_millis_within_range() {
+        let e = &parse(json!({"m": 1, "ts": "2025-11-25T11:59:00Z"})).unwrap()[0];
+        assert_eq!(e.ts_ms, NOW - 60_000);
+        let e = &parse(json!({"m": 1, "ts": 1_764_071_940})).unwrap()[0];
+        assert_eq!(e.ts_ms, NOW - 60_000);
+        let e = &parse(json!({"m": 1, "ts": 1_764_071_940_000_i64})).unwrap()[0];
+        assert_eq!(e.ts_ms, NOW - 60_000);
+        assert!(parse(json!({"m": 1, "ts": "1999-12-31T23:59:59Z"})).is_err());
+        assert!(parse(json!({"m": 1, "ts": NOW + 2 * MAX_FUTURE_MS})).is_err());
+    }
+
+    #[test]
+    fn identifier_numbers_are_attributes_not_samples() {
+        let e = &parse(json!({"user_id": 42, "latency": 3})).unwrap()[0];
+        assert_eq!(e.samples, vec![("latency".into(), 3.0)]);
+        assert_eq!(e.attrs["user_id"], 42);
+    }
+
+    #[test]
+    fn limits_on_labels_magnitude_and_depth() {
+        let labels: Map<String, Value> = (0..33).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(parse(json!({"m": 1, "labels": labels})).is_err());
+        assert!(parse(json!({"name": "x", "value": 1e60})).is_err());
+        let mut deep = json!(1);
+        for _ in 0..12 {
+            deep = json!({ "d": deep });
+        }
+        assert!(parse(json!({"m": 1, "nested": deep})).is_err());
+    }
+
+    #[test]
+    fn record_carries_no_pii() {
+        let key = PiiKey::from_secret(b"k");
+        let p = key.for_tenant("acme");
+        let e = parse(json!({
+            "source": "10.0.0.9", "name": "login", "value": 1,
+            "user": "alice", "email": "alice@example.com", "msg": "from 192.168.1.20",
+            "labels": {"client_ip": "2001:db8::1", "region": "eu"}
+        }))
+        .unwrap()
+        .remove(0);
+        let r = e.into_record("id-1".into(), "acme", &p);
+        let text = serde_json::to_string(&r).unwrap();
+        for raw in ["10.0.0.9", "alice", "192.168.1.20", "2001:db8::1"] {
+            assert!(!text.contains(raw), "{raw} in {text}");
+        }
+        assert_eq!(r.labels["region"], "eu");
+        assert_eq!(r.tenant, "acme");
+        let back: StreamRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,317 @@
+//! AWS adapters for the insight-stream domain: aggregates and dead letters in DynamoDB,
+//! records into Kinesis.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use naksha_core::aws::describe_error;
+
+use crate::aggregate::{
+    AggKey, AggWrite, AggregateStore, CommitError, DeadLetterStore, PoisonRecord, SeqNo, Stats, StoreError, Stored,
+};
+use crate::ingest::{OutRecord, RecordSink, SinkError};
+
+/// How long aggregates are kept (DynamoDB TTL).
+pub const AGGREGATE_RETENTION_SECS: i64 = 400 * 24 * 3600;
+/// How long dead letters are kept.
+pub const DEAD_LETTER_RETENTION_SECS: i64 = 14 * 24 * 3600;
+
+/// A DynamoDB number from an `f64`: plain digits where they are short, E notation otherwise.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-12..1e20).contains(&a) { format!("{v}") } else { format!("{v:e}") }
+}
+
+fn n(v: f64) -> AttributeValue {
+    AttributeValue::N(number(v))
+}
+
+fn get_f64(item: &HashMap<String, AttributeValue>, name: &str) -> Option<f64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn get_i64(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn watermark_attr(shard: &str) -> String {
+    format!("wm#{shard}")
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Per-minute aggregates: `pk` = `<tenant>#<series id>`, `minute` = epoch seconds.
+#[derive(Debug, Clone)]
+pub struct DynamoAggregates {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoAggregates {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn key_of(k: &AggKey) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(k.pk())),
+            ("minute".to_owned(), AttributeValue::N(k.minute.to_string())),
+        ])
+    }
+
+    fn decode(item: &HashMap<String, AttributeValue>, shard: &str) -> Option<(AggKey, Stored)> {
+        let pk = item.get("pk")?.as_s().ok()?;
+        let (tenant, series_id) = pk.split_once('#')?;
+        let key =
+            AggKey { tenant: tenant.to_owned(), series_id: series_id.to_owned(), minute: get_i64(item, "minute")? };
+        let stats = Stats {
+            count: get_i64(item, "count")?.try_into().ok()?,
+            sum: get_f64(item, "sum")?,
+            min: get_f64(item, "min")?,
+            max: get_f64(item, "max")?,
+            sumsq: get_f64(item, "sumsq")?,
+            first_ts: get_i64(item, "first_ts")?,
+            last_ts: get_i64(item, "last_ts")?,
+        };
+        let version = get_i64(item, "version")?.try_into().ok()?;
+        let watermark =
+            item.get(&watermark_attr(shard)).and_then(|v| v.as_s().ok()).and_then(|s| SeqNo::from_padded(s));
+        Some((key, Stored { stats, version, watermark }))
+    }
+}
+
+impl AggregateStore for DynamoAggregates {
+    async fn load(&self, shard: &str, keys: &[AggKey]) -> Result<HashMap<AggKey, Stored>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(Self::key_of).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            );
+            let mut attempt = 0u32;
+            while let Some(req) = request.take() {
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Failed(describe_error(&e)))?;
+                if let Some(items) = resp.responses().and_then(|r| r.get(&self.table)) {
+                    out.extend(items.iter().filter_map(|i| Self::decode(i, shard)));
+                }
+                if let Some(rest) =
+                    resp.unprocessed_keys().and_then(|u| u.get(&self.table)).filter(|r| !r.keys().is_empty())
+                {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Failed("BatchGetItem kept returning unprocessed keys".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                    request = Some(rest.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, w: &AggWrite) -> Result<(), CommitError> {
+        let labels: HashMap<String, AttributeValue> =
+            w.meta.labels.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect();
+        let condition = if w.expected_version == 0 { "attribute_not_exists(pk)" } else { "#version = :expected" };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key_of(&w.key)))
+            .update_expression(
+                "SET #count = :count, #sum = :sum, #min = :min, #max = :max, #sumsq = :sumsq, \
+                 #first_ts = :first_ts, #last_ts = :last_ts, #version = :version, #wm = :wm, \
+                 #tenant = :tenant, #series_id = :series_id, #source = :source, #name = :name, \
+                 #labels = :labels, #updated_at = :updated_at, #expires_at = :expires_at",
+            )
+            .condition_expression(condition);
+        for name in [
+            "count",
+            "sum",
+            "min",
+            "max",
+            "sumsq",
+            "first_ts",
+            "last_ts",
+            "version",
+            "tenant",
+            "series_id",
+            "source",
+            "name",
+            "labels",
+            "updated_at",
+            "expires_at",
+        ] {
+            update = update.expression_attribute_names(format!("#{name}"), name);
+        }
+        update = update
+            .expression_attribute_names("#wm", watermark_attr(&w.shard))
+            .expression_attribute_values(":count", AttributeValue::N(w.stats.count.to_string()))
+            .expression_attribute_values(":sum", n(w.stats.sum))
+            .expression_attribute_values(":min", n(w.stats.min))
+            .expression_attribute_values(":max", n(w.stats.max))
+            .expression_attribute_values(":sumsq", n(w.stats.sumsq))
+            .expression_attribute_values(":first_ts", AttributeValue::N(w.stats.first_ts.to_string()))
+            .expression_attribute_values(":last_ts", AttributeValue::N(w.stats.last_ts.to_string()))
+            .expression_attribute_values(":version", AttributeValue::N((w.expected_version + 1).to_string()))
+            .expression_attribute_values(":wm", AttributeValue::S(w.watermark.padded().to_owned()))
+            .expression_attribute_values(":tenant", AttributeValue::S(w.key.tenant.clone()))
+            .expression_attribute_values(":series_id", AttributeValue::S(w.key.series_id.clone()))
+            .expression_attribute_values(":source", AttributeValue::S(w.meta.source.clone()))
+            .expression_attribute_values(":name", AttributeValue::S(w.meta.name.clone()))
+            .expression_attribute_values(":labels", AttributeValue::M(labels))
+            .expression_attribute_values(":updated_at", AttributeValue::N(now_secs().to_string()))
+            .expression_attribute_values(
+                ":expires_at",
+                AttributeValue::N((w.key.minute + AGGREGATE_RETENTION_SECS).to_string()),
+            );
+        if w.expected_version != 0 {
+            update = update.expression_attribute_values(":expected", AttributeValue::N(w.expected_version.to_string()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(CommitError::Conflict)
+            }
+            Err(e) => Err(CommitError::Failed(describe_error(&e))),
+        }
+    }
+}
+
+/// Poison records: `pk` = `shard#<shard id>`, `seq` = the sequence number.
+#[derive(Debug, Clone)]
+pub struct DynamoDeadLetters {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDeadLetters {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+impl DeadLetterStore for DynamoDeadLetters {
+    async fn record(&self, letters: &[PoisonRecord]) -> Result<usize, StoreError> {
+        let mut new = 0;
+        let now = now_secs();
+        for l in letters {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(format!("shard#{}", l.shard)))
+                .item("seq", AttributeValue::S(l.seq.clone()))
+                .item("reason", AttributeValue::S(l.reason.chars().take(500).collect()))
+                .item("size", AttributeValue::N(l.size.to_string()))
+                .item("sha256", AttributeValue::S(l.sha256.clone()))
+                .item("recorded_at", AttributeValue::N(now.to_string()))
+                .item("expires_at", AttributeValue::N((now + DEAD_LETTER_RETENTION_SECS).to_string()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match put {
+                Ok(_) => new += 1,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::Failed(describe_error(&e))),
+            }
+        }
+        Ok(new)
+    }
+}
+
+/// Records into a Kinesis stream with `PutRecords`.
+#[derive(Debug, Clone)]
+pub struct KinesisSink {
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+}
+
+impl KinesisSink {
+    pub fn new(client: aws_sdk_kinesis::Client, stream: impl Into<String>) -> Self {
+        Self { client, stream: stream.into() }
+    }
+}
+
+/// Attempts for records that Kinesis refused (throttling) before giving up on them.
+const PUT_ATTEMPTS: u32 = 4;
+
+impl RecordSink for KinesisSink {
+    async fn put(&self, records: &[OutRecord]) -> Result<(), SinkError> {
+        let mut pending: Vec<&OutRecord> = records.iter().collect();
+        let mut last_error = String::new();
+        for attempt in 0..PUT_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let entries = pending
+                .iter()
+                .map(|r| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(&r.partition_key)
+                        .data(Blob::new(r.data.clone()))
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SinkError::Failed(e.to_string()))?;
+            let resp = match self.client.put_records().stream_name(&self.stream).set_records(Some(entries)).send().await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = describe_error(&e);
+                    continue;
+                }
+            };
+            if resp.failed_record_count().unwrap_or(0) == 0 {
+                return Ok(());
+            }
+            let results = resp.records();
+            let mut still = Vec::new();
+            for (i, r) in pending.iter().enumerate() {
+                if results.get(i).is_none_or(|res| res.error_code().is_some()) {
+                    if let Some(code) = results.get(i).and_then(|res| res.error_code()) {
+                        last_error = code.to_owned();
+                    }
+                    still.push(*r);
+                }
+            }
+            pending = still;
+        }
+        if pending.len() == records.len() {
+            Err(SinkError::Failed(last_error))
+        } else {
+            Err(SinkError::Partial {
+                failed_event_ids: pending.iter().map(|r| r.event_id.clone()).collect(),
+                cause: last_error,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_through_their_dynamodb_text() {
+        for v in [0.0, 1.0, -2.5, 0.1 + 0.2, 1e-7, 123456789.123, 1e19, 1e30, -3.3e-40, 1e100] {
+            let text = number(v);
+            assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
+            assert!(text.len() < 40, "{text}");
+        }
+    }
+}
