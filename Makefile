@@ -1,0 +1,65 @@
+# Naksha Phase D — the commands of docs and API.md.
+#
+#   make demo    run the main job end to end and write reports/ (starts the stack if needed)
+#   make test    every test: lints, unit tests, adapter and end-to-end tests on the local stack
+#   make up      start the local stack in the background (returns once GET /health is 200)
+#   make down    stop what `make up` started
+#   make token TENANT=acme SUB=alice ROLES=operator,approver   print a dev JWT (use make -s)
+#   make bench   criterion benchmarks and the release bootstrap size
+#   make lint    template linters, rustfmt, clippy
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+export PATH := $(ROOT)/.venv/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+HARNESS := $(ROOT)/target/debug/naksha-local
+
+TENANT ?= acme
+SUB ?= alice
+ROLES ?= operator
+
+.PHONY: up down status tools token demo test lint lint-template unit e2e bench clean
+
+tools:
+	@./local/stack.sh tools
+
+up:
+	@./local/stack.sh up
+
+down:
+	@./local/stack.sh down
+
+status:
+	@./local/stack.sh status
+
+token:
+	@cargo build --quiet -p naksha-local
+	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(SUB)" --roles "$(ROLES)"
+
+lint-template: tools
+	cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	sam validate --lint --region us-east-1 -t template.yaml
+
+lint: lint-template
+	cargo fmt --all -- --check
+	cargo clippy --quiet --workspace --all-targets -- -D warnings
+	cargo run --quiet -p naksha-local -- routes --check
+
+unit:
+	cargo test --workspace --exclude naksha-e2e
+
+# End-to-end and adapter tests need the stack; they bring it up if it is down and leave it
+# as they found it.
+e2e: tools
+	@./local/with-stack.sh cargo test -p naksha-e2e
+
+test: lint unit e2e
+
+demo: tools
+	@./local/with-stack.sh ./local/demo.sh
+
+bench:
+	./local/bench.sh
+
+clean: down
+	rm -rf .local target/lambda

@@ -1,0 +1,15 @@
+//! naksha-local: the local simulation harness.
+//!
+//! `cargo lambda watch` runs the functions and the HTTP routes; this crate does the rest of what
+//! AWS would do, reading `template.yaml` so there is no second list of resources:
+//! - [`template`]: read the template and resolve intrinsics;
+//! - [`stack`]: provision tables, streams and keys in the emulator; write the functions' env;
+//! - [`devauth`]: the dev signing key, its JWKS and dev tokens;
+//! - [`jwks`]: serve the JWKS to the functions;
+//! - [`poller`]: Kinesis event source mappings (real `KinesisEvent` payloads, partial failures).
+
+pub mod devauth;
+pub mod jwks;
+pub mod poller;
+pub mod stack;
+pub mod template;

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The local simulation stack: `make up` / `make down` / `make tools`.
+#
+#   up     start the emulator (LocalStack if it already answers on :4566, else moto from .venv),
+#          provision it from template.yaml, start `cargo lambda watch` on :9000 and the harness
+#          (dev JWKS on :9001, Kinesis pollers); return once GET /health answers 200.
+#   down   stop only what `up` started (pid files under .local/pids).
+#   tools  install what the stack and the tests need: .venv (moto, cargo-lambda, cfn-lint,
+#          sam), promtool (Debian's prometheus package), openssl.
+#   status say what is running.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL="$ROOT/.local"
+PIDS="$LOCAL/pids"
+LOGS="$LOCAL/logs"
+VENV="$ROOT/.venv"
+EMULATOR=http://127.0.0.1:4566
+API=http://127.0.0.1:9000
+HARNESS="$ROOT/target/debug/naksha-local"
+export PATH="$VENV/bin:$PATH"
+
+say() { printf '[stack] %s\n' "$*" >&2; }
+
+alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+
+# Start a command in its own session so `down` can stop it and all its children.
+start() {
+  local name=$1; shift
+  if alive "$name"; then say "$name already running (pid $(cat "$PIDS/$name.pid"))"; return; fi
+  (cd "$ROOT" && setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null & echo $! >"$PIDS/$name.pid")
+  say "started $name (pid $(cat "$PIDS/$name.pid")), log: .local/logs/$name.log"
+}
+
+stop() {
+  local name=$1 pid
+  [ -f "$PIDS/$name.pid" ] || return 0
+  pid=$(cat "$PIDS/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    say "stopped $name"
+  fi
+  rm -f "$PIDS/$name.pid"
+}
+
+tools() {
+  local stamp="$VENV/.installed-$(sha256sum "$ROOT/local/requirements.txt" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    say "installing Python tools into .venv (moto, cargo-lambda, cfn-lint, sam)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements.txt"
+    rm -f "$VENV"/.installed-*; touch "$stamp"
+  fi
+  if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
+    say "installing promtool and openssl from Debian (prometheus, openssl)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus openssl >/dev/null
+  fi
+}
+
+backend() {
+  if curl -sf -m 2 "$EMULATOR/_localstack/health" >/dev/null 2>&1; then echo localstack
+  elif curl -sf -m 2 "$EMULATOR/moto-api/" >/dev/null 2>&1; then echo moto
+  else echo none; fi
+}
+
+healthy() { [ "$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$API/health")" = 200 ]; }
+
+up() {
+  mkdir -p "$PIDS" "$LOGS"
+  tools
+  local b; b=$(backend)
+  if [ "$b" = none ]; then
+    start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p 4566
+    for _ in $(seq 1 100); do [ "$(backend)" = moto ] && break; sleep 0.2; done
+    b=$(backend)
+    [ "$b" = moto ] || { say "moto did not start; see .local/logs/moto.log"; exit 1; }
+  else
+    say "using the $b already answering on $EMULATOR"
+  fi
+  say "building the functions and the harness (first build takes a few minutes)"
+  (cd "$ROOT" && cargo build --quiet --workspace --bins)
+  say "provisioning $b from template.yaml"
+  "$HARNESS" provision --backend "$b" >"$LOGS/provision.log"
+  local reload=()
+  [ -n "${NAKSHA_NO_RELOAD:-}" ] && reload=(--ignore-changes)
+  start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
+    --env-file "$LOCAL/functions.env" "${reload[@]}"
+  start harness "$HARNESS" serve
+  say "waiting for GET $API/health"
+  for _ in $(seq 1 600); do
+    if healthy; then say "up: API $API, emulator $EMULATOR ($b)"; return 0; fi
+    alive watch || { say "cargo lambda watch exited; see .local/logs/watch.log"; exit 1; }
+    sleep 1
+  done
+  say "GET /health did not answer 200 within 10 minutes; see .local/logs/"; exit 1
+}
+
+down() {
+  stop harness
+  stop watch
+  stop moto
+}
+
+status() {
+  for n in moto watch harness; do
+    if alive "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
+  done
+  echo "backend: $(backend)"
+  if healthy; then echo "api: healthy"; else echo "api: not answering"; fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  tools) tools ;;
+  status) status ;;
+  healthy) healthy ;;
+  *) echo "usage: $0 up|down|tools|status|healthy" >&2; exit 2 ;;
+esac
