@@ -24,12 +24,31 @@ say() { printf '[stack] %s\n' "$*" >&2; }
 
 alive() { [ -f "$PIDS/$1.pid" ] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
-# Start a command in its own session so `down` can stop it and all its children.
+# Start a command in its own session so `down` can stop it and all its children. The pid is
+# written from inside the new session (setsid may fork, so `$!` would name a parent that exits).
 start() {
   local name=$1; shift
   if alive "$name"; then say "$name already running (pid $(cat "$PIDS/$name.pid"))"; return; fi
-  (cd "$ROOT" && setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null & echo $! >"$PIDS/$name.pid")
+  rm -f "$PIDS/$name.pid"
+  # Inherited descriptors above 2 are closed: a daemon holding its caller's pipe would make
+  # whoever ran `make up` (a CI runner, a `$(...)`) wait for it forever.
+  (cd "$ROOT" && exec setsid bash -c '
+    echo $$ >"$0"
+    for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null; done
+    exec "$@"' "$PIDS/$name.pid" "$@") >"$LOGS/$name.log" 2>&1 </dev/null &
+  for _ in $(seq 1 50); do [ -s "$PIDS/$name.pid" ] && break; sleep 0.1; done
+  alive "$name" || { say "$name did not start; see .local/logs/$name.log"; exit 1; }
   say "started $name (pid $(cat "$PIDS/$name.pid")), log: .local/logs/$name.log"
+}
+
+# Fail early when a port the stack needs is taken by something `up` did not start.
+port_free() {
+  local port=$1 owner=$2
+  if alive "$owner"; then return 0; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    say "port $port is already in use by another process; stop it (or run \`make down\`) and retry"
+    exit 1
+  fi
 }
 
 stop() {
@@ -39,6 +58,7 @@ stop() {
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    # Whatever is left of the session (function processes spawned by the watcher).
     kill -KILL -- "-$pid" 2>/dev/null || true
     say "stopped $name"
   fi
@@ -85,6 +105,8 @@ up() {
   (cd "$ROOT" && cargo build --quiet --workspace --bins)
   say "provisioning $b from template.yaml"
   "$HARNESS" provision --backend "$b" >"$LOGS/provision.log"
+  port_free 9000 watch
+  port_free 9001 harness
   local reload=()
   [ -n "${NAKSHA_NO_RELOAD:-}" ] && reload=(--ignore-changes)
   start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \

@@ -32,6 +32,11 @@ impl Aws {
         Self { config }
     }
 
+    /// Clients from an existing configuration (tests and tools that point at the emulator).
+    pub fn from_config(config: SdkConfig) -> Self {
+        Self { config }
+    }
+
     pub fn sdk_config(&self) -> &SdkConfig {
         &self.config
     }

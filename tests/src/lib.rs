@@ -1,0 +1,328 @@
+//! The test harness for the running local stack (`make up`): HTTP to the API on :9000, the AWS
+//! SDK to the emulator on :4566, dev tokens, and snapshots of every table and the whole stream
+//! so a test can assert that a rejected request wrote nothing anywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kinesis::types::{Record, ShardIteratorType};
+use naksha_local::devauth::DevKey;
+use naksha_local::stack::{self, API_URL, LocalStack, Paths};
+use naksha_local::template::Template;
+use serde_json::Value;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Panics unless this is an RFC 9457 problem with the given status.
+    pub fn assert_problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.text);
+        let doc = self.json();
+        for member in ["type", "title", "detail"] {
+            assert!(doc[member].as_str().is_some_and(|s| !s.is_empty()), "problem lacks {member}: {doc}");
+        }
+        assert_eq!(doc["status"], status);
+        doc
+    }
+}
+
+/// Everything stored: each table's items (canonical text, sorted) and the stream's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub tables: BTreeMap<String, Vec<String>>,
+    pub stream: Vec<String>,
+}
+
+impl Snapshot {
+    /// What differs, for assertion messages.
+    pub fn diff(&self, other: &Snapshot) -> String {
+        let mut out = String::new();
+        for (t, items) in &other.tables {
+            let before = self.tables.get(t).cloned().unwrap_or_default();
+            for i in items.iter().filter(|i| !before.contains(i)) {
+                out.push_str(&format!("+ {t}: {}\n", &i[..i.len().min(300)]));
+            }
+            for i in before.iter().filter(|i| !items.contains(i)) {
+                out.push_str(&format!("- {t}: {}\n", &i[..i.len().min(300)]));
+            }
+        }
+        if self.stream.len() != other.stream.len() {
+            out.push_str(&format!("stream: {} -> {} records\n", self.stream.len(), other.stream.len()));
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    pub paths: Paths,
+    pub template: Template,
+    pub local: LocalStack,
+    pub key: DevKey,
+    pub http: reqwest::Client,
+    pub db: aws_sdk_dynamodb::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub config: aws_config::SdkConfig,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A tenant id no other test (or earlier run) uses.
+pub fn unique_tenant(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!(
+        "{prefix}-{:x}{:x}{:x}",
+        nanos & 0xffff_ffff_ffff,
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Stack {
+    /// Connect to the running stack; a clear failure when it is not up.
+    pub async fn connect() -> Self {
+        let paths = Paths::discover().expect("run the tests from the repository");
+        let local = LocalStack::load(&paths)
+            .unwrap_or_else(|e| panic!("the local stack is not provisioned ({e}); run `make up` or `make test`"));
+        let template = Template::load(&paths.template()).unwrap();
+        let key = DevKey::load_or_create(&paths.dev_key()).unwrap();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+        let config = stack::emulator_config().await;
+        let s = Self {
+            db: aws_sdk_dynamodb::Client::new(&config),
+            kinesis: aws_sdk_kinesis::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
+            config,
+            paths,
+            template,
+            local,
+            key,
+            http,
+        };
+        let health = s.get("/health", None).await;
+        assert_eq!(health.status, 200, "the stack is not healthy; run `make up` ({})", health.text);
+        s
+    }
+
+    pub fn token(&self, tenant: &str, roles: &[&str]) -> String {
+        self.key.token(tenant, "alice", roles, 600).unwrap()
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> Reply {
+        let req = match token {
+            Some(t) => req.header("authorization", format!("Bearer {t}")),
+            None => req,
+        };
+        let resp = req.send().await.expect("the API at :9000 did not answer");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+            .unwrap_or_default();
+        Reply { status, content_type, headers, text: resp.text().await.unwrap_or_default() }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(self.http.get(format!("{API_URL}{path}")), token).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> Reply {
+        let req = self.http.post(format!("{API_URL}{path}")).header("content-type", "application/json").body(body);
+        self.send(req, token).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.post(path, token, body.to_string()).await
+    }
+
+    /// Invoke a function directly through the Lambda invoke API of `cargo lambda watch`.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> (u16, Value) {
+        let url = format!("{API_URL}/2015-03-31/functions/{function}/invocations");
+        let resp = self.http.post(url).json(payload).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Counter values from `GET /metrics`.
+    pub async fn metrics(&self) -> (String, BTreeMap<String, f64>) {
+        let reply = self.get("/metrics", None).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let values = reply
+            .text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_owned(), v.parse().ok()?))))
+            .collect();
+        (reply.text, values)
+    }
+
+    pub fn table(&self, logical_id: &str) -> String {
+        self.local.name(logical_id).unwrap().to_owned()
+    }
+
+    pub fn stream_name(&self) -> String {
+        self.local.name("TelemetryStream").unwrap().to_owned()
+    }
+
+    pub async fn scan(&self, table: &str) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut pages = self.db.scan().table_name(table).consistent_read(true).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            items.extend(page.unwrap().items().iter().cloned());
+        }
+        items
+    }
+
+    /// Every table the template declares.
+    pub fn tables(&self) -> Vec<String> {
+        self.template.of_kind("AWS::DynamoDB::Table").map(|t| self.table(&t.logical_id)).collect()
+    }
+
+    /// Every record of the stream, with its shard, from the beginning.
+    pub async fn stream_records(&self) -> Vec<(String, Record)> {
+        let stream = self.stream_name();
+        let mut out = Vec::new();
+        let shards = self.kinesis.list_shards().stream_name(&stream).send().await.unwrap();
+        for shard in shards.shards() {
+            let mut it = self
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(&stream)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator()
+                .map(str::to_owned);
+            while let Some(current) = it {
+                let page = self.kinesis.get_records().shard_iterator(current).limit(10_000).send().await.unwrap();
+                if page.records().is_empty() {
+                    break;
+                }
+                out.extend(page.records().iter().map(|r| (shard.shard_id().to_owned(), r.clone())));
+                it = page.next_shard_iterator().map(str::to_owned);
+            }
+        }
+        out
+    }
+
+    /// Decoded records of one tenant, with their shard.
+    pub async fn tenant_records(&self, tenant: &str) -> Vec<(String, Record, Value)> {
+        self.stream_records()
+            .await
+            .into_iter()
+            .filter_map(|(shard, r)| {
+                let doc: Value = serde_json::from_slice(r.data().as_ref()).ok()?;
+                (doc["tenant"] == tenant).then_some((shard, r, doc))
+            })
+            .collect()
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let mut tables = BTreeMap::new();
+        for t in self.tables() {
+            let mut items: Vec<String> = self.scan(&t).await.iter().map(canonical).collect();
+            items.sort();
+            tables.insert(t, items);
+        }
+        let stream = self
+            .stream_records()
+            .await
+            .into_iter()
+            .map(|(shard, r)| format!("{shard}:{}", r.sequence_number()))
+            .collect();
+        Snapshot { tables, stream }
+    }
+
+    /// A snapshot once the stack has stopped changing (the poller has drained the stream).
+    pub async fn quiet_snapshot(&self) -> Snapshot {
+        let mut last = self.snapshot().await;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let now = self.snapshot().await;
+            if now == last || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    /// The aggregate items of one tenant.
+    pub async fn aggregates_of(&self, tenant: &str) -> Vec<Item> {
+        let prefix = format!("{tenant}#");
+        self.scan(&self.table("AggregatesTable"))
+            .await
+            .into_iter()
+            .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|pk| pk.starts_with(&prefix)))
+            .collect()
+    }
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// An item as text with every map sorted, so equal items always print the same.
+pub fn canonical(item: &Item) -> String {
+    fn value(v: &AttributeValue) -> Value {
+        match v {
+            AttributeValue::S(s) => Value::String(format!("S:{s}")),
+            AttributeValue::N(n) => Value::String(format!("N:{n}")),
+            AttributeValue::Bool(b) => Value::Bool(*b),
+            AttributeValue::Null(_) => Value::Null,
+            AttributeValue::L(items) => Value::Array(items.iter().map(value).collect()),
+            AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), value(v))).collect()),
+            AttributeValue::Ss(set) | AttributeValue::Ns(set) => {
+                let mut set = set.clone();
+                set.sort();
+                Value::from(set)
+            }
+            other => Value::String(format!("{other:?}")),
+        }
+    }
+    // serde_json's default Map is a BTreeMap: keys come out sorted at every level.
+    Value::Object(item.iter().map(|(k, v)| (k.clone(), value(v))).collect()).to_string()
+}
+
+pub fn n(item: &Item, name: &str) -> f64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)
+}
+
+pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
+}
