@@ -617,6 +617,50 @@ mod tests {
         assert_eq!(Problem::from(err).status, 503);
     }
 
+    /// The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo (what jsonwebtoken's aws-lc backend reads).
+    fn pkcs1_from_pkcs8(der: &[u8]) -> Vec<u8> {
+        fn tlv(b: &[u8]) -> (&[u8], &[u8]) {
+            let (len, head) = if b[1] < 0x80 {
+                (b[1] as usize, 2)
+            } else {
+                let n = (b[1] & 0x7f) as usize;
+                (b[2..2 + n].iter().fold(0usize, |acc, x| acc << 8 | *x as usize), 2 + n)
+            };
+            (&b[head..head + len], &b[head + len..])
+        }
+        let (info, _) = tlv(der);
+        let (_version, rest) = tlv(info);
+        let rest = &info[info.len() - rest.len()..];
+        let (_, rest) = tlv(rest); // algorithm identifier
+        let (key, _) = tlv(rest);
+        key.to_vec()
+    }
+
+    #[tokio::test]
+    async fn rs256_works_when_pinned_and_es256_is_then_refused() {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pkcs8 = AsDer::<Pkcs8V1Der>::as_der(&pair).unwrap();
+        let key = EncodingKey::from_rsa_der(&pkcs1_from_pkcs8(pkcs8.as_ref()));
+        let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some("rsa-1".into());
+        let v = Verifier::new(AuthConfig {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            algorithm: Algorithm::RS256,
+            jwks: JwksSource::Inline(json!({"keys": [jwk]}).to_string()),
+            tenant_claim: "custom:tenant".into(),
+            roles_claim: "cognito:groups".into(),
+        });
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("rsa-1".into());
+        let claims = json!({"iss": ISS, "aud": AUD, "sub": "u1", "custom:tenant": "acme", "cognito:groups": ["admin"], "exp": now() + 60});
+        let p = v.verify(&jsonwebtoken::encode(&header, &claims, &key).unwrap()).await.unwrap();
+        assert_eq!((p.tenant.as_str(), p.has(Role::Admin)), ("acme", true));
+        let es = Signer::generate("rsa-1");
+        assert_eq!(v.verify(&es.sign(&claims)).await, Err(AuthError::AlgorithmNotAllowed("ES256".into())));
+    }
+
     #[test]
     fn bearer_scheme_is_case_insensitive_and_required() {
         let mut h = http::HeaderMap::new();

@@ -31,3 +31,21 @@ pub async fn metrics<C: CounterStore>(counters: &C) -> Result<Response<Body>, Pr
         .map_err(|e| Problem::unavailable("the counter table could not be read").with_internal(e))?;
     http::text(200, "text/plain; version=0.0.4; charset=utf-8", render(&values, env!("CARGO_PKG_VERSION")))
 }
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::request::LambdaRequest;
+
+    #[test]
+    fn the_sample_http_events_in_events_parse_as_api_gateway_v2_requests() {
+        for (file, method, path) in
+            [("ingest.json", "POST", "/ingest"), ("health.json", "GET", "/health"), ("metrics.json", "GET", "/metrics")]
+        {
+            let path_on_disk = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path_on_disk).unwrap();
+            let event: LambdaRequest = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let request: lambda_http::Request = event.into();
+            assert_eq!((request.method().as_str(), request.uri().path()), (method, path), "{file}");
+        }
+    }
+}

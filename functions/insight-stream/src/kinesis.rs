@@ -81,4 +81,17 @@ mod tests {
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "12");
     }
+
+    #[tokio::test]
+    async fn the_sample_event_in_events_folds_into_aggregates() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/telemetry-consumer.json"))
+                .unwrap();
+        let event: KinesisEvent = serde_json::from_str(&text).unwrap();
+        let consumer =
+            Consumer::new(MemoryAggregates::default(), MemoryDeadLetters::default(), MemoryCounters::default());
+        let (response, reports) = handle(&consumer, &event).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((reports[0].poison, reports[0].applied_samples, reports[0].writes), (0, 3, 2));
+    }
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# `make bench`: criterion benchmarks and the size of the release bootstrap; figures go to
+# reports/bench_D1.md (tests never assert timings).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+./local/stack.sh tools
+mkdir -p reports/logs
+log=reports/logs/bench_D1.log
+echo "[bench] criterion (release build of the benches; takes a few minutes the first time)" >&2
+cargo bench -p naksha-insight-stream -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log" >&2
+
+echo "[bench] release bootstrap of the ingest function (arm64, provided.al2023)" >&2
+size_line="(not built)"
+if cargo lambda build --release --arm64 --bin ingest >reports/logs/bench_D1_build.log 2>&1; then
+  bytes=$(stat -c %s target/lambda/ingest/bootstrap)
+  size_line="$bytes bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')), \`target/lambda/ingest/bootstrap\` (aarch64, LTO, stripped, panic=abort)"
+else
+  size_line="build failed; see reports/logs/bench_D1_build.log"
+fi
+
+{
+  echo "# D.1 benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$log\`."
+  echo
+  echo "## Ingest path: parse, validate, anonymise, encode a 500-event batch (target ≥ 500,000 events/s per core)"
+  echo
+  echo '```'
+  grep -A3 '^ingest/' "$log" | grep -E '^ingest/|time:|thrpt:' || true
+  grep 'ingest batch body' "$log" | head -1 || true
+  echo '```'
+  echo
+  echo "## Consumer: fold 1,000 records into per-minute aggregates (in-memory stores: the domain's own cost)"
+  echo
+  echo '```'
+  grep -A3 '^consumer/' "$log" | grep -E '^consumer/|time:|thrpt:' || true
+  echo '```'
+  echo
+  echo "DynamoDB calls per 1,000 events (one conditional UpdateItem per aggregate key, one counter UpdateItem per batch):"
+  echo
+  echo '```'
+  grep 'writes per 1000 events' "$log" | sort -u || true
+  echo '```'
+  echo
+  echo "## Release bootstrap size"
+  echo
+  echo "$size_line"
+} > reports/bench_D1.md
+echo "[bench] wrote reports/bench_D1.md" >&2
+cat reports/bench_D1.md
