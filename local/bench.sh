@@ -8,7 +8,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p reports/logs
 log=reports/logs/bench_D1.log
 echo "[bench] criterion (release build of the benches; takes a few minutes the first time)" >&2
-cargo bench -p naksha-insight-stream -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log" >&2
+cargo bench -p naksha-insight-stream --bench ingest --bench consumer -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log" >&2
 
 echo "[bench] release bootstrap of the ingest function (arm64, provided.al2023)" >&2
 size_line="(not built)"

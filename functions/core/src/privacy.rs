@@ -157,76 +157,112 @@ impl Pseudonymiser<'_> {
     }
 }
 
+const EXACT: &[&str] = &[
+    "mail",
+    "xforwardedfor",
+    "forwardedfor",
+    "xrealip",
+    "msisdn",
+    "ssn",
+    "imei",
+    "mac",
+    "macaddress",
+    "passwd",
+    "password",
+    "secret",
+    "apikey",
+    "authorization",
+    "cookie",
+    "setcookie",
+    "useragent",
+];
+const LAST_WORD: &[&str] = &[
+    "ip",
+    "ipv4",
+    "ipv6",
+    "ipaddr",
+    "ipaddress",
+    "email",
+    "user",
+    "username",
+    "userid",
+    "session",
+    "sessionid",
+    "sid",
+    "phone",
+    "login",
+    "token",
+    "password",
+    "secret",
+    "cookie",
+];
+const LAST_TWO: &[(&str, &str)] = &[
+    ("user", "id"),
+    ("user", "name"),
+    ("session", "id"),
+    ("ip", "address"),
+    ("ip", "addr"),
+    ("email", "address"),
+    ("phone", "number"),
+    ("customer", "id"),
+    ("device", "id"),
+    ("mac", "address"),
+    ("api", "key"),
+    ("remote", "addr"),
+    ("remote", "address"),
+    ("account", "email"),
+    ("user", "agent"),
+];
+
 /// Whether a field name marks its value as an identifier (compared on words, so `client_ip`,
 /// `clientIp` and `Client-IP` match and `zip` does not).
 pub fn is_identifier_key(key: &str) -> bool {
-    let words = split_words(key);
+    // Hot path (every key of every event): ASCII keys are matched without allocating.
+    const CAP: usize = 64;
+    const MAX_WORDS: usize = 16;
+    if !key.is_ascii() || key.len() > CAP {
+        let words = split_words(key);
+        let refs: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        return matches_words(&words.concat().into_bytes(), &refs);
+    }
+    let mut buf = [0u8; CAP];
+    let mut starts = [0usize; MAX_WORDS + 1];
+    let (mut len, mut words) = (0usize, 0usize);
+    let (mut in_word, mut prev_lower) = (false, false);
+    for &b in key.as_bytes() {
+        if !b.is_ascii_alphanumeric() {
+            in_word = false;
+            prev_lower = false;
+            continue;
+        }
+        let boundary = !in_word || (b.is_ascii_uppercase() && prev_lower);
+        if boundary {
+            if words == MAX_WORDS {
+                return false;
+            }
+            starts[words] = len;
+            words += 1;
+        }
+        in_word = true;
+        prev_lower = b.is_ascii_lowercase() || b.is_ascii_digit();
+        buf[len] = b.to_ascii_lowercase();
+        len += 1;
+    }
+    starts[words] = len;
+    let mut slices: [&[u8]; MAX_WORDS] = [&[]; MAX_WORDS];
+    for i in 0..words {
+        slices[i] = &buf[starts[i]..starts[i + 1]];
+    }
+    matches_words(&buf[..len], &slices[..words])
+}
+
+fn matches_words(joined: &[u8], words: &[&[u8]]) -> bool {
     let Some(last) = words.last() else { return false };
-    let joined: String = words.concat();
-    const EXACT: &[&str] = &[
-        "mail",
-        "xforwardedfor",
-        "forwardedfor",
-        "xrealip",
-        "msisdn",
-        "ssn",
-        "imei",
-        "mac",
-        "macaddress",
-        "passwd",
-        "password",
-        "secret",
-        "apikey",
-        "authorization",
-        "cookie",
-        "setcookie",
-        "useragent",
-    ];
-    const LAST_WORD: &[&str] = &[
-        "ip",
-        "ipv4",
-        "ipv6",
-        "ipaddr",
-        "ipaddress",
-        "email",
-        "user",
-        "username",
-        "userid",
-        "session",
-        "sessionid",
-        "sid",
-        "phone",
-        "login",
-        "token",
-        "password",
-        "secret",
-        "cookie",
-    ];
-    const LAST_TWO: &[(&str, &str)] = &[
-        ("user", "id"),
-        ("user", "name"),
-        ("session", "id"),
-        ("ip", "address"),
-        ("ip", "addr"),
-        ("email", "address"),
-        ("phone", "number"),
-        ("customer", "id"),
-        ("device", "id"),
-        ("mac", "address"),
-        ("api", "key"),
-        ("remote", "addr"),
-        ("remote", "address"),
-        ("account", "email"),
-        ("user", "agent"),
-    ];
-    if EXACT.contains(&joined.as_str()) || LAST_WORD.contains(&joined.as_str()) || LAST_WORD.contains(&last.as_str()) {
+    let eq = |list: &[&str], w: &[u8]| list.iter().any(|c| c.as_bytes() == w);
+    if eq(EXACT, joined) || eq(LAST_WORD, joined) || eq(LAST_WORD, last) {
         return true;
     }
-    if words.len() >= 2 {
-        let pair = (words[words.len() - 2].as_str(), last.as_str());
-        return LAST_TWO.contains(&pair);
-    }
-    false
+    words.len() >= 2 && LAST_TWO.iter().any(|(a, b)| a.as_bytes() == words[words.len() - 2] && b.as_bytes() == *last)
 }
 
 /// Lower-cased words of a key, split at non-alphanumerics and lower→upper case changes.

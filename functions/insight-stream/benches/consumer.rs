@@ -12,6 +12,9 @@ use naksha_insight_stream::aggregate::{Consumer, InRecord};
 use naksha_insight_stream::event::{Kind, StreamRecord};
 
 /// 1,000 records: `series` distinct series, spread over `minutes` minutes.
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 fn records(series: usize, minutes: i64) -> (Vec<String>, Vec<Vec<u8>>) {
     let t0 = 1_795_600_000_000 / 60_000 * 60_000;
     let datas = (0..1000usize)

@@ -27,6 +27,9 @@ pub fn batch(n: usize) -> Vec<u8> {
     json!({ "events": events }).to_string().into_bytes()
 }
 
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 fn ingest(c: &mut Criterion) {
     let key = PiiKey::from_secret(b"benchmark key of thirty-two bytes");
     let body = batch(500);

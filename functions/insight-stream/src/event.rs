@@ -102,21 +102,21 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
             }
             let mut events = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                let pointer = format!("/events/{i}");
                 match item {
                     Value::Object(map) => {
-                        if let Some(e) = parse_event(map, &pointer, now_ms, &mut errors) {
+                        if let Some(e) = parse_event(map, At::Event(i), now_ms, &mut errors) {
                             events.push(e);
                         }
                     }
-                    other => {
-                        errors.push(FieldError::new(pointer, format!("must be an object, not {}", type_name(&other))))
-                    }
+                    other => errors.push(FieldError::new(
+                        At::Event(i).base(),
+                        format!("must be an object, not {}", type_name(&other)),
+                    )),
                 }
             }
             events
         }
-        Value::Object(map) => parse_event(map, "", now_ms, &mut errors).into_iter().collect(),
+        Value::Object(map) => parse_event(map, At::Root, now_ms, &mut errors).into_iter().collect(),
         other => {
             return Err(Problem::bad_request(format!(
                 "expected one event object or {{\"events\": [...]}}, not {}",
@@ -143,22 +143,42 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// JSON pointer escaping (RFC 6901) of one key.
-fn pointer_to(base: &str, key: &str) -> String {
-    format!("{base}/{}", key.replace('~', "~0").replace('/', "~1"))
+/// Where an event sits in the body; JSON pointers are only built when there is an error.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Root,
+    Event(usize),
 }
 
-fn text_field(v: Value, pointer: String, errors: &mut Vec<FieldError>) -> Option<String> {
+impl At {
+    fn base(self) -> String {
+        match self {
+            At::Root => String::new(),
+            At::Event(i) => format!("/events/{i}"),
+        }
+    }
+
+    /// JSON pointer (RFC 6901) to `path` inside this event.
+    fn to(self, path: &[&str]) -> String {
+        let mut out = self.base();
+        for key in path {
+            out.push('/');
+            out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+        }
+        out
+    }
+}
+
+/// At most `max` characters (bytes are checked first: most strings are short ASCII).
+fn fits(s: &str, max: usize) -> bool {
+    s.len() <= max || s.chars().count() <= max
+}
+
+fn text_field(v: Value) -> Result<String, String> {
     match v {
-        Value::String(s) if !s.trim().is_empty() && s.chars().count() <= MAX_TEXT => Some(s),
-        Value::String(_) => {
-            errors.push(FieldError::new(pointer, format!("must be 1 to {MAX_TEXT} characters")));
-            None
-        }
-        other => {
-            errors.push(FieldError::new(pointer, format!("must be a string, not {}", type_name(&other))));
-            None
-        }
+        Value::String(s) if !s.trim().is_empty() && fits(&s, MAX_TEXT) => Ok(s),
+        Value::String(_) => Err(format!("must be 1 to {MAX_TEXT} characters")),
+        other => Err(format!("must be a string, not {}", type_name(&other))),
     }
 }
 
@@ -195,10 +215,10 @@ fn depth(v: &Value) -> usize {
     }
 }
 
-fn parse_event(map: Map<String, Value>, base: &str, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event> {
+fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event> {
     let before = errors.len();
     if map.is_empty() {
-        errors.push(FieldError::new(base, "an event needs at least one field"));
+        errors.push(FieldError::new(at.base(), "an event needs at least one field"));
         return None;
     }
     let mut source = None;
@@ -210,46 +230,41 @@ fn parse_event(map: Map<String, Value>, base: &str, now_ms: i64, errors: &mut Ve
     let mut samples = Vec::new();
     let mut attrs = Map::new();
     for (key, v) in map {
-        let pointer = pointer_to(base, &key);
+        let mut fail = |detail: String| errors.push(FieldError::new(at.to(&[&key]), detail));
         match key.as_str() {
-            "source" => source = text_field(v, pointer, errors),
-            "name" => name = text_field(v, pointer, errors),
+            "source" => source = text_field(v).map_err(&mut fail).ok(),
+            "name" => name = text_field(v).map_err(&mut fail).ok(),
             "value" => match number(&v) {
                 Some(n) if n.abs() <= MAX_MAGNITUDE => value = Some(n),
-                Some(_) => {
-                    errors.push(FieldError::new(pointer, format!("magnitude must be at most {MAX_MAGNITUDE:e}")))
-                }
-                None => errors.push(FieldError::new(pointer, format!("must be a number, not {}", type_name(&v)))),
+                Some(_) => fail(format!("magnitude must be at most {MAX_MAGNITUDE:e}")),
+                None => fail(format!("must be a number, not {}", type_name(&v))),
             },
             "ts" => match parse_ts(&v, now_ms) {
                 Ok(ms) => ts = Some(ms),
-                Err(e) => errors.push(FieldError::new(pointer, e)),
+                Err(e) => fail(e),
             },
             "kind" => match v.as_str() {
                 Some("metric") => kind = Some(Kind::Metric),
                 Some("log") => kind = Some(Kind::Log),
                 Some("event") => kind = Some(Kind::Event),
-                _ => errors.push(FieldError::new(pointer, "must be one of metric, log, event")),
+                _ => fail("must be one of metric, log, event".into()),
             },
             "labels" => match v {
-                Value::Object(l) => parse_labels(l, &pointer, &mut labels, errors),
-                other => errors
-                    .push(FieldError::new(pointer, format!("must be an object of strings, not {}", type_name(&other)))),
+                Value::Object(l) => parse_labels(l, at, &mut labels, errors),
+                other => fail(format!("must be an object of strings, not {}", type_name(&other))),
             },
-            "tenant" => {
-                errors.push(FieldError::new(pointer, "the tenant comes from the token and cannot be set in an event"))
-            }
-            _ if key.is_empty() || key.chars().count() > MAX_TEXT => {
-                errors.push(FieldError::new(pointer, format!("field names must be 1 to {MAX_TEXT} characters")))
+            "tenant" => fail("the tenant comes from the token and cannot be set in an event".into()),
+            _ if key.is_empty() || !fits(&key, MAX_TEXT) => {
+                fail(format!("field names must be 1 to {MAX_TEXT} characters"))
             }
             // Identifier fields are attributes (to be pseudonymised), never samples.
             _ if v.is_number() && !is_identifier_key(&key) => match number(&v) {
                 Some(n) if n.abs() <= MAX_MAGNITUDE => samples.push((key, n)),
-                _ => errors.push(FieldError::new(pointer, format!("magnitude must be at most {MAX_MAGNITUDE:e}"))),
+                _ => fail(format!("magnitude must be at most {MAX_MAGNITUDE:e}")),
             },
             _ => {
                 if depth(&v) > MAX_DEPTH {
-                    errors.push(FieldError::new(pointer, format!("nests deeper than {MAX_DEPTH} levels")));
+                    fail(format!("nests deeper than {MAX_DEPTH} levels"));
                 } else {
                     attrs.insert(key, v);
                 }
@@ -259,11 +274,11 @@ fn parse_event(map: Map<String, Value>, base: &str, now_ms: i64, errors: &mut Ve
     if let Some(v) = value {
         match &name {
             Some(n) => samples.insert(0, (n.clone(), v)),
-            None => errors.push(FieldError::new(pointer_to(base, "name"), "is required when value is given")),
+            None => errors.push(FieldError::new(at.to(&["name"]), "is required when value is given")),
         }
     }
     if samples.len() > MAX_SAMPLES {
-        errors.push(FieldError::new(base, format!("has {} numeric fields; at most {MAX_SAMPLES}", samples.len())));
+        errors.push(FieldError::new(at.base(), format!("has {} numeric fields; at most {MAX_SAMPLES}", samples.len())));
     }
     if errors.len() > before {
         return None;
@@ -280,27 +295,23 @@ fn parse_event(map: Map<String, Value>, base: &str, now_ms: i64, errors: &mut Ve
     })
 }
 
-fn parse_labels(l: Map<String, Value>, pointer: &str, out: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+fn parse_labels(l: Map<String, Value>, at: At, out: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
     if l.len() > MAX_LABELS {
-        errors.push(FieldError::new(pointer, format!("at most {MAX_LABELS} labels; got {}", l.len())));
+        errors.push(FieldError::new(at.to(&["labels"]), format!("at most {MAX_LABELS} labels; got {}", l.len())));
         return;
     }
     for (k, v) in l {
-        let p = pointer_to(pointer, &k);
-        if k.is_empty() || k.chars().count() > MAX_LABEL_KEY {
-            errors.push(FieldError::new(p, format!("label names must be 1 to {MAX_LABEL_KEY} characters")));
+        let mut fail = |detail: String| errors.push(FieldError::new(at.to(&["labels", &k]), detail));
+        if k.is_empty() || !fits(&k, MAX_LABEL_KEY) {
+            fail(format!("label names must be 1 to {MAX_LABEL_KEY} characters"));
             continue;
         }
         match v {
-            Value::String(s) if s.chars().count() <= MAX_TEXT => {
+            Value::String(s) if fits(&s, MAX_TEXT) => {
                 out.insert(k, Value::String(s));
             }
-            Value::String(_) => {
-                errors.push(FieldError::new(p, format!("label values must be at most {MAX_TEXT} characters")))
-            }
-            other => {
-                errors.push(FieldError::new(p, format!("label values must be strings, not {}", type_name(&other))))
-            }
+            Value::String(_) => fail(format!("label values must be at most {MAX_TEXT} characters")),
+            other => fail(format!("label values must be strings, not {}", type_name(&other))),
         }
     }
 }

@@ -6,6 +6,9 @@ use naksha_core::config::{ConfigReader, Platform};
 use naksha_core::{aws::Aws, http, logging};
 use naksha_insight_stream::health::{self, Dependency};
 
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();

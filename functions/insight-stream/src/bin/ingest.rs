@@ -6,6 +6,9 @@ use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging, metrics::DynamoCounters, privacy::PiiKey};
 use naksha_insight_stream::{api, ingest::Ingest, store::KinesisSink};
 
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging, metrics::DynamoCounters};
 use naksha_insight_stream::api;
 
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();

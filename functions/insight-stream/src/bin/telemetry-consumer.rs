@@ -9,6 +9,9 @@ use naksha_insight_stream::aggregate::Consumer;
 use naksha_insight_stream::kinesis;
 use naksha_insight_stream::store::{DynamoAggregates, DynamoDeadLetters};
 
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
