@@ -326,3 +326,54 @@ pub fn n(item: &Item, name: &str) -> f64 {
 pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default()
 }
+
+/// Totals of a `cargo test` log, and a Markdown table row per test binary that ran tests.
+pub fn test_summary(log: &str) -> (String, usize, usize) {
+    let (mut rows, mut passed, mut failed) = (String::new(), 0, 0);
+    let mut current = String::new();
+    for line in log.lines() {
+        if let Some(rest) = line.trim().strip_prefix("Running ") {
+            // "unittests src/lib.rs (target/debug/deps/naksha_core-a33d…)" → "naksha_core: unittests src/lib.rs"
+            let target = rest.split(" (").next().unwrap_or(rest);
+            let krate = rest.rsplit("deps/").next().and_then(|d| d.rsplit_once('-')).map(|(name, _)| name);
+            current = match krate {
+                Some(name) => format!("{name}: {target}"),
+                None => target.to_owned(),
+            };
+        }
+        if let Some(result) = line.trim().strip_prefix("test result: ") {
+            // "ok. 31 passed; 0 failed; …": the number just before the word.
+            let count = |word: &str| {
+                result
+                    .split(';')
+                    .find(|part| part.trim().ends_with(word))
+                    .and_then(|part| part.split_whitespace().rev().nth(1)?.parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            let (p, f) = (count("passed"), count("failed"));
+            passed += p;
+            failed += f;
+            if p + f > 0 {
+                rows.push_str(&format!("| `{current}` | {p} | {f} |\n"));
+            }
+        }
+    }
+    (rows, passed, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_summary;
+
+    #[test]
+    fn sums_passed_and_failed_per_binary() {
+        let log = "     Running unittests src/lib.rs (target/debug/deps/a-1)\n\
+                   test result: ok. 31 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.15s\n\
+                   \x20    Running tests/x.rs (target/debug/deps/x-2)\n\
+                   test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s\n\
+                   test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n";
+        let (rows, passed, failed) = test_summary(log);
+        assert_eq!((passed, failed), (33, 1));
+        assert_eq!(rows, "| `a: unittests src/lib.rs` | 31 | 0 |\n| `x: tests/x.rs` | 2 | 1 |\n");
+    }
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use naksha_e2e::{Stack, canonical, eventually, unique_tenant};
+use naksha_e2e::{Stack, canonical, eventually, test_summary, unique_tenant};
 use serde_json::{Value, json};
 
 fn pretty(v: &Value) -> String {
@@ -14,33 +14,6 @@ fn pretty(v: &Value) -> String {
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|_| format!("({path} was not written)"))
-}
-
-/// The `test result:` lines of a cargo test log, with the binary each belongs to.
-fn test_summary(log: &str) -> (String, usize, usize) {
-    let (mut out, mut passed, mut failed) = (String::new(), 0, 0);
-    let mut current = String::new();
-    for line in log.lines() {
-        if let Some(rest) = line.trim().strip_prefix("Running ") {
-            current = rest.split(" (").next().unwrap_or(rest).to_owned();
-        }
-        if let Some(result) = line.strip_prefix("test result: ") {
-            let count = |word: &str| {
-                result
-                    .split(';')
-                    .find(|p| p.trim().ends_with(word))
-                    .and_then(|p| p.split_whitespace().next()?.parse().ok())
-                    .unwrap_or(0)
-            };
-            let (p, f) = (count("passed"), count("failed"));
-            passed += p;
-            failed += f;
-            if p + f > 0 {
-                let _ = writeln!(out, "| `{current}` | {p} | {f} |");
-            }
-        }
-    }
-    (out, passed, failed)
 }
 
 #[tokio::main]
