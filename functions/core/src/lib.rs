@@ -9,6 +9,7 @@
 //! - [`problem`] and [`http`]: RFC 9457 errors, body limits, JSON responses, one log line per request.
 //! - [`privacy`]: keyed pseudonyms for PII (P-1), keyed from KMS once per cold start.
 //! - [`metrics`]: fleet-wide counters kept in DynamoDB and rendered as Prometheus text (P-4).
+//! - [`signing`]: canonical JSON, KMS ECDSA P-256 signatures, verification against trusted keys (P-2).
 //! - [`logging`]: JSON logs carrying the Lambda request id.
 
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod privacy;
 pub mod problem;
+pub mod signing;
 
 pub use problem::Problem;
 
