@@ -1,0 +1,133 @@
+//! The `k8s` adapter: the same actions against the Kubernetes API.
+//!
+//! - `scale`: `PATCH …/deployments/{name}/scale` with a JSON merge patch of `spec.replicas`;
+//! - `restart` (rollout restart): `PATCH …/deployments/{name}` with a strategic merge patch of
+//!   the pod template's `kubectl.kubernetes.io/restartedAt` annotation;
+//! - `delete_pod`: `DELETE /api/v1/namespaces/{ns}/pods/{pod}`;
+//! - dry-runs are server-side: the same request with `?dryRun=All`.
+//!
+//! Targets are `deployment/<name>`; the namespace comes from `args.namespace` or the adapter's
+//! default.
+
+use serde_json::{Map, Value, json};
+
+#[derive(Debug, Clone)]
+pub struct K8sAdapter {
+    base: String,
+    token: Option<String>,
+    namespace: String,
+    http: reqwest::Client,
+}
+
+fn split_target(target: &str) -> Result<(&str, &str), String> {
+    match target.split_once('/') {
+        Some(("deployment", name)) if !name.is_empty() && !name.contains('/') => Ok(("deployment", name)),
+        _ => Err(format!("the k8s adapter acts on deployment/<name>, not {target:?}")),
+    }
+}
+
+impl K8sAdapter {
+    /// `base` is the API server URL (e.g. `https://kubernetes.default.svc`); `token` a bearer token.
+    pub fn new(base: impl Into<String>, token: Option<String>, namespace: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { base: base.into().trim_end_matches('/').to_owned(), token, namespace: namespace.into(), http }
+    }
+
+    fn namespace<'a>(&'a self, args: &'a Map<String, Value>) -> &'a str {
+        args.get("namespace").and_then(Value::as_str).unwrap_or(&self.namespace)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| format!("kubernetes API unreachable: {e}"))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(body)
+        } else if status.as_u16() == 404 {
+            Err("not found".into())
+        } else {
+            Err(format!(
+                "kubernetes API answered {status}: {}",
+                body.get("message").and_then(Value::as_str).unwrap_or("")
+            ))
+        }
+    }
+
+    pub async fn describe(&self, target: &str) -> Result<Option<Value>, String> {
+        let (_, name) = split_target(target)?;
+        let url = format!("{}/apis/apps/v1/namespaces/{}/deployments/{name}", self.base, self.namespace);
+        match self.send(self.http.get(url)).await {
+            Ok(d) => {
+                let replicas = d["spec"]["replicas"].as_u64().unwrap_or(0);
+                let ready = d["status"]["readyReplicas"].as_u64().unwrap_or(0);
+                Ok(Some(json!({
+                    "kind": "deployment",
+                    "replicas": replicas,
+                    "ready_replicas": ready,
+                    "healthy": ready >= replicas,
+                    "version": d["spec"]["template"]["spec"]["containers"][0]["image"],
+                    "generation": d["metadata"]["generation"],
+                })))
+            }
+            Err(e) if e == "not found" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Build the request for an action; `dry_run` adds `dryRun=All`.
+    fn request(
+        &self,
+        action: &str,
+        target: &str,
+        args: &Map<String, Value>,
+        dry_run: bool,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let (_, name) = split_target(target)?;
+        let ns = self.namespace(args);
+        let query: &[(&str, &str)] = if dry_run { &[("dryRun", "All")] } else { &[] };
+        let apps = format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.base);
+        Ok(match action {
+            "scale" => {
+                let replicas = args.get("replicas").and_then(Value::as_u64).ok_or("scale needs replicas")?;
+                self.http
+                    .patch(format!("{apps}/scale"))
+                    .query(query)
+                    .header("content-type", "application/merge-patch+json")
+                    .body(json!({"spec": {"replicas": replicas}}).to_string())
+            }
+            "restart" => {
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": at}}}}});
+                self.http
+                    .patch(apps)
+                    .query(query)
+                    .header("content-type", "application/strategic-merge-patch+json")
+                    .body(patch.to_string())
+            }
+            "delete_pod" => {
+                let pod = args.get("pod").and_then(Value::as_str).ok_or("delete_pod needs pod")?;
+                self.http.delete(format!("{}/api/v1/namespaces/{ns}/pods/{pod}", self.base)).query(query)
+            }
+            other => return Err(format!("the k8s adapter cannot {other}")),
+        })
+    }
+
+    pub async fn dry_run(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, String> {
+        let body = self.send(self.request(action, target, args, true)?).await?;
+        Ok(json!({"server_dry_run": true, "action": action, "target": target, "response_kind": body["kind"]}))
+    }
+
+    pub async fn execute(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, String> {
+        let body = self.send(self.request(action, target, args, false)?).await?;
+        Ok(
+            json!({"action": action, "target": target, "response_kind": body["kind"], "generation": body["metadata"]["generation"]}),
+        )
+    }
+}

@@ -1,0 +1,95 @@
+//! Act adapters, addressed by the name a WPK step gives (`sim`, `k8s`).
+
+pub mod k8s;
+pub mod sim;
+
+use std::future::Future;
+
+use serde_json::{Map, Value};
+
+use crate::ports::Actuator;
+use k8s::K8sAdapter;
+use sim::{SimAdapter, SimStore};
+
+/// Receipts of side effects that cannot share a transaction with their target (k8s): written
+/// `pending` before the call and `done` after, so a retry never repeats a call whose outcome is
+/// known, and refuses one whose outcome is not.
+pub trait Receipts: Send + Sync {
+    /// `Some((done, result))` when a receipt exists.
+    fn get(&self, tenant: &str, key: &str) -> impl Future<Output = Result<Option<(bool, Value)>, String>> + Send;
+    /// Create a pending receipt; `false` if one already exists.
+    fn begin(&self, tenant: &str, key: &str) -> impl Future<Output = Result<bool, String>> + Send;
+    fn finish(&self, tenant: &str, key: &str, result: &Value) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct Adapters<S, R> {
+    pub sim: Option<SimAdapter<S>>,
+    pub k8s: Option<K8sAdapter>,
+    pub receipts: R,
+}
+
+fn missing(adapter: &str) -> String {
+    format!("the {adapter} adapter is not configured in this deployment")
+}
+
+impl<S: SimStore, R: Receipts> Actuator for Adapters<S, R> {
+    async fn describe(&self, tenant: &str, adapter: &str, target: &str) -> Result<Option<Value>, String> {
+        match adapter {
+            "sim" => self.sim.as_ref().ok_or_else(|| missing(adapter))?.describe(tenant, target).await,
+            "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.describe(target).await,
+            other => Err(format!("unknown adapter {other}")),
+        }
+    }
+
+    async fn dry_run(
+        &self,
+        tenant: &str,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &Map<String, Value>,
+    ) -> Result<Value, String> {
+        match adapter {
+            "sim" => self.sim.as_ref().ok_or_else(|| missing(adapter))?.dry_run(tenant, action, target, args).await,
+            "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.dry_run(action, target, args).await,
+            other => Err(format!("unknown adapter {other}")),
+        }
+    }
+
+    async fn execute(
+        &self,
+        tenant: &str,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &Map<String, Value>,
+        key: &str,
+    ) -> Result<(Value, bool), String> {
+        match adapter {
+            "sim" => {
+                self.sim.as_ref().ok_or_else(|| missing(adapter))?.execute(tenant, action, target, args, key).await
+            }
+            "k8s" => {
+                let k8s = self.k8s.as_ref().ok_or_else(|| missing(adapter))?;
+                match self.receipts.get(tenant, key).await? {
+                    Some((true, result)) => return Ok((result, true)),
+                    Some((false, _)) => {
+                        return Err(
+                            "an earlier attempt of this step did not report back; check the cluster before retrying"
+                                .into(),
+                        );
+                    }
+                    None => {}
+                }
+                if !self.receipts.begin(tenant, key).await? {
+                    return Err("another attempt of this step is in progress".into());
+                }
+                let result = k8s.execute(action, target, args).await?;
+                self.receipts.finish(tenant, key, &result).await?;
+                Ok((result, false))
+            }
+            other => Err(format!("unknown adapter {other}")),
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The agent: the node implementations and the loop that runs a graph step by step,
+//! checkpointing after every step.
+//!
+//! Safety lives here (P-3): every node that uses a WPK loads the version the run is pinned to and
+//! verifies its signature first; nothing acts without an approval of exactly the current plan;
+//! the gate re-describes the resource and re-plans when it changed since the dry-run; the act
+//! step checks the kill switch and takes a rate-limit slot before any side effect, and carries an
+//! idempotency key so a retried or resumed run never repeats one.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use naksha_core::signing::{TrustedKeys, canonical_json, sha256_hex};
+use serde_json::{Value, json};
+
+use crate::audit::AuditEntry;
+use crate::ports::{
+    Actuator, AuditLog, Checkpoint, Control, Observer, RemediationModel, RunStore, StoreError, WpkStore,
+};
+use crate::spec::{Graph, NodeKind, Target};
+use crate::state::{
+    Approval, Candidate, Decision, Observation, Plan, PlannedAction, Receipt, RunState, RunStatus, Verification,
+    state_digest,
+};
+use crate::wpk::{Mode, SignedWpk, latest_versions};
+
+/// Everything the agent stores, in one bundle (DynamoDB in production, memory in tests).
+pub trait AgentStore: RunStore + WpkStore + AuditLog + Control {}
+impl<T: RunStore + WpkStore + AuditLog + Control> AgentStore for T {}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn epoch_hour() -> i64 {
+    chrono::Utc::now().timestamp() / 3600
+}
+
+#[derive(Debug)]
+pub struct Agent<S, A, O, M> {
+    pub store: S,
+    pub actuator: A,
+    pub observer: O,
+    pub model: M,
+    pub keys: TrustedKeys,
+    pub graph: Graph,
+    /// The adapter used to describe a resource before a WPK is chosen.
+    pub default_adapter: String,
+}
+
+impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O, M> {
+    /// Run from the cursor (or the start) until the run pauses for approval or ends.
+    pub async fn advance(&self, state: &mut RunState) -> Result<(), StoreError> {
+        let mut node = state.cursor.clone().unwrap_or_else(|| self.graph.start.clone());
+        state.status = RunStatus::Running;
+        loop {
+            let over_limit = state.steps_taken >= self.graph.max_steps;
+            if over_limit && state.outcome.is_none() {
+                state.conclude(RunStatus::Failed, format!("step limit of {} reached", self.graph.max_steps));
+                node = self.graph.on_error.clone();
+            }
+            let Some(spec) = self.graph.nodes.get(&node) else {
+                state.conclude(RunStatus::Failed, format!("graph has no node {node}"));
+                state.status = RunStatus::Failed;
+                self.store.save_run(state).await?;
+                return Ok(());
+            };
+            let started_at = now();
+            let t0 = Instant::now();
+            let result = self.run_node(spec.kind, &spec.config, state).await;
+            let latency_ms = t0.elapsed().as_secs_f64() * 1e3;
+            state.steps_taken += 1;
+            let error = result.err();
+            if let Some(e) = &error {
+                state.conclude(RunStatus::Failed, e.clone());
+            }
+            let next = if error.is_some() && node != self.graph.on_error {
+                Target::Node(self.graph.on_error.clone())
+            } else if over_limit && node == self.graph.on_error {
+                Target::End
+            } else {
+                self.graph.next(&node, state)
+            };
+            match &next {
+                Target::Pause => {
+                    state.status = RunStatus::AwaitingApproval;
+                    state.cursor = Some(node.clone());
+                }
+                Target::End => {
+                    state.status = state.outcome.as_ref().map_or(RunStatus::Succeeded, |o| o.status);
+                    state.cursor = None;
+                }
+                Target::Node(n) => state.cursor = Some(n.clone()),
+            }
+            state.updated_at = now();
+            let checkpoint = Checkpoint {
+                run_id: state.run_id.clone(),
+                step: state.steps_taken,
+                node: node.clone(),
+                graph_version: self.graph.version.clone(),
+                state_digest: state.digest(),
+                started_at,
+                ended_at: state.updated_at.clone(),
+                latency_ms,
+                status: if error.is_some() { "error".into() } else { "ok".into() },
+                error,
+            };
+            self.store.save_step(state, &checkpoint).await?;
+            match next {
+                Target::Node(n) => node = n,
+                Target::Pause | Target::End => return Ok(()),
+            }
+        }
+    }
+
+    async fn run_node(&self, kind: NodeKind, config: &Value, s: &mut RunState) -> Result<(), String> {
+        match kind {
+            NodeKind::Observe => self.observe(config, s).await,
+            NodeKind::Decide => self.decide(s).await,
+            NodeKind::Plan => self.plan(s).await,
+            NodeKind::Gate => self.gate(s).await,
+            NodeKind::Act => self.act(s).await,
+            NodeKind::Verify => self.verify(s).await,
+            NodeKind::Record => self.record(s).await,
+        }
+    }
+
+    async fn describe_all(
+        &self,
+        tenant: &str,
+        targets: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, String> {
+        let mut out = BTreeMap::new();
+        for (adapter, target) in targets {
+            let state = self.actuator.describe(tenant, adapter, target).await?;
+            out.insert(target.clone(), state.unwrap_or(Value::Null));
+        }
+        Ok(out)
+    }
+
+    async fn observe(&self, config: &Value, s: &mut RunState) -> Result<(), String> {
+        let resource = s.request.resource.clone();
+        let described = self.actuator.describe(&s.tenant, &self.default_adapter, &resource).await?;
+        let mut plugins = self.observer.observe(&s.tenant, &resource, config).await;
+        if let Some(t) = &s.request.telemetry {
+            plugins.insert("request".into(), t.clone());
+        }
+        s.observation =
+            Some(Observation { resources: BTreeMap::from([(resource, described.unwrap_or(Value::Null))]), plugins });
+        Ok(())
+    }
+
+    /// Load the WPK version the run is pinned to, and verify it before use.
+    async fn pinned(&self, s: &RunState) -> Result<SignedWpk, String> {
+        let d = s.decision.as_ref().ok_or("no WPK was chosen")?;
+        let stored = self
+            .store
+            .get_wpk(&s.tenant, &d.wpk_id, d.version)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("WPK {} v{} no longer exists", d.wpk_id, d.version))?;
+        let signed = stored.verify(&self.keys).map_err(|e| e.to_string())?;
+        if signed.sha256 != d.sha256 {
+            return Err(format!("WPK {} v{} changed since the run chose it", d.wpk_id, d.version));
+        }
+        Ok(signed)
+    }
+
+    async fn decide(&self, s: &mut RunState) -> Result<(), String> {
+        let (signal, resource) = (s.request.signal.clone(), s.request.resource.clone());
+        let all = latest_versions(self.store.list_wpks(&s.tenant).await.map_err(|e| e.to_string())?);
+        let history = self.store.outcome_stats(&s.tenant, &signal).await.map_err(|e| e.to_string())?;
+        let mut candidates: Vec<(f64, crate::wpk::StoredWpk)> = all
+            .into_iter()
+            .filter(|w| w.peek().is_some_and(|doc| doc.matches(&signal, &resource)))
+            .map(|w| (self.model.score(&signal, &w.id, &history), w))
+            .collect();
+        // Best score first; ties go to the newer version, then the id, so the choice is stable.
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.version.cmp(&a.1.version)).then(a.1.id.cmp(&b.1.id)));
+        let Some((score, chosen)) = candidates.first().cloned() else {
+            s.conclude(RunStatus::Rejected, format!("no WPK handles signal {signal:?} on {resource:?}"));
+            return Ok(());
+        };
+        s.decision = Some(Decision {
+            wpk_id: chosen.id.clone(),
+            version: chosen.version,
+            sha256: chosen.sha256.clone(),
+            score,
+            candidates: candidates
+                .iter()
+                .map(|(sc, w)| Candidate { id: w.id.clone(), version: w.version, score: *sc })
+                .collect(),
+        });
+        // Verify before use: a tampered WPK fails the run with the reason, and nothing acts.
+        let signed = match chosen.verify(&self.keys) {
+            Ok(signed) => signed,
+            Err(e) => {
+                s.conclude(RunStatus::Failed, e.to_string());
+                return Ok(());
+            }
+        };
+        let targets = signed.wpk.targets(&resource);
+        if let Some(max) = signed.wpk.limits.blast_radius
+            && targets.len() > max as usize
+        {
+            s.conclude(
+                RunStatus::Rejected,
+                format!("limit: blast_radius {max} but the WPK would touch {} resources", targets.len()),
+            );
+            return Ok(());
+        }
+        if let Some(max) = signed.wpk.limits.max_runs_per_hour {
+            for t in &targets {
+                let n = self
+                    .store
+                    .runs_in_hour(&s.tenant, t, &signed.wpk.id, epoch_hour())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if n >= max {
+                    s.conclude(
+                        RunStatus::Rejected,
+                        format!(
+                            "limit: {} already acted {n} times on {t} this hour (max_runs_per_hour {max})",
+                            signed.wpk.id
+                        ),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, s: &mut RunState) -> Result<(), String> {
+        let signed = self.pinned(s).await?;
+        let wpk = &signed.wpk;
+        let resource = s.request.resource.clone();
+        let steps: Vec<(String, String)> = wpk
+            .steps
+            .iter()
+            .map(|st| (st.adapter.clone(), st.target.clone().unwrap_or_else(|| resource.clone())))
+            .collect();
+        let before = self.describe_all(&s.tenant, &steps).await?;
+        if let Some((target, _)) = before.iter().find(|(_, v)| v.is_null()) {
+            s.conclude(RunStatus::Failed, format!("resource {target} does not exist"));
+            return Ok(());
+        }
+        let mut actions = Vec::with_capacity(wpk.steps.len());
+        for (i, step) in wpk.steps.iter().enumerate() {
+            let target = step.target.clone().unwrap_or_else(|| resource.clone());
+            let change = if wpk.safety.dry_run {
+                match self.actuator.dry_run(&s.tenant, &step.adapter, &step.action, &target, &step.args).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        s.conclude(
+                            RunStatus::Failed,
+                            format!("dry-run of step {i} ({} {}) failed: {e}", step.adapter, step.action),
+                        );
+                        return Ok(());
+                    }
+                }
+            } else {
+                Value::Null
+            };
+            actions.push(PlannedAction {
+                step: i,
+                adapter: step.adapter.clone(),
+                action: step.action.clone(),
+                target,
+                args: step.args.clone(),
+                change,
+            });
+        }
+        let before_digest = state_digest(&before);
+        let sha256 = Plan::digest((&wpk.id, wpk.version, &signed.sha256), &actions, &before_digest);
+        // An approval of an earlier plan does not carry over.
+        if s.approval.as_ref().is_some_and(|a| a.plan_sha256 != sha256) {
+            s.approval = None;
+        }
+        s.plan = Some(Plan { actions, before_digest, sha256, dry_run_performed: wpk.safety.dry_run });
+        s.replan = false;
+        Ok(())
+    }
+
+    async fn gate(&self, s: &mut RunState) -> Result<(), String> {
+        let signed = self.pinned(s).await?;
+        let plan = s.plan.clone().ok_or("no plan to gate")?;
+        if let Some(approval) = s.approval.clone().filter(|a| a.plan_sha256 == plan.sha256) {
+            // The approver saw the plan as it was; if the resource changed since, plan again.
+            let targets: Vec<(String, String)> =
+                plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
+            let now_state = self.describe_all(&s.tenant, &targets).await?;
+            if state_digest(&now_state) != plan.before_digest {
+                s.replan = true;
+                s.approval = None;
+            } else {
+                s.approval = Some(approval);
+            }
+            return Ok(());
+        }
+        // An auto WPK acts unattended only after its dry-run and with a standing approval.
+        if signed.wpk.safety.mode == Mode::Auto
+            && plan.dry_run_performed
+            && let Some(standing) = &signed.standing_approval
+        {
+            s.approval = Some(Approval {
+                approver: standing.approver.clone(),
+                justification: standing.justification.clone(),
+                plan_sha256: plan.sha256.clone(),
+                at: now(),
+                standing: true,
+            });
+        }
+        Ok(())
+    }
+
+    async fn act(&self, s: &mut RunState) -> Result<(), String> {
+        if let Some(reason) = self.store.halted(&s.tenant).await.map_err(|e| e.to_string())? {
+            s.conclude(RunStatus::Aborted, format!("kill switch engaged: {reason}"));
+            return Ok(());
+        }
+        let signed = self.pinned(s).await?;
+        let plan = s.plan.clone().ok_or("no plan to act on")?;
+        if s.approval.as_ref().is_none_or(|a| a.plan_sha256 != plan.sha256) {
+            return Err("refusing to act without an approval of this plan".into());
+        }
+        if let Some(max) = signed.wpk.limits.max_runs_per_hour {
+            let mut targets: Vec<&str> = plan.actions.iter().map(|a| a.target.as_str()).collect();
+            targets.dedup();
+            for t in targets {
+                let took = self
+                    .store
+                    .take_slot(&s.tenant, t, &format!("{}#{}", signed.wpk.id, s.run_id), epoch_hour(), max)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !took {
+                    s.conclude(RunStatus::Rejected, format!("limit: max_runs_per_hour {max} reached for {t}"));
+                    return Ok(());
+                }
+            }
+        }
+        for a in &plan.actions {
+            let key = sha256_hex(format!("{}\u{1f}{}\u{1f}{}", s.run_id, plan.sha256, a.step).as_bytes());
+            if s.receipts.iter().any(|r| r.idempotency_key == key) {
+                continue;
+            }
+            match self.actuator.execute(&s.tenant, &a.adapter, &a.action, &a.target, &a.args, &key).await {
+                Ok((result, reused)) => s.receipts.push(Receipt {
+                    idempotency_key: key,
+                    step: a.step,
+                    adapter: a.adapter.clone(),
+                    action: a.action.clone(),
+                    target: a.target.clone(),
+                    result,
+                    at: now(),
+                    reused,
+                }),
+                Err(e) => {
+                    s.conclude(
+                        RunStatus::Failed,
+                        format!("step {} ({} {} on {}) failed: {e}", a.step, a.adapter, a.action, a.target),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify(&self, s: &mut RunState) -> Result<(), String> {
+        let signed = self.pinned(s).await?;
+        let plan = s.plan.clone().ok_or("no plan to verify")?;
+        let targets: Vec<(String, String)> =
+            plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
+        let after = self.describe_all(&s.tenant, &targets).await?;
+        let mut failures = Vec::new();
+        if let Some(v) = &signed.wpk.verify {
+            let state = after.get(&s.request.resource).cloned().unwrap_or(Value::Null);
+            if let Some(h) = v.healthy
+                && state["healthy"] != json!(h)
+            {
+                failures.push(format!("healthy is {} (expected {h})", state["healthy"]));
+            }
+            if let Some(r) = v.replicas
+                && state["replicas"] != json!(r)
+            {
+                failures.push(format!("replicas is {} (expected {r})", state["replicas"]));
+            }
+            if let Some(ver) = &v.version
+                && state["version"] != json!(ver)
+            {
+                failures.push(format!("version is {} (expected {ver:?})", state["version"]));
+            }
+        }
+        let ok = failures.is_empty();
+        let detail = if ok { "all verify conditions hold".to_owned() } else { failures.join("; ") };
+        s.verification = Some(Verification { ok, detail: detail.clone(), after_digest: state_digest(&after) });
+        if !ok {
+            s.conclude(RunStatus::Failed, format!("verification failed: {detail}"));
+        }
+        Ok(())
+    }
+
+    async fn record(&self, s: &mut RunState) -> Result<(), String> {
+        let acted = !s.receipts.is_empty();
+        if s.outcome.is_none() {
+            let reason = if s.request.dry_run {
+                "dry run: planned, nothing acted".to_owned()
+            } else if acted {
+                "acted and verified".to_owned()
+            } else {
+                "nothing to do".to_owned()
+            };
+            s.conclude(RunStatus::Succeeded, reason);
+        }
+        let outcome = s.outcome.clone().ok_or("no outcome")?;
+        if acted {
+            let d = s.decision.clone().ok_or("acted without a decision")?;
+            let plan = s.plan.clone().ok_or("acted without a plan")?;
+            let approval = s.approval.clone().ok_or("acted without an approval")?;
+            let after = match &s.verification {
+                Some(v) => v.after_digest.clone(),
+                None => {
+                    let targets: Vec<(String, String)> =
+                        plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
+                    state_digest(&self.describe_all(&s.tenant, &targets).await?)
+                }
+            };
+            let entry = AuditEntry {
+                run_id: s.run_id.clone(),
+                wpk_id: d.wpk_id.clone(),
+                wpk_version: d.version,
+                wpk_sha256: d.sha256.clone(),
+                approver: approval.approver.clone(),
+                justification: approval.justification.clone(),
+                standing_approval: approval.standing,
+                plan_sha256: plan.sha256.clone(),
+                before_sha256: plan.before_digest.clone(),
+                after_sha256: after,
+                actions: s.receipts.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect(),
+                outcome: outcome.status.as_str().to_owned(),
+                at: now(),
+            };
+            let record = self.store.append(&s.tenant, entry).await.map_err(|e| format!("audit: {e}"))?;
+            s.audit_seq = Some(record.seq);
+            self.store
+                .record_outcome(&s.tenant, &s.request.signal, &d.wpk_id, outcome.status == RunStatus::Succeeded)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The canonical digest of a described state, exposed for tests and the API.
+pub fn describe_digest(v: &Value) -> String {
+    sha256_hex(&canonical_json(v))
+}

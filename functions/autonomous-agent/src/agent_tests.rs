@@ -1,0 +1,361 @@
+//! The agent's behaviour end to end on in-memory stores: fast, and every safety rule checked.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use naksha_core::signing::{Signature, TrustedKeys, sha256_hex};
+use serde_json::{Value, json};
+
+use crate::act::Adapters;
+use crate::act::sim::{SimAdapter, SimResource, SimStore};
+use crate::agent::Agent;
+use crate::audit::{GENESIS, verify_chain};
+use crate::memory::Memory;
+use crate::observe::Observers;
+use crate::observe::telemetry::{AggregateQuery, MinuteRow};
+use crate::ports::{AuditLog, Control, OutcomeHistory, RunStore, WpkStore};
+use crate::spec::Graph;
+use crate::state::{Approval, RunRequest, RunState, RunStatus};
+use crate::wpk::{StandingApproval, StoredWpk, Wpk, parse};
+
+const T: &str = "acme";
+const RES: &str = "deployment/payments";
+
+struct NoAggregates;
+impl AggregateQuery for NoAggregates {
+    async fn by_source(&self, _: &str, _: &str, _: i64) -> Result<Vec<MinuteRow>, String> {
+        Ok(vec![])
+    }
+}
+
+type TestAgent = Agent<Arc<Memory>, Adapters<Arc<Memory>, Arc<Memory>>, Observers<NoAggregates>, OutcomeHistory>;
+
+struct World {
+    mem: Arc<Memory>,
+    agent: TestAgent,
+    key: EcdsaKeyPair,
+}
+
+fn world_with(graph: Graph) -> World {
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    let spki = key.public_key().as_der().unwrap().as_ref().to_vec();
+    let mem = Arc::new(Memory::default());
+    let agent = Agent {
+        store: Arc::clone(&mem),
+        actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
+        observer: Observers { telemetry: None, prometheus: None },
+        model: OutcomeHistory,
+        keys: TrustedKeys::from_public_keys([("test-key".to_owned(), spki)]),
+        graph,
+        default_adapter: "sim".into(),
+    };
+    World { mem, agent, key }
+}
+
+fn world() -> World {
+    world_with(Graph::builtin().unwrap())
+}
+
+impl World {
+    async fn register(&self, doc: Value) -> StoredWpk {
+        let wpk: Wpk = parse(&doc.to_string(), false).unwrap();
+        let bytes = wpk.canonical_bytes();
+        let der = self.key.sign(&SystemRandom::new(), &bytes).unwrap().as_ref().to_vec();
+        let stored = StoredWpk {
+            id: wpk.id.clone(),
+            version: wpk.version,
+            doc: String::from_utf8(bytes.clone()).unwrap(),
+            sha256: sha256_hex(&bytes),
+            signature: Signature { der, key_id: "test-key".into() }.to_base64(),
+            key_id: "test-key".into(),
+            created_at: "now".into(),
+            created_by: "admin".into(),
+            standing_approval: None,
+        };
+        self.mem.put_wpk(T, &stored).await.unwrap();
+        stored
+    }
+
+    async fn deployment(&self, healthy: bool) {
+        let r = SimResource {
+            kind: "deployment".into(),
+            replicas: 3,
+            healthy,
+            version: "v2".into(),
+            previous_version: Some("v1".into()),
+            restarts: 0,
+        };
+        self.mem.put(T, RES, &r).await.unwrap();
+    }
+
+    async fn sim(&self) -> SimResource {
+        self.mem.get(T, RES).await.unwrap().unwrap()
+    }
+
+    async fn start(&self, signal: &str, dry_run: bool) -> RunState {
+        let req = RunRequest { signal: signal.into(), resource: RES.into(), telemetry: None, dry_run };
+        let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), T.into(), "olivia".into(), req, "now".into());
+        self.mem.create_run(&s).await.unwrap();
+        self.agent.advance(&mut s).await.unwrap();
+        s
+    }
+
+    async fn approve(&self, s: &RunState, who: &str) -> RunState {
+        let a = Approval {
+            approver: who.into(),
+            justification: "INC-42: restart is the runbook fix".into(),
+            plan_sha256: s.plan.as_ref().unwrap().sha256.clone(),
+            at: "now".into(),
+            standing: false,
+        };
+        let mut s = self.mem.approve(T, &s.run_id, &a).await.unwrap();
+        self.agent.advance(&mut s).await.unwrap();
+        s
+    }
+}
+
+fn restart_wpk(mode: &str) -> Value {
+    json!({
+        "id": "restart-unhealthy", "version": 1, "title": "Restart an unhealthy deployment",
+        "match": {"signals": ["deployment_unhealthy"], "resources": ["deployment/*"]},
+        "safety": {"mode": mode},
+        "steps": [{"adapter": "sim", "action": "restart"}],
+        "verify": {"healthy": true},
+        "limits": {"blast_radius": 1, "max_runs_per_hour": 5}
+    })
+}
+
+#[tokio::test]
+async fn manual_path_waits_for_approval_then_acts_verifies_and_audits() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::AwaitingApproval, "{:?}", s.outcome);
+    assert_eq!(s.cursor.as_deref(), Some("gate"));
+    assert_eq!(s.plan.as_ref().unwrap().actions[0].change, json!({"healthy": [false, true], "restarts": [0, 1]}));
+    assert!(!w.sim().await.healthy, "nothing acts before approval");
+
+    let s = w.approve(&s, "bob").await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
+    assert!(w.sim().await.healthy);
+    assert_eq!(w.sim().await.restarts, 1);
+
+    let chain = w.mem.records(T).await.unwrap();
+    assert_eq!(chain.len(), 1);
+    let r = &chain[0];
+    assert_eq!(
+        (r.entry.approver.as_str(), r.entry.wpk_id.as_str(), r.entry.wpk_version),
+        ("bob", "restart-unhealthy", 1)
+    );
+    assert_eq!(r.entry.justification, "INC-42: restart is the runbook fix");
+    assert_eq!(r.entry.plan_sha256, s.plan.as_ref().unwrap().sha256);
+    assert_ne!(r.entry.before_sha256, r.entry.after_sha256);
+    assert_eq!(r.prev_hash, GENESIS);
+    assert_eq!(verify_chain(&chain), Ok(()));
+
+    let steps = w.mem.checkpoints(T, &s.run_id).await.unwrap();
+    let nodes: Vec<_> = steps.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(nodes, ["observe", "decide", "plan", "gate", "gate", "act", "verify", "record"]);
+    assert!(steps.iter().all(|c| c.graph_version == w.agent.graph.version && c.state_digest.len() == 64));
+}
+
+#[tokio::test]
+async fn a_tampered_wpk_fails_the_run_and_nothing_acts() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("auto")).await;
+    {
+        let mut all = w.mem.wpks.lock().unwrap();
+        let stored = all.values_mut().next().unwrap();
+        stored.doc = stored.doc.replace("\"restart\"", "\"rollback\"");
+        stored.sha256 = sha256_hex(stored.doc.as_bytes());
+    }
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::Failed);
+    assert!(s.outcome.as_ref().unwrap().reason.contains("signature verification failed"), "{:?}", s.outcome);
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+    assert!(w.mem.records(T).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn altered_bytes_without_a_new_digest_are_named_as_such() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    w.mem.wpks.lock().unwrap().values_mut().next().unwrap().doc.push(' ');
+    let s = w.start("deployment_unhealthy", false).await;
+    assert!(s.outcome.unwrap().reason.contains("altered after signing"));
+}
+
+#[tokio::test]
+async fn auto_without_a_standing_approval_waits_like_manual() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("auto")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::AwaitingApproval);
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn auto_with_a_standing_approval_and_a_passed_dry_run_acts_unattended() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("auto")).await;
+    let standing = StandingApproval {
+        approver: "carol".into(),
+        justification: "approved for night shifts".into(),
+        at: "now".into(),
+    };
+    w.mem.set_standing_approval(T, "restart-unhealthy", 1, &standing).await.unwrap();
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
+    let a = s.approval.unwrap();
+    assert!(a.standing);
+    assert_eq!(w.mem.records(T).await.unwrap()[0].entry.approver, "carol");
+}
+
+#[tokio::test]
+async fn a_standing_approval_does_not_cover_a_wpk_that_skips_its_dry_run() {
+    let w = world();
+    w.deployment(false).await;
+    let mut doc = restart_wpk("auto");
+    doc["safety"]["dry_run"] = json!(false);
+    w.register(doc).await;
+    let standing = StandingApproval { approver: "carol".into(), justification: "j".into(), at: "now".into() };
+    w.mem.set_standing_approval(T, "restart-unhealthy", 1, &standing).await.unwrap();
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::AwaitingApproval);
+}
+
+#[tokio::test]
+async fn a_resumed_run_never_repeats_an_act() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    let done = w.approve(&s, "bob").await;
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1);
+    // As if the worker crashed after acting but before checkpointing: resume at `act`.
+    let mut again = done.clone();
+    again.cursor = Some("act".into());
+    again.receipts.clear();
+    again.outcome = None;
+    again.verification = None;
+    w.agent.advance(&mut again).await.unwrap();
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1, "the side effect ran once");
+    assert_eq!(w.sim().await.restarts, 1);
+    assert!(again.receipts[0].reused);
+}
+
+#[tokio::test]
+async fn the_kill_switch_stops_acts() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    w.mem.set_halted(T, Some("incident 77 freeze")).await.unwrap();
+    let s = w.approve(&s, "bob").await;
+    assert_eq!(s.status, RunStatus::Aborted);
+    assert!(s.outcome.unwrap().reason.contains("incident 77 freeze"));
+    assert!(!w.sim().await.healthy);
+    w.mem.set_halted(T, None).await.unwrap();
+    assert_eq!(w.mem.halted(T).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn runs_per_hour_and_blast_radius_are_enforced() {
+    let w = world();
+    w.deployment(false).await;
+    let mut doc = restart_wpk("manual");
+    doc["limits"]["max_runs_per_hour"] = json!(1);
+    w.register(doc).await;
+    let first = w.start("deployment_unhealthy", false).await;
+    assert_eq!(w.approve(&first, "bob").await.status, RunStatus::Succeeded);
+    let second = w.start("deployment_unhealthy", false).await;
+    assert_eq!(second.status, RunStatus::Rejected);
+    assert!(second.outcome.unwrap().reason.contains("max_runs_per_hour 1"));
+
+    let w = world();
+    w.deployment(false).await;
+    let mut doc = restart_wpk("manual");
+    doc["steps"] = json!([{"adapter": "sim", "action": "restart"}, {"adapter": "sim", "action": "restart", "target": "deployment/other"}]);
+    w.register(doc).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::Rejected);
+    assert!(s.outcome.unwrap().reason.contains("blast_radius 1"));
+}
+
+#[tokio::test]
+async fn a_plan_whose_resource_changed_is_replanned_not_executed() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    let old_sha = s.plan.as_ref().unwrap().sha256.clone();
+    let mut changed = w.sim().await;
+    changed.replicas = 7;
+    w.mem.put(T, RES, &changed).await.unwrap();
+    let s = w.approve(&s, "bob").await;
+    assert_eq!(s.status, RunStatus::AwaitingApproval);
+    assert_ne!(s.plan.as_ref().unwrap().sha256, old_sha);
+    assert!(s.approval.is_none());
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn no_matching_wpk_is_a_recorded_refusal() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("disk_full", false).await;
+    assert_eq!(s.status, RunStatus::Rejected);
+    assert!(s.outcome.unwrap().reason.contains("no WPK handles signal \"disk_full\""));
+}
+
+#[tokio::test]
+async fn a_dry_run_request_plans_and_never_acts() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("auto")).await;
+    let s = w.start("deployment_unhealthy", true).await;
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert!(s.plan.is_some() && s.receipts.is_empty());
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn past_outcomes_rank_the_candidates() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let mut scale = restart_wpk("manual");
+    scale["id"] = json!("scale-up");
+    scale["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 6}}]);
+    w.register(scale).await;
+    for _ in 0..3 {
+        w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", false).await.unwrap();
+        w.mem.record_outcome(T, "deployment_unhealthy", "scale-up", true).await.unwrap();
+    }
+    let s = w.start("deployment_unhealthy", false).await;
+    let d = s.decision.unwrap();
+    assert_eq!(d.wpk_id, "scale-up");
+    assert_eq!(d.candidates.len(), 2);
+    assert!(d.candidates[0].score > d.candidates[1].score);
+}
+
+#[tokio::test]
+async fn the_step_limit_bounds_loops() {
+    let looping = "version: 9\nstart: observe\nmax_steps: 5\non_error: record\nnodes:\n  observe: {kind: observe}\n  record: {kind: record}\nedges:\n  observe: [{to: observe}]\n  record: [{to: $end}]\n";
+    let w = world_with(Graph::load(looping).unwrap());
+    w.deployment(true).await;
+    let s = w.start("x", false).await;
+    assert_eq!(s.status, RunStatus::Failed);
+    assert!(s.outcome.unwrap().reason.contains("step limit of 5"));
+    assert_eq!(s.steps_taken, 6, "five observe steps, then record");
+}

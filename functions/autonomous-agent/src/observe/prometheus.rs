@@ -1,0 +1,73 @@
+//! PromQL over Prometheus's HTTP API (`GET /api/v1/query`).
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct PrometheusObserver {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Escape a value for use inside a PromQL double-quoted label matcher.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "")
+}
+
+/// Fill `{resource}` and `{name}` (the part after `kind/`) into a query template.
+pub fn render(template: &str, resource: &str) -> String {
+    let name = resource.rsplit('/').next().unwrap_or(resource);
+    template.replace("{resource}", &escape(resource)).replace("{name}", &escape(name))
+}
+
+impl PrometheusObserver {
+    pub fn new(base: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { base: base.into().trim_end_matches('/').to_owned(), http }
+    }
+
+    /// Run an instant query; the result is `[{metric, value}]` for vectors, or the scalar.
+    pub async fn query(&self, promql: &str) -> Result<Value, String> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/query", self.base))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .map_err(|e| format!("prometheus unreachable: {e}"))?;
+        let body: Value = resp.json().await.map_err(|e| format!("prometheus answered non-JSON: {e}"))?;
+        if body["status"] != "success" {
+            return Err(format!("prometheus: {} {}", body["errorType"], body["error"]));
+        }
+        let data = &body["data"];
+        Ok(match data["resultType"].as_str() {
+            Some("vector") => Value::Array(
+                data["result"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| json!({"metric": s["metric"], "value": s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok())}))
+                    .collect(),
+            ),
+            Some("scalar") => json!(data["result"][1].as_str().and_then(|v| v.parse::<f64>().ok())),
+            _ => data["result"].clone(),
+        })
+    }
+
+    pub async fn query_for(&self, template: &str, resource: &str) -> Result<Value, String> {
+        self.query(&render(template, resource)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_and_escaped() {
+        assert_eq!(render(r#"up{job="{name}"}"#, "deployment/payments"), r#"up{job="payments"}"#);
+        assert_eq!(render(r#"x{r="{resource}"}"#, r#"deployment/a"b"#), r#"x{r="deployment/a\"b"}"#);
+    }
+}

@@ -1,0 +1,91 @@
+//! The D.1 aggregates of a resource's series: every series whose `source` is the resource, over
+//! the last minutes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde_json::{Value, json};
+
+/// One stored minute aggregate of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteRow {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub minute: i64,
+    pub count: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub trait AggregateQuery: Send + Sync {
+    /// Rows of `tenant`'s series with `source`, from `since_minute` (epoch s) on.
+    fn by_source(
+        &self,
+        tenant: &str,
+        source: &str,
+        since_minute: i64,
+    ) -> impl Future<Output = Result<Vec<MinuteRow>, String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryObserver<T> {
+    pub query: T,
+}
+
+impl<T: AggregateQuery> TelemetryObserver<T> {
+    pub async fn observe(&self, tenant: &str, resource: &str, window_minutes: i64) -> Result<Value, String> {
+        let since = (chrono::Utc::now().timestamp() / 60 - window_minutes) * 60;
+        let rows = self.query.by_source(tenant, resource, since).await?;
+        Ok(summarise(&rows))
+    }
+}
+
+/// Per series: samples, mean, min, max over the window, and the latest minute's mean.
+pub fn summarise(rows: &[MinuteRow]) -> Value {
+    let mut by_series: BTreeMap<(String, String), Vec<&MinuteRow>> = BTreeMap::new();
+    for r in rows {
+        let labels = serde_json::to_string(&r.labels).unwrap_or_default();
+        by_series.entry((r.name.clone(), labels)).or_default().push(r);
+    }
+    let series: Vec<Value> = by_series
+        .into_values()
+        .map(|mut rs| {
+            rs.sort_by_key(|r| r.minute);
+            let count: f64 = rs.iter().map(|r| r.count).sum();
+            let sum: f64 = rs.iter().map(|r| r.sum).sum();
+            let last = rs[rs.len() - 1];
+            json!({
+                "name": last.name,
+                "labels": last.labels,
+                "minutes": rs.len(),
+                "samples": count,
+                "mean": if count > 0.0 { sum / count } else { 0.0 },
+                "min": rs.iter().map(|r| r.min).fold(f64::INFINITY, f64::min),
+                "max": rs.iter().map(|r| r.max).fold(f64::NEG_INFINITY, f64::max),
+                "latest_minute": last.minute,
+                "latest_mean": if last.count > 0.0 { last.sum / last.count } else { 0.0 },
+            })
+        })
+        .collect();
+    json!({ "series": series })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, minute: i64, count: f64, sum: f64) -> MinuteRow {
+        MinuteRow { name: name.into(), labels: BTreeMap::new(), minute, count, sum, min: sum / count, max: sum / count }
+    }
+
+    #[test]
+    fn summarises_each_series_over_the_window() {
+        let v = summarise(&[row("errors", 60, 2.0, 4.0), row("errors", 120, 1.0, 10.0), row("latency", 60, 1.0, 5.0)]);
+        let errors = &v["series"][0];
+        assert_eq!(errors["name"], "errors");
+        assert_eq!((errors["samples"].as_f64(), errors["mean"].as_f64()), (Some(3.0), Some(14.0 / 3.0)));
+        assert_eq!((errors["latest_minute"].as_i64(), errors["latest_mean"].as_f64()), (Some(120), Some(10.0)));
+        assert_eq!(v["series"].as_array().unwrap().len(), 2);
+    }
+}

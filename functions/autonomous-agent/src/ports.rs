@@ -1,0 +1,205 @@
+//! What the agent needs from the outside world, as narrow traits: DynamoDB implements them in
+//! production (`store`), memory in unit tests (`memory`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde_json::Value;
+
+use crate::audit::{AuditEntry, AuditRecord};
+use crate::state::{Approval, RunState};
+use crate::wpk::{StandingApproval, StoredWpk};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Exists,
+    #[error("not found")]
+    NotFound,
+    #[error("the object is not in the expected state")]
+    Conflict,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One executed graph step, as checkpointed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub run_id: String,
+    pub step: u32,
+    pub node: String,
+    pub graph_version: String,
+    pub state_digest: String,
+    pub started_at: String,
+    pub ended_at: String,
+    pub latency_ms: f64,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub trait RunStore: Send + Sync {
+    /// Record a new run (fails with `Exists` for a duplicate id).
+    fn create_run(&self, state: &RunState) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn load_run(&self, tenant: &str, run_id: &str)
+    -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send;
+    /// Persist the state after a step, with its checkpoint.
+    fn save_step(
+        &self,
+        state: &RunState,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Persist the state without a step (status changes by the API).
+    fn save_run(&self, state: &RunState) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn checkpoints(
+        &self,
+        tenant: &str,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+    /// Record an approval if the run is awaiting one for exactly this plan (`Conflict` otherwise).
+    fn approve(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        approval: &Approval,
+    ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
+    /// Record a rejection if the run is awaiting approval (`Conflict` otherwise).
+    fn reject(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        rejection: &Approval,
+    ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
+}
+
+pub trait WpkStore: Send + Sync {
+    /// Store a version; versions are immutable (`Exists` when it is already there).
+    fn put_wpk(&self, tenant: &str, wpk: &StoredWpk) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get_wpk(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<Option<StoredWpk>, StoreError>> + Send;
+    /// Every version of every WPK of the tenant.
+    fn list_wpks(&self, tenant: &str) -> impl Future<Output = Result<Vec<StoredWpk>, StoreError>> + Send;
+    fn set_standing_approval(
+        &self,
+        tenant: &str,
+        id: &str,
+        version: u32,
+        approval: &StandingApproval,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait AuditLog: Send + Sync {
+    /// Append atomically after the current head.
+    fn append(&self, tenant: &str, entry: AuditEntry) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+    /// The tenant's chain, sorted by sequence number.
+    fn records(&self, tenant: &str) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+}
+
+/// Kill switch, rate limits, run history and act receipts.
+pub trait Control: Send + Sync {
+    fn halted(&self, tenant: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn set_halted(&self, tenant: &str, reason: Option<&str>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// How many runs acted on `resource` with `wpk` in the hour `hour` (epoch hours).
+    fn runs_in_hour(
+        &self,
+        tenant: &str,
+        resource: &str,
+        wpk: &str,
+        hour: i64,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
+    /// Take one slot of the hourly limit; `false` when the limit is reached.
+    fn take_slot(
+        &self,
+        tenant: &str,
+        resource: &str,
+        wpk: &str,
+        hour: i64,
+        max: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Success/failure counts per WPK for a signal (the decide step's history).
+    fn outcome_stats(
+        &self,
+        tenant: &str,
+        signal: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, (u32, u32)>, StoreError>> + Send;
+    fn record_outcome(
+        &self,
+        tenant: &str,
+        signal: &str,
+        wpk: &str,
+        ok: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The world the agent acts on, addressed by adapter name (`sim`, `k8s`).
+pub trait Actuator: Send + Sync {
+    /// The resource's current state; `None` when it does not exist.
+    fn describe(
+        &self,
+        tenant: &str,
+        adapter: &str,
+        target: &str,
+    ) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    /// What the action would change, without changing anything.
+    fn dry_run(
+        &self,
+        tenant: &str,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &serde_json::Map<String, Value>,
+    ) -> impl Future<Output = Result<Value, String>> + Send;
+    /// Carry out the action at most once per idempotency key; a repeat returns the stored
+    /// receipt with `reused = true`.
+    fn execute(
+        &self,
+        tenant: &str,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &serde_json::Map<String, Value>,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<(Value, bool), String>> + Send;
+}
+
+/// Observe plugins.
+pub trait Observer: Send + Sync {
+    /// Plugin name → what it saw about `resource`.
+    fn observe(
+        &self,
+        tenant: &str,
+        resource: &str,
+        config: &Value,
+    ) -> impl Future<Output = BTreeMap<String, Value>> + Send;
+}
+
+/// Ranks WPKs for a signal. The default learns from run outcomes; the trainer (D.3) supplies a
+/// learned model through the same trait.
+pub trait RemediationModel: Send + Sync {
+    fn score(&self, signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64;
+}
+
+/// Past success rate with a uniform prior: (successes + 1) / (runs + 2).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutcomeHistory;
+
+impl RemediationModel for OutcomeHistory {
+    fn score(&self, _signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64 {
+        let (ok, failed) = history.get(wpk_id).copied().unwrap_or((0, 0));
+        (f64::from(ok) + 1.0) / (f64::from(ok + failed) + 2.0)
+    }
+}
+
+/// Where queued runs go (the runs stream, partitioned by tenant and resource).
+pub trait RunQueue: Send + Sync {
+    fn enqueue(
+        &self,
+        tenant: &str,
+        resource: &str,
+        run_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

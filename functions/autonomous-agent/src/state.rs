@@ -1,0 +1,253 @@
+//! The typed state a run carries through the graph, persisted after every step.
+
+use std::collections::BTreeMap;
+
+use naksha_core::signing::{canonical_json, sha256_hex};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Succeeded,
+    Failed,
+    Rejected,
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Rejected | RunStatus::Aborted)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Rejected => "rejected",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+}
+
+/// What `POST /agent/run` asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub signal: String,
+    pub resource: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Value>,
+    /// Plan only: never act.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Observation {
+    /// Described state of each resource the run may touch (null: unknown resource).
+    pub resources: BTreeMap<String, Value>,
+    /// What the observe plugins returned, by plugin name.
+    pub plugins: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: String,
+    pub version: u32,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub wpk_id: String,
+    pub version: u32,
+    pub sha256: String,
+    pub score: f64,
+    pub candidates: Vec<Candidate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedAction {
+    pub step: usize,
+    pub adapter: String,
+    pub action: String,
+    pub target: String,
+    pub args: serde_json::Map<String, Value>,
+    /// What the dry-run says will change (null when the WPK skips its dry-run).
+    pub change: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub actions: Vec<PlannedAction>,
+    /// sha256 of the canonical described state of every target, before acting.
+    pub before_digest: String,
+    /// sha256 over the WPK, the planned actions and the before-state digest; approvals name it.
+    pub sha256: String,
+    pub dry_run_performed: bool,
+}
+
+impl Plan {
+    pub fn digest(wpk: (&str, u32, &str), actions: &[PlannedAction], before_digest: &str) -> String {
+        let doc = json!({
+            "wpk": {"id": wpk.0, "version": wpk.1, "sha256": wpk.2},
+            "actions": actions,
+            "before_digest": before_digest,
+        });
+        sha256_hex(&canonical_json(&doc))
+    }
+}
+
+/// sha256 of the canonical form of described states.
+pub fn state_digest(states: &BTreeMap<String, Value>) -> String {
+    sha256_hex(&canonical_json(&serde_json::to_value(states).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub justification: String,
+    pub plan_sha256: String,
+    pub at: String,
+    /// A standing approval of an `auto` WPK, not a human decision on this run.
+    pub standing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub idempotency_key: String,
+    pub step: usize,
+    pub adapter: String,
+    pub action: String,
+    pub target: String,
+    pub result: Value,
+    pub at: String,
+    /// True when the side effect had already happened and the stored receipt was reused.
+    #[serde(default)]
+    pub reused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub detail: String,
+    pub after_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub reason: String,
+}
+
+/// Everything a run knows. Serialised whole into the run item after every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub run_id: String,
+    pub tenant: String,
+    pub requested_by: String,
+    pub request: RunRequest,
+    pub status: RunStatus,
+    /// The node to run next when the run is queued or resumed.
+    pub cursor: Option<String>,
+    pub steps_taken: u32,
+    #[serde(default)]
+    pub observation: Option<Observation>,
+    #[serde(default)]
+    pub decision: Option<Decision>,
+    #[serde(default)]
+    pub plan: Option<Plan>,
+    #[serde(default)]
+    pub approval: Option<Approval>,
+    /// Set by the gate when the resource changed since the plan was made.
+    #[serde(default)]
+    pub replan: bool,
+    #[serde(default)]
+    pub receipts: Vec<Receipt>,
+    #[serde(default)]
+    pub verification: Option<Verification>,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    #[serde(default)]
+    pub rejection: Option<Approval>,
+    /// Sequence number of this run's audit record, once it acted.
+    #[serde(default)]
+    pub audit_seq: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl RunState {
+    pub fn new(run_id: String, tenant: String, requested_by: String, request: RunRequest, now: String) -> Self {
+        Self {
+            run_id,
+            tenant,
+            requested_by,
+            request,
+            status: RunStatus::Queued,
+            cursor: None,
+            steps_taken: 0,
+            observation: None,
+            decision: None,
+            plan: None,
+            approval: None,
+            replan: false,
+            receipts: Vec::new(),
+            verification: None,
+            outcome: None,
+            rejection: None,
+            audit_seq: None,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+
+    /// Conclude the run (the record node makes it the status).
+    pub fn conclude(&mut self, status: RunStatus, reason: impl Into<String>) {
+        if self.outcome.is_none() {
+            self.outcome = Some(Outcome { status, reason: reason.into() });
+        }
+    }
+
+    /// sha256 of the state, recorded with each checkpoint.
+    pub fn digest(&self) -> String {
+        sha256_hex(&canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_digest_covers_actions_and_before_state() {
+        let action = PlannedAction {
+            step: 0,
+            adapter: "sim".into(),
+            action: "restart".into(),
+            target: "deployment/a".into(),
+            args: Default::default(),
+            change: json!({"healthy": [false, true]}),
+        };
+        let base = Plan::digest(("w", 1, "abc"), std::slice::from_ref(&action), "before");
+        assert_eq!(base, Plan::digest(("w", 1, "abc"), std::slice::from_ref(&action), "before"));
+        assert_ne!(base, Plan::digest(("w", 1, "abc"), std::slice::from_ref(&action), "before-2"));
+        assert_ne!(base, Plan::digest(("w", 2, "abc"), std::slice::from_ref(&action), "before"));
+        let mut other = action.clone();
+        other.args.insert("replicas".into(), json!(3));
+        assert_ne!(base, Plan::digest(("w", 1, "abc"), &[other], "before"));
+    }
+
+    #[test]
+    fn statuses_serialise_as_the_api_names_them() {
+        assert_eq!(serde_json::to_value(RunStatus::AwaitingApproval).unwrap(), "awaiting_approval");
+        assert!(RunStatus::Aborted.is_final() && !RunStatus::AwaitingApproval.is_final());
+    }
+}
