@@ -55,8 +55,9 @@ async fn provision(args: &[String]) -> Result<(), String> {
 async fn serve() -> Result<(), String> {
     naksha_core::logging::init();
     let paths = Paths::discover().map_err(|e| e.to_string())?;
-    let template = Template::load(&paths.template()).map_err(|e| e.to_string())?;
     let stack = LocalStack::load(&paths).map_err(|e| e.to_string())?;
+    let template =
+        Template::load(&paths.template()).and_then(|t| t.for_context(&stack.context)).map_err(|e| e.to_string())?;
     let key = DevKey::load_or_create(&paths.dev_key()).map_err(|e| e.to_string())?;
     let jwks = key.jwks().map_err(|e| e.to_string())?.to_string();
     let listener = tokio::net::TcpListener::bind(JWKS_ADDR).await.map_err(|e| format!("binding {JWKS_ADDR}: {e}"))?;
@@ -100,7 +101,7 @@ fn token(args: &[String]) -> Result<(), String> {
 fn router_toml(template: &Template) -> Result<String, String> {
     let mut by_path: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
     for r in template.routes().map_err(|e| e.to_string())? {
-        by_path.entry(r.path).or_default().push((r.method, r.binary));
+        by_path.entry(naksha_local::template::router_path(&r.path)).or_default().push((r.method, r.binary));
     }
     let mut out = String::from("[workspace.metadata.lambda.watch.router]\n");
     for (path, methods) in by_path {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub fn local_parameter_overrides() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("JwtIssuer".to_owned(), LOCAL_ISSUER.to_owned()),
         ("JwksUrl".to_owned(), format!("http://{JWKS_ADDR}/.well-known/jwks.json")),
+        ("SimulationMode".to_owned(), "true".to_owned()),
     ])
 }
 
@@ -163,7 +165,7 @@ impl LocalStack {
             ("NAKSHA_BACKEND".to_owned(), self.backend.clone()),
         ]);
         let mut owners: BTreeMap<String, String> = BTreeMap::new();
-        for f in template.functions()? {
+        for f in template.for_context(&self.context)?.functions()? {
             for (k, v) in &f.environment {
                 let value = self.context.resolve(v)?;
                 if let Some(previous) = env.get(k)
@@ -187,6 +189,7 @@ impl LocalStack {
 pub async fn provision(template: &Template, backend: &str) -> Result<LocalStack, StackError> {
     let config = emulator_config().await;
     let mut ctx = Context {
+        conditions: BTreeMap::new(),
         region: REGION.to_owned(),
         account: if backend == "localstack" { "000000000000" } else { "123456789012" }.to_owned(),
         stack_name: STACK_NAME.to_owned(),
@@ -203,6 +206,11 @@ pub async fn provision(template: &Template, backend: &str) -> Result<LocalStack,
             .ok_or_else(|| StackError::Invalid(format!("parameter {name} has no default and no local value")))?;
         ctx.parameters.insert(name.clone(), value);
     }
+    for name in template.conditions.keys() {
+        let value = ctx.condition(template, name)?;
+        ctx.conditions.insert(name.clone(), value);
+    }
+    let template = &template.for_context(&ctx)?;
     let mut functions = BTreeMap::new();
     for f in template.functions()? {
         ctx.physical.insert(f.logical_id.clone(), f.binary.clone());
@@ -332,6 +340,14 @@ fn field<'a>(m: &'a serde_yaml::Mapping, name: &str) -> Option<&'a str> {
     m.get(name).and_then(Value::as_str)
 }
 
+fn key_element(k: &serde_yaml::Mapping) -> Result<KeySchemaElement, StackError> {
+    KeySchemaElement::builder()
+        .attribute_name(field(k, "AttributeName").unwrap_or_default())
+        .key_type(KeyType::from(field(k, "KeyType").unwrap_or("HASH")))
+        .build()
+        .map_err(|e| StackError::Invalid(e.to_string()))
+}
+
 async fn provision_tables(template: &Template, config: &SdkConfig, ctx: &mut Context) -> Result<(), StackError> {
     let db = aws_sdk_dynamodb::Client::new(config);
     for t in template.of_kind("AWS::DynamoDB::Table") {
@@ -349,12 +365,22 @@ async fn provision_tables(template: &Template, config: &SdkConfig, ctx: &mut Con
                 create = create.attribute_definitions(def);
             }
             for k in list_of(t.prop("KeySchema")) {
-                let key = KeySchemaElement::builder()
-                    .attribute_name(field(k, "AttributeName").unwrap_or_default())
-                    .key_type(KeyType::from(field(k, "KeyType").unwrap_or("HASH")))
-                    .build()
-                    .map_err(|e| StackError::Invalid(e.to_string()))?;
-                create = create.key_schema(key);
+                create = create.key_schema(key_element(k)?);
+            }
+            for g in list_of(t.prop("GlobalSecondaryIndexes")) {
+                let mut index = GlobalSecondaryIndex::builder().index_name(field(g, "IndexName").unwrap_or_default());
+                for k in list_of(g.get("KeySchema")) {
+                    index = index.key_schema(key_element(k)?);
+                }
+                let projection = g
+                    .get("Projection")
+                    .and_then(Value::as_mapping)
+                    .and_then(|p| field(p, "ProjectionType"))
+                    .unwrap_or("ALL");
+                index =
+                    index.projection(Projection::builder().projection_type(ProjectionType::from(projection)).build());
+                create =
+                    create.global_secondary_indexes(index.build().map_err(|e| StackError::Invalid(e.to_string()))?);
             }
             create.send().await.map_err(|e| aws_err(&format!("CreateTable {name}"), e))?;
             if let Some(ttl) = t.prop("TimeToLiveSpecification").and_then(Value::as_mapping)

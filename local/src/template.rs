@@ -30,6 +30,8 @@ pub struct Resource {
     pub kind: String,
     pub properties: Mapping,
     pub metadata: Mapping,
+    /// The name of the template condition that decides whether the resource exists.
+    pub condition: Option<String>,
 }
 
 impl Resource {
@@ -82,6 +84,8 @@ pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     globals_env: Mapping,
     pub resources: Vec<Resource>,
+    /// Condition name → expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`).
+    pub conditions: BTreeMap<String, Value>,
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -156,9 +160,33 @@ impl Template {
                 kind: kind.to_owned(),
                 properties: mapping(v.get("Properties")).cloned().unwrap_or_default(),
                 metadata: mapping(v.get("Metadata")).cloned().unwrap_or_default(),
+                condition: v.get("Condition").and_then(Value::as_str).map(str::to_owned),
             });
         }
-        Ok(Self { parameters, globals_env, resources })
+        let mut conditions = BTreeMap::new();
+        for (k, v) in mapping(root.get("Conditions")).into_iter().flatten() {
+            if let Some(name) = k.as_str() {
+                conditions.insert(name.to_owned(), v.clone());
+            }
+        }
+        Ok(Self { parameters, globals_env, resources, conditions })
+    }
+
+    /// The template with the resources whose condition is false (under `ctx`) removed.
+    pub fn for_context(&self, ctx: &Context) -> Result<Self, TemplateError> {
+        let mut out = self.clone();
+        let mut kept = Vec::new();
+        for r in &self.resources {
+            let exists = match &r.condition {
+                None => true,
+                Some(c) => ctx.condition(self, c)?,
+            };
+            if exists {
+                kept.push(r.clone());
+            }
+        }
+        out.resources = kept;
+        Ok(out)
     }
 
     pub fn resource(&self, logical_id: &str) -> Option<&Resource> {
@@ -268,9 +296,24 @@ impl Template {
     }
 }
 
+/// A route path in the syntax of `cargo lambda watch`'s router: API Gateway's greedy
+/// `{name+}` is matchit's catch-all `{*name}`.
+pub fn router_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+            Some(name) => format!("{{*{name}}}"),
+            None => seg.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Values for resolving intrinsics: parameters, pseudo parameters, physical ids and ARNs.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Context {
+    /// Condition name → value, evaluated once parameters are known.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, bool>,
     pub region: String,
     pub account: String,
     pub stack_name: String,
@@ -333,10 +376,58 @@ impl Context {
         Ok(out)
     }
 
+    /// Evaluate a named condition of `template`.
+    pub fn condition(&self, template: &Template, name: &str) -> Result<bool, TemplateError> {
+        if let Some(v) = self.conditions.get(name) {
+            return Ok(*v);
+        }
+        let expr = template.conditions.get(name).ok_or_else(|| invalid(format!("unknown condition {name}")))?;
+        self.eval(template, expr)
+    }
+
+    fn eval(&self, template: &Template, expr: &Value) -> Result<bool, TemplateError> {
+        let (tag, args) = match expr {
+            Value::Tagged(t) => (t.tag.to_string().trim_start_matches('!').to_owned(), t.value.clone()),
+            Value::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m.iter().next().ok_or_else(|| invalid("empty condition"))?;
+                (k.as_str().unwrap_or_default().trim_start_matches("Fn::").to_owned(), v.clone())
+            }
+            other => return Err(invalid(format!("cannot evaluate condition {other:?}"))),
+        };
+        let list = args.as_sequence().cloned().unwrap_or_default();
+        match tag.as_str() {
+            "Equals" if list.len() == 2 => Ok(self.resolve(&list[0])? == self.resolve(&list[1])?),
+            "Not" if list.len() == 1 => Ok(!self.eval(template, &list[0])?),
+            "And" => list.iter().try_fold(true, |acc, c| Ok(acc && self.eval(template, c)?)),
+            "Or" => list.iter().try_fold(false, |acc, c| Ok(acc || self.eval(template, c)?)),
+            "Condition" => self.condition(template, args.as_str().unwrap_or_default()),
+            other => Err(invalid(format!("unsupported condition function {other}"))),
+        }
+    }
+
     /// Resolve a scalar value with intrinsics to its string.
     pub fn resolve(&self, v: &Value) -> Result<String, TemplateError> {
         if let Some(s) = scalar(v) {
             return Ok(s);
+        }
+        let if_args = match v {
+            Value::Tagged(t) if t.tag == "If" => t.value.as_sequence(),
+            Value::Mapping(m) if m.len() == 1 => m.get("Fn::If").and_then(Value::as_sequence),
+            _ => None,
+        };
+        if let Some(args) = if_args {
+            let name = args.first().and_then(Value::as_str).ok_or_else(|| invalid("!If needs a condition name"))?;
+            let chosen =
+                if *self.conditions.get(name).ok_or_else(|| invalid(format!("condition {name} not evaluated")))? {
+                    args.get(1)
+                } else {
+                    args.get(2)
+                };
+            return match chosen {
+                Some(v) if ref_target(v) == Some("AWS::NoValue") => Ok(String::new()),
+                Some(v) => self.resolve(v),
+                None => Err(invalid("!If needs two values")),
+            };
         }
         if let Some(id) = ref_target(v) {
             return self.lookup_ref(id);
@@ -398,6 +489,7 @@ Resources:
 
     fn ctx() -> Context {
         Context {
+            conditions: BTreeMap::new(),
             region: "us-east-1".into(),
             account: "123".into(),
             stack_name: "local".into(),
@@ -419,6 +511,26 @@ Resources:
         assert_eq!((m.stream_logical_id.as_str(), m.function_logical_id.as_str(), m.batch_size), ("Stream", "Fn", 7));
         assert!(m.report_batch_item_failures && !m.bisect_on_error);
         assert_eq!(t.parameters["Issuer"], None);
+    }
+
+    #[test]
+    fn conditions_decide_which_resources_exist_and_what_if_resolves_to() {
+        let t = Template::parse(
+            "Parameters:\n  Mode: {Type: String, Default: \"false\"}\nConditions:\n  IsSim: !Equals [!Ref Mode, \"true\"]\n  NotSim: !Not [!Condition IsSim]\nResources:\n  Sim:\n    Type: AWS::DynamoDB::Table\n    Condition: IsSim\n    Properties: {TableName: sim}\n  Always:\n    Type: AWS::DynamoDB::Table\n    Properties: {TableName: always}\n",
+        )
+        .unwrap();
+        let mut c = Context { parameters: [("Mode".to_owned(), "true".to_owned())].into(), ..Context::default() };
+        for name in ["IsSim", "NotSim"] {
+            let v = c.condition(&t, name).unwrap();
+            c.conditions.insert(name.to_owned(), v);
+        }
+        assert_eq!(c.conditions, [("IsSim".to_owned(), true), ("NotSim".to_owned(), false)].into());
+        assert_eq!(t.for_context(&c).unwrap().resources.len(), 2);
+        c.conditions.insert("IsSim".into(), false);
+        assert_eq!(t.for_context(&c).unwrap().resources.len(), 1);
+        let chosen: Value = serde_yaml::from_str("!If [NotSim, yes, !Ref AWS::NoValue]").unwrap();
+        c.conditions.insert("NotSim".into(), false);
+        assert_eq!(c.resolve(&chosen).unwrap(), "");
     }
 
     #[test]

@@ -251,6 +251,7 @@ async fn a_resumed_run_never_repeats_an_act() {
     assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1, "the side effect ran once");
     assert_eq!(w.sim().await.restarts, 1);
     assert!(again.receipts[0].reused);
+    assert_eq!(w.mem.records(T).await.unwrap().len(), 1, "one audit record per run, even when resumed");
 }
 
 #[tokio::test]

@@ -11,12 +11,16 @@
 
 pub mod act;
 pub mod agent;
+pub mod api;
 pub mod audit;
 pub mod memory;
 pub mod observe;
 pub mod ports;
 pub mod spec;
 pub mod state;
+pub mod store;
+pub mod wiring;
+pub mod worker;
 pub mod wpk;
 
 #[cfg(test)]

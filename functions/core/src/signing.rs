@@ -2,9 +2,11 @@
 //!
 //! - The signed bytes are a canonical JSON form: object keys sorted, no whitespace (the RFC 8785
 //!   rules that matter for documents without exotic floats).
-//! - KMS signs the SHA-256 digest (`MessageType=DIGEST`, `ECDSA_SHA_256`); the signature is plain
-//!   DER ECDSA, so `openssl dgst -sha256 -verify pub.pem -signature sig.der doc.json` and
-//!   `cosign verify-blob --key pub.pem` accept it.
+//! - KMS signs with `ECDSA_SHA_256`: messages up to 4 KiB are sent whole (`MessageType=RAW`, KMS
+//!   hashes them), larger ones as their SHA-256 (`DIGEST`). Both give the same plain DER ECDSA
+//!   signature over SHA-256 of the bytes, so `openssl dgst -sha256 -verify pub.pem -signature
+//!   sig.der doc.json` and `cosign verify-blob --key pub.pem` accept it. (RAW is preferred because
+//!   moto, the local emulator, hashes `DIGEST` messages again; see docs/architecture.md.)
 //! - Verifiers fetch the public keys of a *set* of trusted key ids once per cold start (key
 //!   rotation adds a key before retiring the old one) and verify locally; no KMS call per check.
 
@@ -74,6 +76,9 @@ impl Signature {
     }
 }
 
+/// Largest message KMS `Sign` takes as `RAW`.
+pub const KMS_RAW_LIMIT: usize = 4096;
+
 /// Signs with a KMS asymmetric key.
 #[derive(Debug, Clone)]
 pub struct KmsSigner {
@@ -87,12 +92,17 @@ impl KmsSigner {
     }
 
     pub async fn sign(&self, message: &[u8]) -> Result<Signature, SignatureError> {
+        let (body, kind) = if message.len() <= KMS_RAW_LIMIT {
+            (message.to_vec(), MessageType::Raw)
+        } else {
+            (sha256(message).to_vec(), MessageType::Digest)
+        };
         let out = self
             .kms
             .sign()
             .key_id(&self.key_id)
-            .message(Blob::new(sha256(message).to_vec()))
-            .message_type(MessageType::Digest)
+            .message(Blob::new(body))
+            .message_type(kind)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await
@@ -147,7 +157,8 @@ impl TrustedKeys {
 
     /// Check `signature` over `message` before the message is used.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
-        let key = self.keys.get(&signature.key_id).ok_or_else(|| SignatureError::UntrustedKey(signature.key_id.clone()))?;
+        let key =
+            self.keys.get(&signature.key_id).ok_or_else(|| SignatureError::UntrustedKey(signature.key_id.clone()))?;
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
             .verify(message, &signature.der)
             .map_err(|_| SignatureError::Mismatch)

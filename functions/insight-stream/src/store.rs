@@ -136,7 +136,8 @@ impl AggregateStore for DynamoAggregates {
                 "SET #count = :count, #sum = :sum, #min = :min, #max = :max, #sumsq = :sumsq, \
                  #first_ts = :first_ts, #last_ts = :last_ts, #version = :version, #wm = :wm, \
                  #tenant = :tenant, #series_id = :series_id, #source = :source, #name = :name, \
-                 #labels = :labels, #updated_at = :updated_at, #expires_at = :expires_at",
+                 #labels = :labels, #updated_at = :updated_at, #expires_at = :expires_at, \
+                 #tenant_source = :tenant_source",
             )
             .condition_expression(condition);
         for name in [
@@ -173,6 +174,11 @@ impl AggregateStore for DynamoAggregates {
             .expression_attribute_values(":series_id", AttributeValue::S(w.key.series_id.clone()))
             .expression_attribute_values(":source", AttributeValue::S(w.meta.source.clone()))
             .expression_attribute_values(":name", AttributeValue::S(w.meta.name.clone()))
+            // Feeds the `by_source` index: the agent reads a resource's series by source.
+            .expression_attribute_values(
+                ":tenant_source",
+                AttributeValue::S(format!("{}#{}", w.key.tenant, w.meta.source)),
+            )
             .expression_attribute_values(":labels", AttributeValue::M(labels))
             .expression_attribute_values(":updated_at", AttributeValue::N(now_secs().to_string()))
             .expression_attribute_values(

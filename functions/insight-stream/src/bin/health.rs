@@ -1,4 +1,5 @@
-//! `GET /health`: checks the stream, tables and key that insight-stream needs.
+//! `GET /health`: checks every stream, table and key of the deployment (`HEALTH_STREAMS`,
+//! `HEALTH_TABLES`, `HEALTH_KEYS`, comma-separated, set from template.yaml).
 
 use std::sync::Arc;
 
@@ -9,18 +10,18 @@ use naksha_insight_stream::health::{self, Dependency};
 #[global_allocator]
 static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
+fn list(cfg: &mut ConfigReader, name: &str) -> Vec<String> {
+    cfg.required(name).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     logging::init();
     let mut cfg = ConfigReader::from_env();
     let platform = Platform::from_config(&mut cfg);
-    let deps = vec![
-        Dependency::Stream(cfg.required("TELEMETRY_STREAM")),
-        Dependency::Table(cfg.required("AGGREGATES_TABLE")),
-        Dependency::Table(cfg.required("COUNTERS_TABLE")),
-        Dependency::Table(cfg.required("DEADLETTER_TABLE")),
-        Dependency::Key(cfg.required("PII_KEY_ID")),
-    ];
+    let mut deps: Vec<Dependency> = list(&mut cfg, "HEALTH_STREAMS").into_iter().map(Dependency::Stream).collect();
+    deps.extend(list(&mut cfg, "HEALTH_TABLES").into_iter().map(Dependency::Table));
+    deps.extend(list(&mut cfg, "HEALTH_KEYS").into_iter().map(Dependency::Key));
     cfg.finish()?;
     let app = Arc::new((Aws::load().await, platform.backend, deps));
     http::serve(move |_req| {

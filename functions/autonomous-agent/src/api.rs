@@ -1,0 +1,478 @@
+//! The agent's HTTP routes, independent of how they are wired into Lambda. Every route verifies
+//! the token and scopes every read and write to the token's tenant; another tenant's run or WPK
+//! answers 404.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use naksha_core::auth::{Principal, Role, Verifier};
+use naksha_core::http::{self, json};
+use naksha_core::privacy::PiiKey;
+use naksha_core::problem::{FieldError, Problem};
+use naksha_core::signing::{KmsSigner, TrustedKeys, sha256_hex};
+use serde_json::{Map, Value, json};
+
+use crate::act::sim::{SimResource, SimStore};
+use crate::agent::now;
+use crate::audit::verify_chain;
+use crate::ports::{AuditLog, Control, RunQueue, RunStore, StoreError, WpkStore};
+use crate::state::{Approval, RunRequest, RunState, RunStatus};
+use crate::wpk::{self, Mode, StandingApproval, StoredWpk, latest_versions};
+
+const READERS: &[Role] = &[Role::Operator, Role::Approver, Role::Admin];
+/// Largest telemetry attached to a run request.
+const MAX_TELEMETRY_BYTES: usize = 64 * 1024;
+
+fn store_problem(e: StoreError, what: &str) -> Problem {
+    match e {
+        StoreError::NotFound => Problem::not_found(format!("no {what} with that id")),
+        StoreError::Exists => Problem::conflict(format!("that {what} already exists")),
+        StoreError::Conflict => Problem::conflict(format!("the {what} is not in a state that allows this")),
+        StoreError::Failed(cause) => {
+            Problem::unavailable(format!("the {what} store is unavailable; retry")).with_internal(cause)
+        }
+    }
+}
+
+fn method(req: &Request, expected: &str) -> Result<(), Problem> {
+    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
+}
+
+fn json_object(req: &Request) -> Result<Map<String, Value>, Problem> {
+    match http::json_body::<Value>(req)? {
+        Value::Object(m) => Ok(m),
+        other => Err(Problem::bad_request(format!(
+            "expected a JSON object, not {}",
+            if other.is_array() { "an array" } else { "a scalar" }
+        ))),
+    }
+}
+
+/// A run id from the path; anything that cannot be one of ours is simply not found.
+fn run_id_param(req: &Request) -> Result<String, Problem> {
+    let id = http::path_param(req, "run_id")?;
+    let ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if ok { Ok(id) } else { Err(Problem::not_found("no run with that id")) }
+}
+
+fn is_signal(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn is_resource(s: &str) -> bool {
+    (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic() && b != b'*' && b != b'#')
+}
+
+/// `POST /agent/run` (role `operator`) → 202 `{"run_id", "status": "queued"}`.
+pub async fn start_run<S: RunStore, Q: RunQueue>(
+    verifier: &Verifier,
+    store: &S,
+    queue: &Q,
+    pii: &PiiKey,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Operator).await?;
+    let mut body = json_object(&req)?;
+    let mut errors = Vec::new();
+    for k in body.keys().filter(|k| !["signal", "resource", "telemetry", "dry_run"].contains(&k.as_str())) {
+        errors.push(FieldError::new(format!("/{k}"), "unknown field (expected signal, resource, telemetry, dry_run)"));
+    }
+    let signal = body.get("signal").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if !is_signal(&signal) {
+        errors.push(FieldError::new("/signal", "required: 1 to 128 of a-z 0-9 - _ . :"));
+    }
+    let resource = body.get("resource").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if !is_resource(&resource) {
+        errors.push(FieldError::new(
+            "/resource",
+            "required: e.g. deployment/payments (1 to 256 visible characters, no * or #)",
+        ));
+    }
+    if body.get("dry_run").is_some_and(|d| !d.is_boolean()) {
+        errors.push(FieldError::new("/dry_run", "must be true or false"));
+    }
+    let mut telemetry = body.remove("telemetry");
+    if let Some(t) = &telemetry {
+        if !t.is_object() {
+            errors.push(FieldError::new("/telemetry", "must be an object"));
+        } else if t.to_string().len() > MAX_TELEMETRY_BYTES {
+            errors.push(FieldError::new("/telemetry", format!("at most {MAX_TELEMETRY_BYTES} bytes")));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    // P-1: telemetry attached to a run is pseudonymised like ingested telemetry.
+    if let Some(t) = telemetry.as_mut() {
+        pii.for_tenant(p.tenant.as_str()).scrub_json(t);
+    }
+    let request = RunRequest {
+        signal,
+        resource: resource.clone(),
+        telemetry,
+        dry_run: body.get("dry_run").and_then(Value::as_bool).unwrap_or(false),
+    };
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let mut state = RunState::new(run_id.clone(), p.tenant.as_str().to_owned(), p.subject.clone(), request, now());
+    store.create_run(&state).await.map_err(|e| store_problem(e, "run"))?;
+    if let Err(e) = queue.enqueue(p.tenant.as_str(), &resource, &run_id).await {
+        state.conclude(RunStatus::Failed, "the run could not be queued");
+        state.status = RunStatus::Failed;
+        let _ = store.save_run(&state).await;
+        return Err(Problem::unavailable("the run queue is unavailable; nothing will act, retry").with_internal(e));
+    }
+    json(202, &json!({"run_id": run_id, "status": "queued"}))
+}
+
+/// The API view of a run.
+pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[crate::audit::AuditRecord]) -> Value {
+    json!({
+        "run_id": state.run_id,
+        "status": state.status,
+        "signal": state.request.signal,
+        "resource": state.request.resource,
+        "dry_run": state.request.dry_run,
+        "requested_by": state.requested_by,
+        "wpk": state.decision.as_ref().map(|d| json!({"id": d.wpk_id, "version": d.version, "sha256": d.sha256, "score": d.score, "candidates": d.candidates})),
+        "plan": state.plan,
+        "approval": state.approval,
+        "rejection": state.rejection,
+        "outcome": state.outcome,
+        "observation": state.observation,
+        "receipts": state.receipts,
+        "verification": state.verification,
+        "steps": steps.iter().map(|c| json!({
+            "step": c.step, "node": c.node, "status": c.status, "started_at": c.started_at, "ended_at": c.ended_at,
+            "latency_ms": c.latency_ms, "graph_version": c.graph_version, "state_digest": c.state_digest, "error": c.error,
+        })).collect::<Vec<_>>(),
+        "audit": audit,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+    })
+}
+
+/// `GET /agent/status/{run_id}` (any reading role).
+pub async fn run_status<S: RunStore + AuditLog>(
+    verifier: &Verifier,
+    store: &S,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let id = run_id_param(&req)?;
+    let state = store
+        .load_run(p.tenant.as_str(), &id)
+        .await
+        .map_err(|e| store_problem(e, "run"))?
+        .ok_or_else(|| Problem::not_found("no run with that id"))?;
+    let steps = store.checkpoints(p.tenant.as_str(), &id).await.map_err(|e| store_problem(e, "run"))?;
+    let audit = match state.audit_seq {
+        Some(seq) => store
+            .records(p.tenant.as_str())
+            .await
+            .map_err(|e| store_problem(e, "audit"))?
+            .into_iter()
+            .filter(|r| r.seq == seq)
+            .collect(),
+        None => Vec::new(),
+    };
+    json(200, &run_view(&state, &steps, &audit))
+}
+
+fn justification(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> String {
+    match body.get("justification").and_then(Value::as_str) {
+        Some(j) if !j.trim().is_empty() && j.len() <= 1000 => j.to_owned(),
+        _ => {
+            errors.push(FieldError::new("/justification", "required: 1 to 1000 characters"));
+            String::new()
+        }
+    }
+}
+
+/// `POST /agent/runs/{run_id}/approve` (role `approver`) `{"justification", "plan_sha256"}` → 202.
+pub async fn approve<S: RunStore, Q: RunQueue>(
+    verifier: &Verifier,
+    store: &S,
+    queue: &Q,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Approver).await?;
+    let id = run_id_param(&req)?;
+    let body = json_object(&req)?;
+    let mut errors = Vec::new();
+    let justification = justification(&body, &mut errors);
+    let sha = body.get("plan_sha256").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        errors.push(FieldError::new("/plan_sha256", "required: the 64-hex-digit sha256 of the plan being approved"));
+    }
+    for k in body.keys().filter(|k| !["justification", "plan_sha256"].contains(&k.as_str())) {
+        errors.push(FieldError::new(format!("/{k}"), "unknown field"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let approval =
+        Approval { approver: p.subject.clone(), justification, plan_sha256: sha, at: now(), standing: false };
+    let state = match store.approve(p.tenant.as_str(), &id, &approval).await {
+        Ok(s) => s,
+        Err(StoreError::Conflict) => return Err(conflict(store, &p, &id).await),
+        Err(e) => return Err(store_problem(e, "run")),
+    };
+    queue.enqueue(p.tenant.as_str(), &state.request.resource, &id).await.map_err(|e| {
+        Problem::unavailable("approved, but the run could not be queued to resume; approve again to retry")
+            .with_internal(e)
+    })?;
+    json(202, &json!({"run_id": id, "status": "queued", "approval": approval}))
+}
+
+async fn conflict<S: RunStore>(store: &S, p: &Principal, id: &str) -> Problem {
+    match store.load_run(p.tenant.as_str(), id).await {
+        Ok(Some(s)) if s.status == RunStatus::AwaitingApproval => Problem::conflict(
+            "plan_sha256 is not the plan awaiting approval; read the run again and approve its current plan",
+        )
+        .with_extension("plan_sha256", json!(s.plan.map(|p| p.sha256))),
+        Ok(Some(s)) => Problem::conflict(format!("the run is {}, not awaiting approval", s.status.as_str()))
+            .with_extension("run_status", json!(s.status)),
+        Ok(None) => Problem::not_found("no run with that id"),
+        Err(e) => store_problem(e, "run"),
+    }
+}
+
+/// `POST /agent/runs/{run_id}/reject` (role `approver`) `{"justification"}` → 202.
+pub async fn reject<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Approver).await?;
+    let id = run_id_param(&req)?;
+    let body = json_object(&req)?;
+    let mut errors = Vec::new();
+    let justification = justification(&body, &mut errors);
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let rejection =
+        Approval { approver: p.subject.clone(), justification, plan_sha256: String::new(), at: now(), standing: false };
+    match store.reject(p.tenant.as_str(), &id, &rejection).await {
+        Ok(s) => json(202, &json!({"run_id": id, "status": s.status, "rejection": rejection})),
+        Err(StoreError::Conflict) => Err(conflict(store, &p, &id).await),
+        Err(e) => Err(store_problem(e, "run")),
+    }
+}
+
+/// `POST /agent/halt` and `POST /agent/resume` (role `admin`): the tenant's kill switch.
+pub async fn set_halt<S: Control>(
+    verifier: &Verifier,
+    store: &S,
+    req: Request,
+    halt: bool,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let body: Map<String, Value> =
+        if http::body_bytes(&req)?.iter().all(u8::is_ascii_whitespace) { Map::new() } else { json_object(&req)? };
+    let reason = body.get("reason").and_then(Value::as_str).map(str::to_owned);
+    if reason.as_ref().is_some_and(|r| r.len() > 500) {
+        return Err(Problem::invalid_fields(vec![FieldError::new("/reason", "at most 500 characters")]));
+    }
+    let stored = halt.then(|| format!("{} by {}", reason.unwrap_or_else(|| "halted".into()), p.subject));
+    store.set_halted(p.tenant.as_str(), stored.as_deref()).await.map_err(|e| store_problem(e, "control"))?;
+    json(200, &json!({"halted": halt, "reason": stored}))
+}
+
+/// `GET /agent/audit[?verify=true]` (any reading role).
+pub async fn audit<S: AuditLog>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let records = store.records(p.tenant.as_str()).await.map_err(|e| store_problem(e, "audit"))?;
+    let verify =
+        req.query_string_parameters_ref().and_then(|q| q.first("verify")).is_some_and(|v| v == "true" || v == "1");
+    let mut doc = json!({"records": records, "count": records.len()});
+    if verify {
+        match verify_chain(&records) {
+            Ok(()) => doc["verified"] = json!(true),
+            Err(broken) => {
+                doc["verified"] = json!(false);
+                doc["first_broken"] = json!(broken);
+            }
+        }
+    }
+    json(200, &doc)
+}
+
+/// `POST /wpk` (role `admin`): validate, sign the canonical bytes with KMS, store → 201.
+pub async fn register_wpk<S: WpkStore>(
+    verifier: &Verifier,
+    store: &S,
+    signer: &KmsSigner,
+    keys: &TrustedKeys,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let bytes = http::body_bytes(&req)?;
+    let text = std::str::from_utf8(bytes).map_err(|_| Problem::bad_request("the body is not UTF-8 text"))?;
+    if text.trim().is_empty() {
+        return Err(Problem::bad_request("the body is empty; send a WPK document (JSON or YAML)"));
+    }
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let yaml = content_type.contains("yaml") || (!content_type.contains("json") && !text.trim_start().starts_with('{'));
+    let doc = wpk::parse(text, yaml).map_err(Problem::invalid_fields)?;
+    let canonical = doc.canonical_bytes();
+    let tenant = p.tenant.as_str();
+    if store.get_wpk(tenant, &doc.id, doc.version).await.map_err(|e| store_problem(e, "WPK"))?.is_some() {
+        return Err(Problem::conflict(format!(
+            "WPK {} v{} already exists; versions are immutable, register v{}",
+            doc.id,
+            doc.version,
+            doc.version + 1
+        )));
+    }
+    let signature = signer
+        .sign(&canonical)
+        .await
+        .map_err(|e| Problem::unavailable("signing failed; nothing was stored").with_internal(e))?;
+    // A signature that does not verify now would fail every run later: refuse it here.
+    keys.verify(&canonical, &signature).map_err(|e| {
+        Problem::unavailable("the signing key produced a signature that does not verify; nothing was stored")
+            .with_internal(e)
+    })?;
+    let stored = StoredWpk {
+        id: doc.id.clone(),
+        version: doc.version,
+        doc: String::from_utf8(canonical.clone()).map_err(Problem::internal)?,
+        sha256: sha256_hex(&canonical),
+        signature: signature.to_base64(),
+        key_id: signature.key_id.clone(),
+        created_at: now(),
+        created_by: p.subject.clone(),
+        standing_approval: None,
+    };
+    store.put_wpk(tenant, &stored).await.map_err(|e| match e {
+        StoreError::Exists => {
+            Problem::conflict(format!("WPK {} v{} already exists; versions are immutable", doc.id, doc.version))
+        }
+        other => store_problem(other, "WPK"),
+    })?;
+    json(
+        201,
+        &json!({"id": stored.id, "version": stored.version, "sha256": stored.sha256, "signature": stored.signature, "key_id": stored.key_id}),
+    )
+}
+
+fn wpk_view(w: &StoredWpk) -> Value {
+    let doc = w.peek();
+    json!({
+        "id": w.id, "version": w.version, "sha256": w.sha256, "signature": w.signature, "key_id": w.key_id,
+        "title": doc.as_ref().map(|d| d.title.clone()),
+        "mode": doc.as_ref().map(|d| d.safety.mode),
+        "signals": doc.as_ref().map(|d| d.matcher.signals.clone()),
+        "created_at": w.created_at, "created_by": w.created_by, "standing_approval": w.standing_approval,
+    })
+}
+
+/// `GET /wpk` (any reading role): the latest version of each WPK.
+pub async fn list_wpks<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let all = store.list_wpks(p.tenant.as_str()).await.map_err(|e| store_problem(e, "WPK"))?;
+    let latest: Vec<Value> = latest_versions(all).iter().map(wpk_view).collect();
+    json(200, &json!({"wpks": latest}))
+}
+
+/// `GET /wpk/{id}`: every version, with the signed document (so anyone can check it with openssl).
+pub async fn get_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let id = http::path_param(&req, "id")?;
+    let mut versions: Vec<StoredWpk> = store
+        .list_wpks(p.tenant.as_str())
+        .await
+        .map_err(|e| store_problem(e, "WPK"))?
+        .into_iter()
+        .filter(|w| w.id == id)
+        .collect();
+    if versions.is_empty() {
+        return Err(Problem::not_found("no WPK with that id"));
+    }
+    versions.sort_by_key(|w| w.version);
+    let docs: Vec<Value> = versions
+        .iter()
+        .map(|w| {
+            let mut v = wpk_view(w);
+            v["document"] = serde_json::from_str(&w.doc).unwrap_or(Value::Null);
+            v["signed_bytes"] = json!(w.doc);
+            v
+        })
+        .collect();
+    json(200, &json!({"id": id, "versions": docs}))
+}
+
+/// `POST /wpk/{id}/promote` (role `approver`) `{"version", "justification"}`: record a standing
+/// approval so an `auto` WPK may act without waiting (after its dry-run passes).
+pub async fn promote_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Approver).await?;
+    let id = http::path_param(&req, "id")?;
+    let body = json_object(&req)?;
+    let mut errors = Vec::new();
+    let justification = justification(&body, &mut errors);
+    let version = body.get("version").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+    if version.is_none() {
+        errors.push(FieldError::new("/version", "required: the version to approve"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let version = version.unwrap_or_default();
+    let w = store
+        .get_wpk(p.tenant.as_str(), &id, version)
+        .await
+        .map_err(|e| store_problem(e, "WPK"))?
+        .ok_or_else(|| Problem::not_found("no WPK with that id and version"))?;
+    if w.peek().is_none_or(|d| d.safety.mode != Mode::Auto) {
+        return Err(Problem::conflict(
+            "only an auto WPK takes a standing approval; a manual one is approved run by run",
+        ));
+    }
+    let standing = StandingApproval { approver: p.subject.clone(), justification, at: now() };
+    store
+        .set_standing_approval(p.tenant.as_str(), &id, version, &standing)
+        .await
+        .map_err(|e| store_problem(e, "WPK"))?;
+    json(200, &json!({"id": id, "version": version, "standing_approval": standing}))
+}
+
+fn sim_resource_param(req: &Request) -> Result<String, Problem> {
+    let r = http::path_param(req, "resource")?;
+    if is_resource(&r) { Ok(r) } else { Err(Problem::not_found("no such resource")) }
+}
+
+/// `PUT /sim/resources/{resource}` (role `admin`, simulation mode only).
+pub async fn put_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "PUT")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let resource = sim_resource_param(&req)?;
+    let body: Value = http::json_body(&req)?;
+    let r = SimResource::parse(&body).map_err(Problem::invalid_fields)?;
+    sim.put(p.tenant.as_str(), &resource, &r)
+        .await
+        .map_err(|e| Problem::unavailable("the simulated cluster is unavailable").with_internal(e))?;
+    json(200, &json!({"resource": resource, "state": r}))
+}
+
+/// `GET /sim/resources/{resource}` (role `admin`, simulation mode only).
+pub async fn get_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let resource = sim_resource_param(&req)?;
+    let r = sim
+        .get(p.tenant.as_str(), &resource)
+        .await
+        .map_err(|e| Problem::unavailable("the simulated cluster is unavailable").with_internal(e))?
+        .ok_or_else(|| Problem::not_found("no such resource"))?;
+    json(200, &json!({"resource": resource, "state": r}))
+}

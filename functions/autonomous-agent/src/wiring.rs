@@ -1,0 +1,52 @@
+//! What every agent Lambda reads and builds at cold start, in one place.
+
+use naksha_core::auth::{AuthConfig, Verifier};
+use naksha_core::aws::Aws;
+use naksha_core::config::ConfigReader;
+
+use crate::store::{DynamoAgentStore, KinesisRunQueue, Tables};
+
+/// Configuration shared by the agent's HTTP functions: auth and table names.
+#[derive(Debug)]
+pub struct Boot {
+    auth: AuthConfig,
+    tables: Tables,
+}
+
+/// Clients built once per cold start.
+#[derive(Debug)]
+pub struct Ctx {
+    pub aws: Aws,
+    pub verifier: Verifier,
+    pub store: DynamoAgentStore,
+}
+
+impl Boot {
+    pub fn read(cfg: &mut ConfigReader) -> Self {
+        Self { auth: AuthConfig::from_config(cfg), tables: Tables::from_config(cfg) }
+    }
+
+    pub async fn start(self) -> Ctx {
+        let aws = Aws::load().await;
+        let verifier = Verifier::new(self.auth);
+        verifier.warm().await;
+        let store = DynamoAgentStore::new(aws.dynamodb(), self.tables);
+        Ctx { aws, verifier, store }
+    }
+}
+
+impl Ctx {
+    pub fn queue(&self, stream: &str) -> KinesisRunQueue {
+        KinesisRunQueue::new(self.aws.kinesis(), stream)
+    }
+}
+
+/// Comma-separated key ids (`TRUSTED_KEY_IDS`), falling back to the signing key.
+pub fn trusted_key_ids(cfg: &mut ConfigReader) -> Vec<String> {
+    let list = cfg.optional("TRUSTED_KEY_IDS").or_else(|| cfg.optional("SIGNING_KEY_ID")).unwrap_or_default();
+    let ids: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if ids.is_empty() {
+        cfg.problem("TRUSTED_KEY_IDS (or SIGNING_KEY_ID) is not set");
+    }
+    ids
+}
