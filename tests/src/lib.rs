@@ -194,14 +194,27 @@ impl Stack {
         items
     }
 
-    /// Every table the template declares.
+    /// Every table the local stack has.
     pub fn tables(&self) -> Vec<String> {
-        self.template.of_kind("AWS::DynamoDB::Table").map(|t| self.table(&t.logical_id)).collect()
+        self.template
+            .of_kind("AWS::DynamoDB::Table")
+            .filter_map(|t| self.local.name(&t.logical_id).ok().map(str::to_owned))
+            .collect()
     }
 
-    /// Every record of the stream, with its shard, from the beginning.
+    /// Every stream the template declares.
+    pub fn streams(&self) -> Vec<String> {
+        self.template.of_kind("AWS::Kinesis::Stream").map(|t| self.table(&t.logical_id)).collect()
+    }
+
+    /// Every record of the telemetry stream, with its shard, from the beginning.
     pub async fn stream_records(&self) -> Vec<(String, Record)> {
-        let stream = self.stream_name();
+        self.records_of(&self.stream_name()).await
+    }
+
+    /// Every record of a stream, with its shard, from the beginning.
+    pub async fn records_of(&self, stream: &str) -> Vec<(String, Record)> {
+        let stream = stream.to_owned();
         let mut out = Vec::new();
         let shards = self.kinesis.list_shards().stream_name(&stream).send().await.unwrap();
         for shard in shards.shards() {
@@ -247,12 +260,15 @@ impl Stack {
             items.sort();
             tables.insert(t, items);
         }
-        let stream = self
-            .stream_records()
-            .await
-            .into_iter()
-            .map(|(shard, r)| format!("{shard}:{}", r.sequence_number()))
-            .collect();
+        let mut stream = Vec::new();
+        for name in self.streams() {
+            stream.extend(
+                self.records_of(&name)
+                    .await
+                    .into_iter()
+                    .map(|(shard, r)| format!("{name}/{shard}:{}", r.sequence_number())),
+            );
+        }
         Snapshot { tables, stream }
     }
 
@@ -376,4 +392,139 @@ mod tests {
         assert_eq!((passed, failed), (33, 1));
         assert_eq!(rows, "| `a: unittests src/lib.rs` | 31 | 0 |\n| `x: tests/x.rs` | 2 | 1 |\n");
     }
+}
+
+/// A tenant's actors for the agent tests: an operator, an approver and an admin.
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub tenant: String,
+    pub operator: String,
+    pub approver: String,
+    pub admin: String,
+}
+
+impl Stack {
+    pub fn team(&self, prefix: &str) -> Team {
+        let tenant = unique_tenant(prefix);
+        Team {
+            operator: self.key.token(&tenant, "olivia", &["operator"], 600).unwrap(),
+            approver: self.key.token(&tenant, "bob", &["approver"], 600).unwrap(),
+            admin: self.key.token(&tenant, "ada", &["admin"], 600).unwrap(),
+            tenant,
+        }
+    }
+
+    /// Create a simulated deployment.
+    pub async fn sim_deployment(&self, team: &Team, resource: &str, healthy: bool) {
+        let body = serde_json::json!({"kind": "deployment", "replicas": 3, "healthy": healthy, "version": "v2"});
+        let r = self
+            .send(self.http.put(format!("{API_URL}/sim/resources/{resource}")).json(&body), Some(&team.admin))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    pub async fn sim_state(&self, team: &Team, resource: &str) -> Value {
+        let r = self.get(&format!("/sim/resources/{resource}"), Some(&team.admin)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["state"].clone()
+    }
+
+    /// Register a WPK; returns the answer.
+    pub async fn register(&self, team: &Team, doc: &Value) -> Reply {
+        self.post_json("/wpk", Some(&team.admin), doc).await
+    }
+
+    pub async fn start_run(&self, team: &Team, signal: &str, resource: &str) -> String {
+        let r = self
+            .post_json("/agent/run", Some(&team.operator), &serde_json::json!({"signal": signal, "resource": resource}))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        r.json()["run_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Poll the run until its status is one of `statuses`.
+    pub async fn run_until(&self, team: &Team, run_id: &str, statuses: &[&str]) -> Value {
+        eventually(&format!("run {run_id} to reach {statuses:?}"), Duration::from_secs(90), || async {
+            let r = self.get(&format!("/agent/status/{run_id}"), Some(&team.operator)).await;
+            let doc = r.json();
+            statuses.contains(&doc["status"].as_str().unwrap_or_default()).then_some(doc)
+        })
+        .await
+    }
+
+    pub async fn approve(&self, team: &Team, run_id: &str, plan_sha256: &str) -> Reply {
+        let body = serde_json::json!({"justification": "INC-4711: restart per runbook", "plan_sha256": plan_sha256});
+        self.post_json(&format!("/agent/runs/{run_id}/approve"), Some(&team.approver), &body).await
+    }
+}
+
+/// A local HTTP server that records each request and answers from a script: a stand-in for
+/// APIs that cannot run here (the Kubernetes API server).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+pub type Script = fn(&Recorded) -> (u16, Value);
+
+pub async fn recording_server(script: Script) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = std::sync::Arc::default();
+    let log = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let log = std::sync::Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let (head, body) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len || n == 0 {
+                            let body =
+                                String::from_utf8_lossy(&buf[end + 4..(end + 4 + len).min(buf.len())]).into_owned();
+                            break (head, body);
+                        }
+                    }
+                    if n == 0 {
+                        return;
+                    }
+                };
+                let mut lines = head.lines();
+                let request_line = lines.next().unwrap_or_default();
+                let mut parts = request_line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_owned();
+                let target = parts.next().unwrap_or_default();
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let headers = lines
+                    .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned())))
+                    .collect();
+                let rec = Recorded { method, path: path.to_owned(), query: query.to_owned(), headers, body };
+                let (status, answer) = script(&rec);
+                log.lock().unwrap().push(rec);
+                let text = answer.to_string();
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = socket.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
 }

@@ -66,7 +66,8 @@ where
             match (inner.code(), inner.message()) {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_owned(),
-                _ => inner.to_string(),
+                // An answer the SDK could not parse: the status code at least says who failed.
+                _ => format!("{} (HTTP {})", inner, e.raw().status().as_u16()),
             }
         }
         SdkError::TimeoutError(_) => "timed out".to_owned(),

@@ -156,6 +156,7 @@ impl AggregateStore for DynamoAggregates {
             "labels",
             "updated_at",
             "expires_at",
+            "tenant_source",
         ] {
             update = update.expression_attribute_names(format!("#{name}"), name);
         }

@@ -1,0 +1,404 @@
+//! D.2 over HTTP against the running stack: the full path, approvals, tenancy, signatures,
+//! standing approvals, resumption, the kill switch, limits, the audit chain and the telemetry
+//! observer. Every test has its own tenant.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kinesis::primitives::Blob;
+use naksha_core::signing::sha256_hex;
+use naksha_e2e::{Stack, Team, eventually};
+use serde_json::{Value, json};
+
+const RES: &str = "deployment/payments";
+
+fn restart_wpk(id: &str, mode: &str) -> Value {
+    json!({
+        "id": id, "version": 1, "title": "Restart an unhealthy deployment",
+        "match": {"signals": ["deployment_unhealthy"], "resources": ["deployment/*"]},
+        "safety": {"mode": mode, "dry_run": true},
+        "steps": [{"adapter": "sim", "action": "restart"}],
+        "verify": {"healthy": true},
+        "limits": {"blast_radius": 1, "max_runs_per_hour": 10}
+    })
+}
+
+async fn setup(stack: &Stack, prefix: &str, mode: &str) -> Team {
+    let team = stack.team(prefix);
+    stack.sim_deployment(&team, RES, false).await;
+    let r = stack.register(&team, &restart_wpk("restart-unhealthy", mode)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    team
+}
+
+async fn audit(stack: &Stack, team: &Team) -> Value {
+    let r = stack.get("/agent/audit?verify=true", Some(&team.operator)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+#[tokio::test]
+async fn the_full_path_from_unhealthy_to_succeeded_with_a_complete_audit_record() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "full", "manual").await;
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval", "failed", "rejected"]).await;
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    assert_eq!(waiting["wpk"]["id"], "restart-unhealthy");
+    let plan = waiting["plan"].clone();
+    assert_eq!(plan["actions"][0]["change"], json!({"healthy": [false, true], "restarts": [0, 1]}));
+    assert_eq!(stack.sim_state(&team, RES).await["healthy"], false, "nothing acted before approval");
+
+    let approved = stack.approve(&team, &run, plan["sha256"].as_str().unwrap()).await;
+    assert_eq!(approved.status, 202, "{}", approved.text);
+    let done = stack.run_until(&team, &run, &["succeeded", "failed", "aborted"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let state = stack.sim_state(&team, RES).await;
+    assert_eq!((state["healthy"].clone(), state["restarts"].clone()), (json!(true), json!(1)));
+
+    let nodes: Vec<&str> = done["steps"].as_array().unwrap().iter().map(|s| s["node"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["observe", "decide", "plan", "gate", "gate", "act", "verify", "record"]);
+    for step in done["steps"].as_array().unwrap() {
+        assert!(step["latency_ms"].as_f64().is_some_and(|l| l >= 0.0), "{step}");
+        assert!(step["graph_version"].as_str().unwrap().starts_with("v1-"));
+    }
+    let record = &done["audit"][0];
+    assert_eq!(record["approver"], "bob");
+    assert_eq!(record["justification"], "INC-4711: restart per runbook");
+    assert_eq!(record["wpk_id"], "restart-unhealthy");
+    assert_eq!(record["wpk_version"], 1);
+    assert_eq!(record["plan_sha256"], plan["sha256"]);
+    assert_eq!(record["before_sha256"].as_str().unwrap().len(), 64);
+    assert_ne!(record["before_sha256"], record["after_sha256"]);
+    assert_eq!(record["prev_hash"].as_str().unwrap(), "0".repeat(64));
+    let chain = audit(&stack, &team).await;
+    assert_eq!((chain["count"].as_u64(), chain["verified"].as_bool()), (Some(1), Some(true)));
+}
+
+#[tokio::test]
+async fn approvals_need_the_exact_plan_the_approver_role_and_the_same_tenant() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "appr", "manual").await;
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    let sha = waiting["plan"]["sha256"].as_str().unwrap().to_owned();
+
+    let wrong = stack.approve(&team, &run, &"0".repeat(64)).await;
+    let doc = wrong.assert_problem(409);
+    assert_eq!(doc["plan_sha256"], sha.as_str(), "the 409 names the plan awaiting approval");
+
+    let operator_only = stack
+        .post_json(
+            &format!("/agent/runs/{run}/approve"),
+            Some(&team.operator),
+            &json!({"justification": "x", "plan_sha256": sha}),
+        )
+        .await;
+    operator_only.assert_problem(403);
+
+    let other = stack.team("other");
+    for (path, token) in [
+        (format!("/agent/runs/{run}/approve"), other.approver.clone()),
+        (format!("/agent/runs/{run}/reject"), other.approver.clone()),
+    ] {
+        stack
+            .post_json(&path, Some(&token), &json!({"justification": "x", "plan_sha256": sha}))
+            .await
+            .assert_problem(404);
+    }
+    stack.get(&format!("/agent/status/{run}"), Some(&other.operator)).await.assert_problem(404);
+
+    let still = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    assert!(still["approval"].is_null(), "refused approvals recorded nothing");
+    // Reject: final, with who and why.
+    let r = stack
+        .post_json(
+            &format!("/agent/runs/{run}/reject"),
+            Some(&team.approver),
+            &json!({"justification": "not during the sale"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let rejected = stack.run_until(&team, &run, &["rejected"]).await;
+    assert_eq!(rejected["rejection"]["approver"], "bob");
+    stack.approve(&team, &run, &sha).await.assert_problem(409);
+    assert_eq!(stack.sim_state(&team, RES).await["healthy"], false);
+}
+
+#[tokio::test]
+async fn a_tampered_wpk_fails_the_run_and_nothing_acts() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "tamper", "auto").await;
+    // Someone with table access rewrites the stored document and even fixes up its digest.
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(team.tenant.clone())),
+        ("sk".to_owned(), AttributeValue::S("restart-unhealthy#0000000001".into())),
+    ]);
+    let item =
+        stack.db.get_item().table_name(stack.table("WpksTable")).set_key(Some(key.clone())).send().await.unwrap();
+    let doc = item.item().unwrap()["doc"].as_s().unwrap().replace("\"restart\"", "\"rollback\"");
+    stack
+        .db
+        .update_item()
+        .table_name(stack.table("WpksTable"))
+        .set_key(Some(key))
+        .update_expression("SET doc = :d, sha256 = :s")
+        .expression_attribute_values(":d", AttributeValue::S(doc.clone()))
+        .expression_attribute_values(":s", AttributeValue::S(sha256_hex(doc.as_bytes())))
+        .send()
+        .await
+        .unwrap();
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let done = stack.run_until(&team, &run, &["failed", "succeeded", "awaiting_approval"]).await;
+    assert_eq!(done["status"], "failed");
+    assert!(done["outcome"]["reason"].as_str().unwrap().contains("signature verification failed"), "{done}");
+    assert!(done["receipts"].as_array().unwrap().is_empty());
+    assert_eq!(
+        stack.sim_state(&team, RES).await,
+        json!({"kind": "deployment", "replicas": 3, "healthy": false, "version": "v2", "restarts": 0})
+    );
+    assert_eq!(audit(&stack, &team).await["count"], 0);
+}
+
+#[tokio::test]
+async fn auto_waits_without_a_standing_approval_and_acts_unattended_with_one() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "auto", "auto").await;
+    let first = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    assert_eq!(
+        stack.run_until(&team, &first, &["awaiting_approval", "succeeded"]).await["status"],
+        "awaiting_approval"
+    );
+    // An approver records a standing approval for v1; a manual WPK cannot take one.
+    let promote = stack
+        .post_json(
+            "/wpk/restart-unhealthy/promote",
+            Some(&team.approver),
+            &json!({"version": 1, "justification": "safe at any hour"}),
+        )
+        .await;
+    assert_eq!(promote.status, 200, "{}", promote.text);
+    stack
+        .post_json("/wpk/restart-unhealthy/promote", Some(&team.operator), &json!({"version": 1, "justification": "x"}))
+        .await
+        .assert_problem(403);
+    let second = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let done = stack.run_until(&team, &second, &["succeeded", "failed", "awaiting_approval"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["approval"]["standing"], true);
+    assert_eq!(done["audit"][0]["approver"], "bob");
+    assert_eq!(done["audit"][0]["standing_approval"], true);
+}
+
+#[tokio::test]
+async fn a_resumed_run_never_repeats_an_act() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "resume", "manual").await;
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    assert_eq!(stack.approve(&team, &run, waiting["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    let done = stack.run_until(&team, &run, &["succeeded"]).await;
+    // Make it look as if the worker crashed right after acting: back to `act`, no receipts,
+    // then deliver the run message again.
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("{}#{run}", team.tenant))),
+        ("sk".to_owned(), AttributeValue::S("run".into())),
+    ]);
+    let item =
+        stack.db.get_item().table_name(stack.table("RunsTable")).set_key(Some(key.clone())).send().await.unwrap();
+    let mut state: Value = serde_json::from_str(item.item().unwrap()["state"].as_s().unwrap()).unwrap();
+    state["status"] = json!("queued");
+    state["cursor"] = json!("act");
+    state["receipts"] = json!([]);
+    state["outcome"] = Value::Null;
+    state["verification"] = Value::Null;
+    state["audit_seq"] = Value::Null;
+    stack
+        .db
+        .update_item()
+        .table_name(stack.table("RunsTable"))
+        .set_key(Some(key))
+        .update_expression("SET #s = :s, #st = :q")
+        .expression_attribute_names("#s", "state")
+        .expression_attribute_names("#st", "status")
+        .expression_attribute_values(":s", AttributeValue::S(state.to_string()))
+        .expression_attribute_values(":q", AttributeValue::S("queued".into()))
+        .send()
+        .await
+        .unwrap();
+    stack
+        .kinesis
+        .put_record()
+        .stream_name(stack.table("AgentRunsStream"))
+        .partition_key(format!("{}/{RES}", team.tenant))
+        .data(Blob::new(json!({"tenant": team.tenant, "run_id": run}).to_string().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let resumed = eventually("the resumed run to finish", Duration::from_secs(60), || async {
+        let doc = stack.get(&format!("/agent/status/{run}"), Some(&team.operator)).await.json();
+        (doc["status"] == "succeeded" && doc["updated_at"] != done["updated_at"]).then_some(doc)
+    })
+    .await;
+    assert_eq!(resumed["receipts"][0]["reused"], true, "{resumed}");
+    assert_eq!(stack.sim_state(&team, RES).await["restarts"], 1, "the restart happened once");
+    let chain = audit(&stack, &team).await;
+    assert_eq!(chain["count"], 1, "one audit record per run");
+    assert_eq!(chain["verified"], true);
+}
+
+#[tokio::test]
+async fn the_kill_switch_stops_every_act_until_resumed() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "halt", "manual").await;
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    stack.post_json("/agent/halt", Some(&team.operator), &json!({})).await.assert_problem(403);
+    let halt = stack.post_json("/agent/halt", Some(&team.admin), &json!({"reason": "change freeze"})).await;
+    assert_eq!(halt.status, 200, "{}", halt.text);
+    assert_eq!(stack.approve(&team, &run, waiting["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    let aborted = stack.run_until(&team, &run, &["aborted", "succeeded"]).await;
+    assert_eq!(aborted["status"], "aborted");
+    assert!(aborted["outcome"]["reason"].as_str().unwrap().contains("change freeze"));
+    assert_eq!(stack.sim_state(&team, RES).await["healthy"], false);
+
+    assert_eq!(stack.post("/agent/resume", Some(&team.admin), "").await.status, 200);
+    let again = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &again, &["awaiting_approval"]).await;
+    assert_eq!(stack.approve(&team, &again, waiting["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    assert_eq!(stack.run_until(&team, &again, &["succeeded", "aborted"]).await["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn runs_per_hour_are_limited_and_two_runs_on_one_resource_never_act_at_once() {
+    let stack = Stack::connect().await;
+    let team = stack.team("limit");
+    stack.sim_deployment(&team, RES, false).await;
+    let mut doc = restart_wpk("restart-limited", "manual");
+    doc["limits"]["max_runs_per_hour"] = json!(2);
+    assert_eq!(stack.register(&team, &doc).await.status, 201);
+    let (a, b) = (
+        stack.start_run(&team, "deployment_unhealthy", RES).await,
+        stack.start_run(&team, "deployment_unhealthy", RES).await,
+    );
+    let (wa, wb) = (
+        stack.run_until(&team, &a, &["awaiting_approval"]).await,
+        stack.run_until(&team, &b, &["awaiting_approval"]).await,
+    );
+    assert_eq!(stack.approve(&team, &a, wa["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    assert_eq!(stack.approve(&team, &b, wb["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    let (da, db) = (
+        stack.run_until(&team, &a, &["succeeded", "failed", "awaiting_approval"]).await,
+        stack.run_until(&team, &b, &["succeeded", "failed", "awaiting_approval"]).await,
+    );
+    // The second approval was of a plan made before the first restart: it is re-planned, not
+    // executed blindly, and waits for a fresh approval.
+    let statuses = [da["status"].as_str().unwrap(), db["status"].as_str().unwrap()];
+    assert!(statuses.contains(&"succeeded"), "{statuses:?}");
+    let act_window = |run: &Value| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["node"] == "act")
+            .map(|s| (s["started_at"].as_str().unwrap().to_owned(), s["ended_at"].as_str().unwrap().to_owned()))
+    };
+    if let (Some((s1, e1)), Some((s2, e2))) = (act_window(&da), act_window(&db)) {
+        assert!(e1 <= s2 || e2 <= s1, "acts on one resource overlapped: {s1}..{e1} and {s2}..{e2}");
+    }
+    // Fill the hour, then one more is refused with the reason.
+    for run in [&a, &b] {
+        let doc = stack.get(&format!("/agent/status/{run}"), Some(&team.operator)).await.json();
+        if doc["status"] == "awaiting_approval" {
+            assert_eq!(stack.approve(&team, run, doc["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+            assert_eq!(stack.run_until(&team, run, &["succeeded"]).await["status"], "succeeded");
+        }
+    }
+    let third = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let refused = stack.run_until(&team, &third, &["rejected", "awaiting_approval"]).await;
+    assert_eq!(refused["status"], "rejected", "{refused}");
+    assert!(refused["outcome"]["reason"].as_str().unwrap().contains("max_runs_per_hour 2"), "{refused}");
+}
+
+#[tokio::test]
+async fn no_matching_wpk_and_dry_runs_are_recorded_without_acting() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "none", "auto").await;
+    let run = stack.start_run(&team, "disk_full", RES).await;
+    let refused = stack.run_until(&team, &run, &["rejected", "failed"]).await;
+    assert!(refused["outcome"]["reason"].as_str().unwrap().contains("no WPK handles signal \"disk_full\""));
+    let r = stack
+        .post_json(
+            "/agent/run",
+            Some(&team.operator),
+            &json!({"signal": "deployment_unhealthy", "resource": RES, "dry_run": true}),
+        )
+        .await;
+    let run = r.json()["run_id"].as_str().unwrap().to_owned();
+    let planned = stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    assert_eq!(planned["status"], "succeeded");
+    assert!(planned["plan"]["sha256"].is_string() && planned["receipts"].as_array().unwrap().is_empty());
+    assert_eq!(stack.sim_state(&team, RES).await["healthy"], false);
+}
+
+#[tokio::test]
+async fn the_audit_chain_names_the_first_edited_record() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "chain", "manual").await;
+    for _ in 0..3 {
+        let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+        let w = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+        assert_eq!(stack.approve(&team, &run, w["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+        stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    }
+    let chain = audit(&stack, &team).await;
+    assert_eq!((chain["count"].as_u64(), chain["verified"].as_bool()), (Some(3), Some(true)));
+    // Edit record 2 in place: a different approver.
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(team.tenant.clone())),
+        ("seq".to_owned(), AttributeValue::N("2".into())),
+    ]);
+    let item =
+        stack.db.get_item().table_name(stack.table("AuditTable")).set_key(Some(key.clone())).send().await.unwrap();
+    let edited =
+        item.item().unwrap()["record"].as_s().unwrap().replace("\"approver\":\"bob\"", "\"approver\":\"mallory\"");
+    stack
+        .db
+        .update_item()
+        .table_name(stack.table("AuditTable"))
+        .set_key(Some(key))
+        .update_expression("SET #r = :r")
+        .expression_attribute_names("#r", "record")
+        .expression_attribute_values(":r", AttributeValue::S(edited))
+        .send()
+        .await
+        .unwrap();
+    let chain = audit(&stack, &team).await;
+    assert_eq!(chain["verified"], false);
+    assert_eq!(chain["first_broken"]["seq"], 2, "{chain}");
+}
+
+#[tokio::test]
+async fn observe_reads_the_resources_d1_aggregates() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "obs", "manual").await;
+    let events: Vec<Value> = (0..6).map(|i| json!({"source": RES, "name": "error_rate", "value": i})).collect();
+    let r = stack.post_json("/ingest", Some(&team.operator), &json!({ "events": events })).await;
+    assert_eq!(r.status, 202);
+    eventually("the aggregates", Duration::from_secs(60), || async {
+        (!stack.aggregates_of(&team.tenant).await.is_empty()).then_some(())
+    })
+    .await;
+    let r = stack
+        .post_json("/agent/run", Some(&team.operator), &json!({"signal": "deployment_unhealthy", "resource": RES, "dry_run": true, "telemetry": {"alert": "from 10.2.3.4"}}))
+        .await;
+    let run = r.json()["run_id"].as_str().unwrap().to_owned();
+    let done = stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    let series = &done["observation"]["plugins"]["telemetry"]["series"];
+    assert_eq!(series[0]["name"], "error_rate", "{done}");
+    assert_eq!(series[0]["samples"], 6.0);
+    assert_eq!(done["observation"]["resources"][RES]["healthy"], false);
+    let attached = done["observation"]["plugins"]["request"]["alert"].as_str().unwrap();
+    assert!(!attached.contains("10.2.3.4") && attached.contains("anon_"), "run telemetry is pseudonymised: {attached}");
+}
