@@ -1,0 +1,182 @@
+//! The agent's routes refuse bad input clearly and write nothing: malformed, oversized,
+//! unauthenticated, wrong-role and cross-tenant requests, each compared against a snapshot of
+//! every table and every stream. One test function, so nothing else here writes meanwhile.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use naksha_e2e::Stack;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
+    let stack = Stack::connect().await;
+    let team = stack.team("bad2");
+    let other = stack.team("bad2-other");
+    // A run awaiting approval in `team`, to aim approvals at.
+    stack.sim_deployment(&team, "deployment/api", false).await;
+    let wpk = json!({
+        "id": "restart", "version": 1, "title": "Restart",
+        "match": {"signals": ["down"]}, "steps": [{"adapter": "sim", "action": "restart"}]
+    });
+    assert_eq!(stack.register(&team, &wpk).await.status, 201);
+    let run = stack.start_run(&team, "down", "deployment/api").await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    let sha = waiting["plan"]["sha256"].as_str().unwrap().to_owned();
+    let huge = format!(
+        "{{\"signal\":\"down\",\"resource\":\"deployment/api\",\"telemetry\":{{\"x\":\"{}\"}}}}",
+        "y".repeat(1 << 20)
+    );
+    let approve = format!("/agent/runs/{run}/approve");
+
+    struct Case<'a> {
+        what: &'a str,
+        method: &'a str,
+        path: String,
+        token: Option<&'a str>,
+        body: String,
+        status: u16,
+    }
+    let c = |what, method, path: &str, token, body: &str, status| Case {
+        what,
+        method,
+        path: path.to_owned(),
+        token,
+        body: body.to_owned(),
+        status,
+    };
+    let op = Some(team.operator.as_str());
+    let ad = Some(team.admin.as_str());
+    let ap = Some(team.approver.as_str());
+    let cases = vec![
+        c("run: malformed JSON", "POST", "/agent/run", op, "{\"signal\":", 400),
+        c("run: a JSON array", "POST", "/agent/run", op, "[]", 400),
+        c("run: missing fields", "POST", "/agent/run", op, "{}", 400),
+        c(
+            "run: wrong types and unknown field",
+            "POST",
+            "/agent/run",
+            op,
+            r#"{"signal": 7, "resource": "a*", "dry_run": "yes", "force": true}"#,
+            400,
+        ),
+        c(
+            "run: telemetry not an object",
+            "POST",
+            "/agent/run",
+            op,
+            r#"{"signal":"down","resource":"deployment/api","telemetry":[1]}"#,
+            400,
+        ),
+        c("run: over 1 MiB", "POST", "/agent/run", op, &huge, 413),
+        c("run: no token", "POST", "/agent/run", None, r#"{"signal":"down","resource":"deployment/api"}"#, 401),
+        c(
+            "run: garbage token",
+            "POST",
+            "/agent/run",
+            Some("x.y.z"),
+            r#"{"signal":"down","resource":"deployment/api"}"#,
+            401,
+        ),
+        c(
+            "run: approver lacks operator",
+            "POST",
+            "/agent/run",
+            ap,
+            r#"{"signal":"down","resource":"deployment/api"}"#,
+            403,
+        ),
+        c("approve: bad digest format", "POST", &approve, ap, r#"{"justification":"ok","plan_sha256":"abc"}"#, 400),
+        c("approve: no justification", "POST", &approve, ap, &format!(r#"{{"plan_sha256":"{sha}"}}"#), 400),
+        c(
+            "approve: wrong digest",
+            "POST",
+            &approve,
+            ap,
+            &format!(r#"{{"justification":"ok","plan_sha256":"{}"}}"#, "f".repeat(64)),
+            409,
+        ),
+        c(
+            "approve: operator lacks approver",
+            "POST",
+            &approve,
+            op,
+            &format!(r#"{{"justification":"ok","plan_sha256":"{sha}"}}"#),
+            403,
+        ),
+        c(
+            "approve: another tenant",
+            "POST",
+            &approve,
+            Some(other.approver.as_str()),
+            &format!(r#"{{"justification":"ok","plan_sha256":"{sha}"}}"#),
+            404,
+        ),
+        c(
+            "approve: unknown run",
+            "POST",
+            "/agent/runs/0000-no-such-run/approve",
+            ap,
+            &format!(r#"{{"justification":"ok","plan_sha256":"{sha}"}}"#),
+            404,
+        ),
+        c("approve: no token", "POST", &approve, None, "{}", 401),
+        c(
+            "reject: another tenant",
+            "POST",
+            &format!("/agent/runs/{run}/reject"),
+            Some(other.approver.as_str()),
+            r#"{"justification":"no"}"#,
+            404,
+        ),
+        c("status: another tenant", "GET", &format!("/agent/status/{run}"), Some(other.operator.as_str()), "", 404),
+        c("wpk: not a mapping", "POST", "/wpk", ad, "[1, 2]", 400),
+        c("wpk: invalid document", "POST", "/wpk", ad, r#"{"id": "X!", "version": 0, "steps": []}"#, 400),
+        c("wpk: broken YAML", "POST", "/wpk", ad, "id: [unclosed", 400),
+        c("wpk: existing version", "POST", "/wpk", ad, &wpk.to_string(), 409),
+        c("wpk: operator lacks admin", "POST", "/wpk", op, &wpk.to_string(), 403),
+        c("wpk: no token", "POST", "/wpk", None, &wpk.to_string(), 401),
+        c("wpk get: another tenant", "GET", "/wpk/restart", Some(other.operator.as_str()), "", 404),
+        c("promote: manual WPK", "POST", "/wpk/restart/promote", ap, r#"{"version":1,"justification":"x"}"#, 409),
+        c("sim put: bad body", "PUT", "/sim/resources/deployment/x", ad, r#"{"kind":"","replicas":-1}"#, 400),
+        c(
+            "sim put: operator lacks admin",
+            "PUT",
+            "/sim/resources/deployment/x",
+            op,
+            r#"{"kind":"deployment","replicas":1,"healthy":true,"version":"v1"}"#,
+            403,
+        ),
+        c("sim get: another tenant", "GET", "/sim/resources/deployment/api", Some(other.admin.as_str()), "", 404),
+        c("halt: operator lacks admin", "POST", "/agent/halt", op, "{}", 403),
+        c("audit: no token", "GET", "/agent/audit", None, "", 401),
+    ];
+
+    let baseline = stack.quiet_snapshot().await;
+    for case in cases {
+        let url = format!("http://127.0.0.1:9000{}", case.path);
+        let mut req = match case.method {
+            "GET" => stack.http.get(url),
+            "PUT" => stack.http.put(url).header("content-type", "application/json").body(case.body.clone()),
+            _ => stack.http.post(url).header("content-type", "application/json").body(case.body.clone()),
+        };
+        if let Some(t) = case.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let content_type =
+            resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(status, case.status, "{}: {body}", case.what);
+        assert_eq!(content_type, "application/problem+json", "{}", case.what);
+        assert!(body["title"].is_string() && body["detail"].is_string(), "{}: {body}", case.what);
+        if case.what == "wpk: invalid document" {
+            let pointers: Vec<&str> =
+                body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+            for p in ["/id", "/version", "/title", "/match", "/steps"] {
+                assert!(pointers.contains(&p), "{p} not named: {pointers:?}");
+            }
+        }
+        let now = stack.snapshot().await;
+        assert!(now == baseline, "{} changed stored state:\n{}", case.what, baseline.diff(&now));
+    }
+}
