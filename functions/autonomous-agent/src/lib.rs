@@ -16,6 +16,7 @@ pub mod audit;
 pub mod memory;
 pub mod observe;
 pub mod ports;
+pub mod samples;
 pub mod spec;
 pub mod state;
 pub mod store;
