@@ -48,4 +48,28 @@ fi
   echo "$size_line"
 } > reports/bench_D1.md
 echo "[bench] wrote reports/bench_D1.md" >&2
-cat reports/bench_D1.md
+
+echo "[bench] D.2: graph runtime per step, decide over 1,000 WPKs" >&2
+log2=reports/logs/bench_D2.log
+cargo bench -p naksha-agent --bench agent -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log2" >&2
+{
+  echo "# D.2 benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$log2\`."
+  echo
+  echo "## Decide over a registry of 1,000 WPKs (no I/O: rank by the remediation model, verify the chosen one's ECDSA signature) — target ≤ 1 ms p99"
+  echo
+  echo '```'
+  grep 'decide over 1000' "$log2" || true
+  grep -A3 '^decide/' "$log2" | grep -E '^decide/|time:' || true
+  echo '```'
+  echo
+  echo "## Graph runtime overhead per step (node + checkpoint: state digest and save; in-memory stores)"
+  echo
+  echo '```'
+  grep 'graph runtime per step' "$log2" || true
+  grep -A3 '^runtime/' "$log2" | grep -E '^runtime/|time:|thrpt:' || true
+  echo '```'
+} > reports/bench_D2.md
+echo "[bench] wrote reports/bench_D2.md" >&2
+cat reports/bench_D1.md reports/bench_D2.md

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: run the D.1 verification against the running stack and write reports/.
+# `make demo`: run each phase's verification against the running stack and write reports/.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p reports/logs
@@ -11,6 +11,8 @@ echo "[demo] template lints" >&2
   SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1 -t template.yaml 2>&1
 } >reports/logs/D.1_lint.log 2>&1
 echo "[demo] unit, adapter and end-to-end tests" >&2
-cargo test -p naksha-core -p naksha-insight-stream -p naksha-local -p naksha-e2e >reports/logs/D.1_tests.log 2>&1
-echo "[demo] verification calls" >&2
+cargo test --workspace >reports/logs/tests.log 2>&1
+echo "[demo] D.1 verification calls" >&2
 cargo run --quiet -p naksha-e2e --bin demo-d1
+echo "[demo] D.2 agent walk-through" >&2
+cargo run --quiet -p naksha-e2e --bin demo-d2

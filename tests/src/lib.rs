@@ -152,6 +152,20 @@ impl Stack {
         self.send(req, token).await
     }
 
+    /// Any method, with an explicit content type.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: String,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let req = self.http.request(method, format!("{API_URL}{path}")).header("content-type", content_type).body(body);
+        self.send(req, token).await
+    }
+
     pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         self.post(path, token, body.to_string()).await
     }
@@ -345,6 +359,11 @@ pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
 
 /// Totals of a `cargo test` log, and a Markdown table row per test binary that ran tests.
 pub fn test_summary(log: &str) -> (String, usize, usize) {
+    test_summary_for(log, |_| true)
+}
+
+/// Like [`test_summary`], for the test binaries `keep` accepts (by "crate: target" name).
+pub fn test_summary_for(log: &str, keep: impl Fn(&str) -> bool) -> (String, usize, usize) {
     let (mut rows, mut passed, mut failed) = (String::new(), 0, 0);
     let mut current = String::new();
     for line in log.lines() {
@@ -367,6 +386,9 @@ pub fn test_summary(log: &str) -> (String, usize, usize) {
                     .unwrap_or(0)
             };
             let (p, f) = (count("passed"), count("failed"));
+            if !keep(&current) {
+                continue;
+            }
             passed += p;
             failed += f;
             if p + f > 0 {

@@ -190,7 +190,7 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
     use naksha_agent::spec::Graph;
     use naksha_agent::state::{Approval, RunRequest, RunState, RunStatus};
     use naksha_agent::wpk::{StoredWpk, parse};
-    use naksha_core::signing::{Signature, TrustedKeys, sha256_hex};
+    use naksha_core::signing::{Signature, TrustedKeys};
 
     let (url, seen) = recording_server(kube).await;
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
@@ -215,24 +215,8 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         false,
     )
     .unwrap();
-    let bytes = wpk.canonical_bytes();
-    let der = key.sign(&SystemRandom::new(), &bytes).unwrap().as_ref().to_vec();
-    mem.put_wpk(
-        "acme",
-        &StoredWpk {
-            id: wpk.id.clone(),
-            version: 1,
-            doc: String::from_utf8(bytes.clone()).unwrap(),
-            sha256: sha256_hex(&bytes),
-            signature: Signature { der, key_id: "k".into() }.to_base64(),
-            key_id: "k".into(),
-            created_at: "now".into(),
-            created_by: "ada".into(),
-            standing_approval: None,
-        },
-    )
-    .await
-    .unwrap();
+    let der = key.sign(&SystemRandom::new(), &wpk.canonical_bytes()).unwrap().as_ref().to_vec();
+    mem.put_wpk("acme", &StoredWpk::signed(&wpk, &Signature { der, key_id: "k".into() }, "ada", "now")).await.unwrap();
     let req = RunRequest {
         signal: "pods_not_ready".into(),
         resource: "deployment/payments".into(),

@@ -22,7 +22,7 @@ use crate::state::{
     Approval, Candidate, Decision, Observation, Plan, PlannedAction, Receipt, RunState, RunStatus, Verification,
     state_digest,
 };
-use crate::wpk::{Mode, SignedWpk, latest_versions};
+use crate::wpk::{Mode, SignedWpk, rank};
 
 /// Everything the agent stores, in one bundle (DynamoDB in production, memory in tests).
 pub trait AgentStore: RunStore + WpkStore + AuditLog + Control {}
@@ -168,16 +168,10 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
 
     async fn decide(&self, s: &mut RunState) -> Result<(), String> {
         let (signal, resource) = (s.request.signal.clone(), s.request.resource.clone());
-        let all = latest_versions(self.store.list_wpks(&s.tenant).await.map_err(|e| e.to_string())?);
+        let all = self.store.list_wpks(&s.tenant).await.map_err(|e| e.to_string())?;
         let history = self.store.outcome_stats(&s.tenant, &signal).await.map_err(|e| e.to_string())?;
-        let mut candidates: Vec<(f64, crate::wpk::StoredWpk)> = all
-            .into_iter()
-            .filter(|w| w.peek().is_some_and(|doc| doc.matches(&signal, &resource)))
-            .map(|w| (self.model.score(&signal, &w.id, &history), w))
-            .collect();
-        // Best score first; ties go to the newer version, then the id, so the choice is stable.
-        candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.version.cmp(&a.1.version)).then(a.1.id.cmp(&b.1.id)));
-        let Some((score, chosen)) = candidates.first().cloned() else {
+        let candidates = rank(&all, &signal, &resource, |id| self.model.score(&signal, id, &history));
+        let Some(&(score, chosen)) = candidates.first() else {
             s.conclude(RunStatus::Rejected, format!("no WPK handles signal {signal:?} on {resource:?}"));
             return Ok(());
         };
@@ -199,6 +193,13 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 return Ok(());
             }
         };
+        if !signed.wpk.matches(&signal, &resource) {
+            s.conclude(
+                RunStatus::Failed,
+                format!("WPK {} v{}: its registry entry does not match its signed document", chosen.id, chosen.version),
+            );
+            return Ok(());
+        }
         let targets = signed.wpk.targets(&resource);
         if let Some(max) = signed.wpk.limits.blast_radius
             && targets.len() > max as usize

@@ -63,19 +63,8 @@ fn world() -> World {
 impl World {
     async fn register(&self, doc: Value) -> StoredWpk {
         let wpk: Wpk = parse(&doc.to_string(), false).unwrap();
-        let bytes = wpk.canonical_bytes();
-        let der = self.key.sign(&SystemRandom::new(), &bytes).unwrap().as_ref().to_vec();
-        let stored = StoredWpk {
-            id: wpk.id.clone(),
-            version: wpk.version,
-            doc: String::from_utf8(bytes.clone()).unwrap(),
-            sha256: sha256_hex(&bytes),
-            signature: Signature { der, key_id: "test-key".into() }.to_base64(),
-            key_id: "test-key".into(),
-            created_at: "now".into(),
-            created_by: "admin".into(),
-            standing_approval: None,
-        };
+        let der = self.key.sign(&SystemRandom::new(), &wpk.canonical_bytes()).unwrap().as_ref().to_vec();
+        let stored = StoredWpk::signed(&wpk, &Signature { der, key_id: "test-key".into() }, "admin", "now");
         self.mem.put_wpk(T, &stored).await.unwrap();
         stored
     }
@@ -162,6 +151,19 @@ async fn manual_path_waits_for_approval_then_acts_verifies_and_audits() {
     let nodes: Vec<_> = steps.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(nodes, ["observe", "decide", "plan", "gate", "gate", "act", "verify", "record"]);
     assert!(steps.iter().all(|c| c.graph_version == w.agent.graph.version && c.state_digest.len() == 64));
+}
+
+#[tokio::test]
+async fn registry_metadata_that_disagrees_with_the_signed_document_fails_the_run() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    // The index says the WPK handles disk_full; its signed document does not.
+    w.mem.wpks.lock().unwrap().values_mut().next().unwrap().signals.push("disk_full".into());
+    let s = w.start("disk_full", false).await;
+    assert_eq!(s.status, RunStatus::Failed);
+    assert!(s.outcome.unwrap().reason.contains("does not match its signed document"));
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use naksha_core::auth::{Principal, Role, Verifier};
 use naksha_core::http::{self, json};
 use naksha_core::privacy::PiiKey;
 use naksha_core::problem::{FieldError, Problem};
-use naksha_core::signing::{KmsSigner, TrustedKeys, sha256_hex};
+use naksha_core::signing::{KmsSigner, TrustedKeys};
 use serde_json::{Map, Value, json};
 
 use crate::act::sim::{SimResource, SimStore};
@@ -338,17 +338,7 @@ pub async fn register_wpk<S: WpkStore>(
         Problem::unavailable("the signing key produced a signature that does not verify; nothing was stored")
             .with_internal(e)
     })?;
-    let stored = StoredWpk {
-        id: doc.id.clone(),
-        version: doc.version,
-        doc: String::from_utf8(canonical.clone()).map_err(Problem::internal)?,
-        sha256: sha256_hex(&canonical),
-        signature: signature.to_base64(),
-        key_id: signature.key_id.clone(),
-        created_at: now(),
-        created_by: p.subject.clone(),
-        standing_approval: None,
-    };
+    let stored = StoredWpk::signed(&doc, &signature, &p.subject, &now());
     store.put_wpk(tenant, &stored).await.map_err(|e| match e {
         StoreError::Exists => {
             Problem::conflict(format!("WPK {} v{} already exists; versions are immutable", doc.id, doc.version))

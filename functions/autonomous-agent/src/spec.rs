@@ -39,16 +39,29 @@ pub enum Condition {
 }
 
 impl Condition {
+    const ALL: [Condition; 6] = [
+        Condition::WpkChosen,
+        Condition::Concluded,
+        Condition::DryRunOnly,
+        Condition::StateChanged,
+        Condition::Approved,
+        Condition::Acted,
+    ];
+
     fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "wpk_chosen" => Condition::WpkChosen,
-            "concluded" => Condition::Concluded,
-            "dry_run_only" => Condition::DryRunOnly,
-            "state_changed" => Condition::StateChanged,
-            "approved" => Condition::Approved,
-            "acted" => Condition::Acted,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The name the agentspec uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::WpkChosen => "wpk_chosen",
+            Condition::Concluded => "concluded",
+            Condition::DryRunOnly => "dry_run_only",
+            Condition::StateChanged => "state_changed",
+            Condition::Approved => "approved",
+            Condition::Acted => "acted",
+        }
     }
 
     pub fn holds(self, s: &RunState) -> bool {

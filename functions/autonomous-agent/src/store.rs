@@ -48,6 +48,13 @@ where
     StoreError::Failed(describe_error(&e))
 }
 
+fn strings(item: &Item, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn json_of<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Failed(e.to_string()))
 }
@@ -114,6 +121,8 @@ impl DynamoAgentStore {
             created_at: get_s(item, "created_at").unwrap_or_default().to_owned(),
             created_by: get_s(item, "created_by").unwrap_or_default().to_owned(),
             standing_approval: get_s(item, "standing_approval").and_then(|j| serde_json::from_str(j).ok()),
+            signals: strings(item, "signals"),
+            resources: strings(item, "resources"),
         })
     }
 
@@ -289,6 +298,8 @@ impl WpkStore for DynamoAgentStore {
             .item("key_id", s(&w.key_id))
             .item("created_at", s(&w.created_at))
             .item("created_by", s(&w.created_by))
+            .item("signals", AttributeValue::L(w.signals.iter().map(s).collect()))
+            .item("resources", AttributeValue::L(w.resources.iter().map(s).collect()))
             .condition_expression("attribute_not_exists(sk)");
         if let Some(a) = &w.standing_approval {
             put = put.item("standing_approval", s(json_of(a)?));

@@ -397,6 +397,37 @@ pub struct StoredWpk {
     pub created_at: String,
     pub created_by: String,
     pub standing_approval: Option<StandingApproval>,
+    /// `match.signals` and `match.resources`, copied from the document at registration so the
+    /// registry can be searched without parsing every document. Only for choosing candidates:
+    /// the chosen WPK is verified and must match by its signed document before anything acts.
+    pub signals: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+impl StoredWpk {
+    /// A freshly signed version, ready to store.
+    pub fn signed(wpk: &Wpk, signature: &Signature, created_by: &str, created_at: &str) -> Self {
+        let canonical = wpk.canonical_bytes();
+        Self {
+            id: wpk.id.clone(),
+            version: wpk.version,
+            doc: String::from_utf8_lossy(&canonical).into_owned(),
+            sha256: sha256_hex(&canonical),
+            signature: signature.to_base64(),
+            key_id: signature.key_id.clone(),
+            created_at: created_at.to_owned(),
+            created_by: created_by.to_owned(),
+            standing_approval: None,
+            signals: wpk.matcher.signals.clone(),
+            resources: wpk.matcher.resources.clone(),
+        }
+    }
+
+    /// Whether the registry metadata says this WPK handles `signal` on `resource`.
+    pub fn matches(&self, signal: &str, resource: &str) -> bool {
+        self.signals.iter().any(|s| s == signal)
+            && (self.resources.is_empty() || self.resources.iter().any(|g| glob_match(g, resource)))
+    }
 }
 
 /// Why a stored WPK may not be used.
@@ -445,6 +476,29 @@ impl StoredWpk {
     pub fn peek(&self) -> Option<Wpk> {
         serde_json::from_str(&self.doc).ok()
     }
+}
+
+/// The decide step's choice, without I/O: the latest version of each WPK whose `match` fits,
+/// best score first (ties: newer version, then id, so the choice is stable).
+pub fn rank<'a>(
+    all: &'a [StoredWpk],
+    signal: &str,
+    resource: &str,
+    score: impl Fn(&str) -> f64,
+) -> Vec<(f64, &'a StoredWpk)> {
+    let mut latest: BTreeMap<&str, &StoredWpk> = BTreeMap::new();
+    for w in all {
+        match latest.get(w.id.as_str()) {
+            Some(existing) if existing.version >= w.version => {}
+            _ => {
+                latest.insert(&w.id, w);
+            }
+        }
+    }
+    let mut out: Vec<(f64, &StoredWpk)> =
+        latest.into_values().filter(|w| w.matches(signal, resource)).map(|w| (score(&w.id), w)).collect();
+    out.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.version.cmp(&a.1.version)).then(a.1.id.cmp(&b.1.id)));
+    out
 }
 
 /// The latest version of each WPK id.
@@ -580,6 +634,8 @@ mod tests {
             created_at: String::new(),
             created_by: String::new(),
             standing_approval: None,
+            signals: vec!["down".into()],
+            resources: vec![],
         };
         let got: Vec<_> = latest_versions(vec![s("a", 1), s("a", 3), s("b", 2), s("a", 2)])
             .into_iter()
