@@ -67,6 +67,9 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
             400,
         ),
         c("run: over 1 MiB", "POST", "/agent/run", op, &huge, 413),
+        c("wpk: over 1 MiB", "POST", "/wpk", ad, &huge, 413),
+        c("approve: over 1 MiB", "POST", &approve, ap, &huge, 413),
+        c("sim put: over 1 MiB", "PUT", "/sim/resources/deployment/x", ad, &huge, 413),
         c("run: no token", "POST", "/agent/run", None, r#"{"signal":"down","resource":"deployment/api"}"#, 401),
         c(
             "run: garbage token",
