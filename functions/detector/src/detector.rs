@@ -36,11 +36,31 @@ pub struct Params {
     pub refractory: usize,
     /// Values seen before any alarm is possible.
     pub warmup: usize,
+    /// Time-of-day buckets for the seasonal profile (0 disables it).
+    pub buckets: usize,
+    /// Weight of a new value in its bucket's running level and spread.
+    pub seasonal_rate: f64,
+    /// Days of data before the seasonal profile may explain a value.
+    pub seasonal_days: f64,
+    /// Judge the recent surprise against the median/MAD of past surprises (else mean/std).
+    pub robust_likelihood: bool,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Self { window: 64, short: 4, history: 600, averaging: 6, alarm_tail: 1e-4, refractory: 150, warmup: 100 }
+        Self {
+            window: 200,
+            short: 4,
+            history: 600,
+            averaging: 8,
+            alarm_tail: 1e-3,
+            refractory: 300,
+            warmup: 100,
+            buckets: 48,
+            seasonal_rate: 0.1,
+            seasonal_days: 2.0,
+            robust_likelihood: false,
+        }
     }
 }
 
@@ -54,6 +74,13 @@ pub struct State {
     averaged: VecDeque<f64>,
     since_alarm: Option<u64>,
     pub last_score: f64,
+    /// Per time-of-day bucket: running level and running absolute deviation.
+    #[serde(default)]
+    season_level: Vec<f64>,
+    #[serde(default)]
+    season_spread: Vec<f64>,
+    #[serde(default)]
+    first_ts: Option<i64>,
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -82,12 +109,16 @@ impl State {
             return 0.0;
         }
         self.last_ts = Some(ts);
+        self.first_ts.get_or_insert(ts);
         self.seen += 1;
-        let surprise = self.surprise(p, value);
+        let local = self.surprise(p, value);
+        let seasonal = self.seasonal_surprise(p, ts, value);
+        // Anomalous only if no model explains the value.
+        let surprise = seasonal.map_or(local, |s| s.min(local));
         push(&mut self.recent, value, p.window);
         push(&mut self.surprises, surprise, p.averaging);
         let avg = self.surprises.iter().sum::<f64>() / self.surprises.len() as f64;
-        let (mean, std) = mean_std(&self.averaged);
+        let (mean, std) = if p.robust_likelihood { median_mad(&self.averaged) } else { mean_std(&self.averaged) };
         push(&mut self.averaged, avg, p.history);
         if let Some(n) = self.since_alarm.as_mut() {
             *n += 1;
@@ -106,6 +137,38 @@ impl State {
         }
         self.last_score = score;
         score
+    }
+
+    /// How surprising `value` is for its time of day, once the profile has been learned; learns
+    /// from the value afterwards.
+    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64) -> Option<f64> {
+        if p.buckets == 0 {
+            return None;
+        }
+        if self.season_level.len() != p.buckets {
+            self.season_level = vec![f64::NAN; p.buckets];
+            self.season_spread = vec![f64::NAN; p.buckets];
+        }
+        let b = ((ts.rem_euclid(86_400) as f64 / 86_400.0) * p.buckets as f64) as usize % p.buckets;
+        let days = (ts - self.first_ts.unwrap_or(ts)) as f64 / 86_400.0;
+        let (level, spread) = (self.season_level[b], self.season_spread[b]);
+        let out = if days >= p.seasonal_days && level.is_finite() && spread.is_finite() {
+            let (_, std) = mean_std(&self.recent);
+            let scale = (1.4826 * spread).max(0.25 * std).max(1e-3 * level.abs()).max(1e-9);
+            let z = (value - level).abs() / scale;
+            Some(1.0 - (-z / 6.0).exp())
+        } else {
+            None
+        };
+        let r = p.seasonal_rate;
+        if level.is_finite() {
+            let dev = (value - level).abs();
+            self.season_level[b] = level + r * (value - level);
+            self.season_spread[b] = if spread.is_finite() { spread + r * (dev - spread) } else { dev };
+        } else {
+            self.season_level[b] = value;
+        }
+        out
     }
 
     /// How surprising `value` is given the trailing window, in robust units squashed to [0, 1).
@@ -137,6 +200,16 @@ fn push(q: &mut VecDeque<f64>, v: f64, cap: usize) {
         q.pop_front();
     }
     q.push_back(v);
+}
+
+/// Median and scaled MAD (a robust mean and standard deviation).
+fn median_mad(q: &VecDeque<f64>) -> (f64, f64) {
+    let mut v: Vec<f64> = q.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let med = median(&v);
+    let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+    d.sort_by(f64::total_cmp);
+    (med, 1.4826 * median(&d))
 }
 
 fn mean_std(q: &VecDeque<f64>) -> (f64, f64) {

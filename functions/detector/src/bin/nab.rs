@@ -142,6 +142,10 @@ fn main() -> ExitCode {
                 t.1 += null;
                 t.2 += perfect;
             }
+            if std::env::var("NAB_DEBUG").is_ok_and(|d| rel.contains(&d)) {
+                let alarms: Vec<usize> = detections.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i).collect();
+                eprintln!("{rel}: rows {} probation {} windows {windows:?} alarms {alarms:?}", times.len(), naksha_detector::nab::probationary_length(times.len()));
+            }
             let std_raw = raw_score(&f, &profiles()[0].1);
             let _ = writeln!(
                 per_file,
