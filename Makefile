@@ -6,6 +6,7 @@
 #   make down    stop what `make up` started
 #   make token TENANT=acme SUB=alice ROLES=operator,approver   print a dev JWT (use make -s)
 #   make bench   criterion benchmarks and the release bootstrap size
+#   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make lint    template linters, rustfmt, clippy
 
 SHELL := /bin/bash
@@ -18,7 +19,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token demo test lint lint-template unit e2e bench clean
+.PHONY: up down status tools token demo test lint lint-template unit e2e bench nab clean
 
 tools:
 	@./local/stack.sh tools
@@ -60,6 +61,12 @@ demo: tools
 
 bench:
 	./local/bench.sh
+
+# The production detector over every <category>/<file>.csv under DATA; NAB result files under
+# OUT/naksha/; with LABELS, the normalised NAB score of each profile (threshold 0.5, fixed).
+nab:
+	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]"; exit 2; }
+	@cargo run --quiet --release -p naksha-detector --bin nab -- --data "$(DATA)" --out "$(OUT)" $(if $(LABELS),--labels "$(LABELS)")
 
 clean: down
 	rm -rf .local target/lambda

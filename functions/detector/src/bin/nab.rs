@@ -84,6 +84,11 @@ fn main() -> ExitCode {
         Err(_) => Params::default(),
     };
     let mut totals: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    // Windows, windows detected, false positives (after probation), for the standard profile.
+    let mut counts = (0usize, 0usize, 0usize);
+    let mut tp_sum = 0.0f64;
+    // Standard-profile raw/null/perfect sums per category (NAB_CATEGORIES=1 prints them).
+    let mut by_category: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
     let mut per_file = String::new();
     for (rel, path) in &files {
         let text = match std::fs::read_to_string(path) {
@@ -119,7 +124,7 @@ fn main() -> ExitCode {
                 *x = 1;
             }
         }
-        let (category, file) = rel.split_once('/').unwrap_or(("", rel));
+        let (category, file) = rel.split_once('/').unwrap_or(("", rel.as_str()));
         let dir = Path::new(&out).join("naksha").join(category);
         let mut csv = String::from("timestamp,value,anomaly_score,label\n");
         for i in 0..times.len() {
@@ -144,9 +149,29 @@ fn main() -> ExitCode {
             }
             if std::env::var("NAB_DEBUG").is_ok_and(|d| rel.contains(&d)) {
                 let alarms: Vec<usize> = detections.iter().enumerate().filter(|(_, d)| **d).map(|(i, _)| i).collect();
-                eprintln!("{rel}: rows {} probation {} windows {windows:?} alarms {alarms:?}", times.len(), naksha_detector::nab::probationary_length(times.len()));
+                eprintln!(
+                    "{rel}: rows {} probation {} windows {windows:?} alarms {alarms:?}",
+                    times.len(),
+                    naksha_detector::nab::probationary_length(times.len())
+                );
+            }
+            let probation = naksha_detector::nab::probationary_length(times.len());
+            counts.0 += windows.len();
+            counts.1 += windows.iter().filter(|(l, r)| detections[*l..=*r].iter().any(|d| *d)).count();
+            counts.2 += (probation..times.len())
+                .filter(|i| detections[*i] && !windows.iter().any(|(l, r)| l <= i && i <= r))
+                .count();
+            for (l, r) in &windows {
+                if let Some(first) = (*l..=*r).find(|i| detections[*i] && *i >= probation) {
+                    tp_sum += naksha_detector::nab::scaled_sigmoid(-((r - first + 1) as f64) / ((r - l + 1) as f64));
+                }
             }
             let std_raw = raw_score(&f, &profiles()[0].1);
+            let (null, perfect) = baselines(times.len(), &windows, &profiles()[0].1);
+            let c = by_category.entry(category.to_owned()).or_insert((0.0, 0.0, 0.0));
+            c.0 += std_raw;
+            c.1 += null;
+            c.2 += perfect;
             let _ = writeln!(
                 per_file,
                 "  {rel:<60} windows {:>2}  alarms {:>3}  raw {std_raw:>7.3}",
@@ -159,6 +184,18 @@ fn main() -> ExitCode {
     if labels.is_some() {
         if std::env::var("NAB_VERBOSE").is_ok() {
             print!("{per_file}");
+        }
+        println!(
+            "windows {}  detected {}  false positives {}  mean reward of detected windows {:.3}",
+            counts.0,
+            counts.1,
+            counts.2,
+            tp_sum / counts.1.max(1) as f64
+        );
+        if std::env::var("NAB_CATEGORIES").is_ok() {
+            for (c, (raw, null, perfect)) in &by_category {
+                println!("category {c} {raw:.4} {null:.4} {perfect:.4}");
+            }
         }
         for (name, (raw, null, perfect)) in &totals {
             println!("{name:<20} {:6.2}", normalised(*raw, *null, *perfect));
