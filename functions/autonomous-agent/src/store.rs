@@ -789,17 +789,12 @@ impl KinesisRunQueue {
     }
 }
 
-/// The message on the runs stream.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RunMessage {
-    pub tenant: String,
-    pub run_id: String,
-}
+pub use naksha_core::runs::RunMessage;
 
 impl RunQueue for KinesisRunQueue {
     async fn enqueue(&self, tenant: &str, resource: &str, run_id: &str) -> Result<(), StoreError> {
-        let body = json_of(&RunMessage { tenant: tenant.to_owned(), run_id: run_id.to_owned() })?;
-        let key: String = format!("{tenant}/{resource}").chars().take(256).collect();
+        let body = json_of(&RunMessage { tenant: tenant.to_owned(), run_id: run_id.to_owned(), start: None })?;
+        let key = naksha_core::runs::partition_key(tenant, resource);
         self.kinesis
             .put_record()
             .stream_name(&self.stream)

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod privacy;
 pub mod problem;
+pub mod runs;
 pub mod signing;
 
 pub use problem::Problem;

@@ -82,11 +82,12 @@ pub struct State {
     averaged: VecDeque<f64>,
     since_alarm: Option<u64>,
     pub last_score: f64,
-    /// Per time-of-day bucket: running level and running absolute deviation.
+    /// Per time-of-day bucket: running level and running absolute deviation (None: not seen
+    /// yet; JSON has no NaN).
     #[serde(default)]
-    season_level: Vec<f64>,
+    season_level: Vec<Option<f64>>,
     #[serde(default)]
-    season_spread: Vec<f64>,
+    season_spread: Vec<Option<f64>>,
     #[serde(default)]
     first_ts: Option<i64>,
     /// Extra orders of magnitude of evidence this series currently needs.
@@ -170,27 +171,28 @@ impl State {
             return None;
         }
         if self.season_level.len() != p.buckets {
-            self.season_level = vec![f64::NAN; p.buckets];
-            self.season_spread = vec![f64::NAN; p.buckets];
+            self.season_level = vec![None; p.buckets];
+            self.season_spread = vec![None; p.buckets];
         }
         let b = ((ts.rem_euclid(86_400) as f64 / 86_400.0) * p.buckets as f64) as usize % p.buckets;
         let days = (ts - self.first_ts.unwrap_or(ts)) as f64 / 86_400.0;
-        let (level, spread) = (self.season_level[b], self.season_spread[b]);
-        let out = if days >= p.seasonal_days && level.is_finite() && spread.is_finite() {
-            let (_, std) = mean_std(&self.recent);
-            let scale = (1.4826 * spread).max(0.25 * std).max(1e-3 * level.abs()).max(1e-9);
-            let z = (value - level).abs() / scale;
-            Some(1.0 - (-z / 6.0).exp())
-        } else {
-            None
+        let out = match (self.season_level[b], self.season_spread[b]) {
+            (Some(level), Some(spread)) if days >= p.seasonal_days => {
+                let (_, std) = mean_std(&self.recent);
+                let scale = (1.4826 * spread).max(0.25 * std).max(1e-3 * level.abs()).max(1e-9);
+                let z = (value - level).abs() / scale;
+                Some(1.0 - (-z / 6.0).exp())
+            }
+            _ => None,
         };
         let r = p.seasonal_rate;
-        if level.is_finite() {
-            let dev = (value - level).abs();
-            self.season_level[b] = level + r * (value - level);
-            self.season_spread[b] = if spread.is_finite() { spread + r * (dev - spread) } else { dev };
-        } else {
-            self.season_level[b] = value;
+        match self.season_level[b] {
+            Some(level) => {
+                let dev = (value - level).abs();
+                self.season_level[b] = Some(level + r * (value - level));
+                self.season_spread[b] = Some(self.season_spread[b].map_or(dev, |spread| spread + r * (dev - spread)));
+            }
+            None => self.season_level[b] = Some(value),
         }
         out
     }
@@ -327,7 +329,13 @@ mod tests {
         let s = series(800, |i| 3.0 + noise(i));
         let p = Params::default();
         let mut a = State::default();
-        for (t, v) in &s[..400] {
+        // 40 values: most time-of-day buckets are still unseen when the state is stored.
+        for (t, v) in &s[..40] {
+            a.update(&p, *t, *v);
+        }
+        let half: State = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(half, a, "a partly learned profile round-trips");
+        for (t, v) in &s[40..400] {
             a.update(&p, *t, *v);
         }
         let mut b: State = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
