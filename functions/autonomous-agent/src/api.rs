@@ -133,6 +133,7 @@ pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[c
         "resource": state.request.resource,
         "dry_run": state.request.dry_run,
         "requested_by": state.requested_by,
+        "telemetry": state.request.telemetry,
         "wpk": state.decision.as_ref().map(|d| json!({"id": d.wpk_id, "version": d.version, "sha256": d.sha256, "score": d.score, "candidates": d.candidates})),
         "plan": state.plan,
         "approval": state.approval,

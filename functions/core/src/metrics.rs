@@ -35,6 +35,14 @@ pub const CATALOG: &[MetricSpec] = &[
         name: "insight_poison_records_total",
         help: "Undecodable stream records set aside in the dead-letter table.",
     },
+    MetricSpec {
+        name: "insight_detector_scored_total",
+        help: "Per-series minutes scored by the streaming anomaly detector.",
+    },
+    MetricSpec {
+        name: "insight_signals_total",
+        help: "Anomaly signals raised by the streaming detector (each starts an agent run).",
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ use naksha_core::auth::TenantId;
 use naksha_core::metrics::CounterStore;
 use serde::Serialize;
 
+use crate::detection::{Sample, SeriesInput, SeriesKey, SeriesWatch};
 use crate::event::{RECORD_VERSION, StreamRecord};
 
 /// How many aggregate writes are in flight at once.
@@ -209,6 +210,10 @@ pub struct BatchReport {
     pub writes: usize,
     pub poison: usize,
     pub new_poison: usize,
+    /// Minutes the detector scored, signals it raised, and series-state writes it made.
+    pub scored_minutes: usize,
+    pub signals: usize,
+    pub detector_writes: usize,
 }
 
 struct Contribution {
@@ -242,17 +247,30 @@ fn sha256_hex(data: &[u8]) -> String {
     digest::digest(&digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The consumer use case.
+/// The consumer use case. `W` watches each batch's series (the D.3 detector); `()` watches
+/// nothing.
 #[derive(Debug)]
-pub struct Consumer<S, D, C> {
+pub struct Consumer<S, D, C, W = ()> {
     store: S,
     dead: D,
     counters: C,
+    watch: W,
 }
 
 impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
     pub fn new(store: S, dead: D, counters: C) -> Self {
-        Self { store, dead, counters }
+        Self { store, dead, counters, watch: () }
+    }
+}
+
+impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Consumer<S, D, C, W> {
+    /// The same consumer, with every batch's series also shown to `watch`.
+    pub fn with_watch<W2: SeriesWatch>(self, watch: W2) -> Consumer<S, D, C, W2> {
+        Consumer { store: self.store, dead: self.dead, counters: self.counters, watch }
+    }
+
+    pub fn watch(&self) -> &W {
+        &self.watch
     }
 
     pub fn store(&self) -> &S {
@@ -266,6 +284,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
         let mut poison = Vec::new();
         let mut poison_index = Vec::new();
         let mut groups: BTreeMap<AggKey, Group> = BTreeMap::new();
+        let mut series: BTreeMap<SeriesKey, SeriesInput> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
             let decoded = SeqNo::parse(r.seq)
                 .ok_or_else(|| "sequence number is not decimal".to_owned())
@@ -288,6 +307,11 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
             for (name, value) in rec.samples {
                 let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
                 let key = AggKey { tenant: rec.tenant.clone(), series_id: meta.id(), minute };
+                series
+                    .entry(SeriesKey { tenant: key.tenant.clone(), series_id: key.series_id.clone() })
+                    .or_insert_with(|| SeriesInput { meta: meta.clone(), samples: Vec::new() })
+                    .samples
+                    .push(Sample { record: i, seq: seq.clone(), minute, value });
                 groups
                     .entry(key)
                     .or_insert_with(|| Group { meta, contributions: Vec::new() })
@@ -300,36 +324,44 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut applied_records = BTreeSet::new();
 
-        if !groups.is_empty() {
-            let keys: Vec<AggKey> = groups.keys().cloned().collect();
-            match self.store.load(shard, &keys).await {
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read aggregates; the batch will be retried");
-                    failed.extend(groups.values().flat_map(|g| g.contributions.iter().map(|c| c.record)));
-                }
-                Ok(stored) => {
-                    let outcomes: Vec<_> = futures::stream::iter(groups.iter())
-                        .map(|(key, group)| self.fold_one(shard, key, group, stored.get(key)))
-                        .buffer_unordered(WRITE_CONCURRENCY)
-                        .collect()
-                        .await;
-                    for outcome in outcomes {
-                        match outcome {
-                            GroupOutcome::Applied { records, samples, duplicates } => {
-                                report.writes += 1;
-                                report.applied_samples += samples;
-                                report.duplicate_samples += duplicates;
-                                applied_records.extend(records);
-                            }
-                            GroupOutcome::AllDuplicate { samples } => report.duplicate_samples += samples,
-                            GroupOutcome::Failed { first_record } => {
-                                failed.insert(first_record);
+        // The detector's state is separate from the aggregates, with its own watermarks, so the
+        // two run side by side and a retry redoes only what did not happen.
+        let (watched, ()) = futures::join!(self.watch.observe(shard, &series), async {
+            if !groups.is_empty() {
+                let keys: Vec<AggKey> = groups.keys().cloned().collect();
+                match self.store.load(shard, &keys).await {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read aggregates; the batch will be retried");
+                        failed.extend(groups.values().flat_map(|g| g.contributions.iter().map(|c| c.record)));
+                    }
+                    Ok(stored) => {
+                        let outcomes: Vec<_> = futures::stream::iter(groups.iter())
+                            .map(|(key, group)| self.fold_one(shard, key, group, stored.get(key)))
+                            .buffer_unordered(WRITE_CONCURRENCY)
+                            .collect()
+                            .await;
+                        for outcome in outcomes {
+                            match outcome {
+                                GroupOutcome::Applied { records, samples, duplicates } => {
+                                    report.writes += 1;
+                                    report.applied_samples += samples;
+                                    report.duplicate_samples += duplicates;
+                                    applied_records.extend(records);
+                                }
+                                GroupOutcome::AllDuplicate { samples } => report.duplicate_samples += samples,
+                                GroupOutcome::Failed { first_record } => {
+                                    failed.insert(first_record);
+                                }
                             }
                         }
                     }
                 }
             }
-        }
+        });
+        failed.extend(watched.failed.iter().copied());
+        report.scored_minutes = watched.scored;
+        report.signals = watched.raised;
+        report.detector_writes = watched.writes;
 
         if !poison.is_empty() {
             for p in &poison {
@@ -351,6 +383,8 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
             ("insight_aggregated_samples_total", report.applied_samples as u64),
             ("insight_aggregate_writes_total", report.writes as u64),
             ("insight_poison_records_total", report.new_poison as u64),
+            ("insight_detector_scored_total", report.scored_minutes as u64),
+            ("insight_signals_total", report.signals as u64),
         ];
         if let Err(e) = self.counters.add("insight-consumer", &increments).await {
             tracing::warn!(error = %e, "could not update the consumer counters");
@@ -649,6 +683,39 @@ mod tests {
         let report = c.process("s", &batch(&seqs, &datas)).await;
         assert_eq!(report.failed_from, None);
         assert_eq!(stats_of(&c)[0].2.count, 1);
+    }
+
+    #[tokio::test]
+    async fn the_detector_sees_each_series_and_a_signal_that_could_not_be_sent_retries_the_batch() {
+        use crate::detection::Detection;
+        use crate::detection::memory::{MemorySeries, MemorySignals};
+        let params = naksha_detector::detector::Params {
+            warmup: 30,
+            learning_days: 0.0,
+            ..naksha_detector::detector::Params::default()
+        };
+        let c =
+            consumer().with_watch(Detection { store: MemorySeries::default(), sink: MemorySignals::default(), params });
+        // Two series; "lat" jumps at minute 200. One record per series per minute.
+        let mut datas = Vec::new();
+        for m in 0..230i64 {
+            let wobble = (m % 7) as f64 * 0.1;
+            datas.push(rec("acme", "web", "cpu", 40.0 + wobble, T0 + m * 60_000));
+            datas.push(rec("acme", "web", "lat", if m < 200 { 10.0 + wobble } else { 90.0 }, T0 + m * 60_000));
+        }
+        let seqs: Vec<String> = (1..=datas.len()).map(|i| i.to_string()).collect();
+        let records = batch(&seqs, &datas);
+        c.watch().sink.fail.store(true, Ordering::Relaxed);
+        let report = c.process("shard-0", &records).await;
+        assert_eq!(report.scored_minutes, 2 * 229, "every closed minute of both series");
+        assert_eq!(report.signals, 0);
+        assert_eq!(report.failed_from.as_deref(), Some("2"), "from the anomalous series' first record");
+        c.watch().sink.fail.store(false, Ordering::Relaxed);
+        let retry = c.process("shard-0", &records[1..]).await;
+        assert_eq!((retry.failed_from, retry.signals, retry.scored_minutes, retry.writes), (None, 1, 0, 0));
+        let sent = c.watch().sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.start.as_ref().unwrap().signal, "anomaly.lat");
     }
 
     #[tokio::test]

@@ -1,12 +1,16 @@
 //! The HTTP routes of insight-stream, independent of how they are wired into Lambda.
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use naksha_core::auth::{Role, Verifier};
 use naksha_core::http;
 use naksha_core::metrics::{CounterStore, render};
-use naksha_core::problem::Problem;
+use naksha_core::problem::{FieldError, Problem};
 
+use crate::detection::OpenSignals;
 use crate::ingest::{Ingest, RecordSink};
+
+/// The most signals `GET /signals` returns.
+pub const MAX_SIGNALS: usize = 500;
 
 /// `POST /ingest` (role `operator`) → 202 `{"accepted", "event_ids"}`.
 pub async fn ingest<S: RecordSink, C: CounterStore>(
@@ -21,6 +25,47 @@ pub async fn ingest<S: RecordSink, C: CounterStore>(
     let body = http::body_bytes(&req)?;
     let accepted = ingest.ingest(&principal, body, chrono::Utc::now().timestamp_millis()).await?;
     http::json(202, &accepted)
+}
+
+/// `GET /signals?limit=N` (a reading role: operator, approver or admin) → 200 `{"signals": [...]}`: the caller's series
+/// with an open anomaly signal, newest first, each naming the agent run it started.
+pub async fn signals<O: OpenSignals>(verifier: &Verifier, store: &O, req: Request) -> Result<Response<Body>, Problem> {
+    if req.method() != lambda_http::http::Method::GET {
+        return Err(Problem::method_not_allowed(req.method().as_str()));
+    }
+    let principal = verifier.authenticate(req.headers()).await?;
+    principal.require_any(&[Role::Operator, Role::Approver, Role::Admin])?;
+    let limit = match req.query_string_parameters_ref().and_then(|q| q.first("limit")) {
+        None => 100,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_SIGNALS).contains(&n) => n,
+            _ => {
+                return Err(Problem::invalid_fields(vec![FieldError::new(
+                    "/limit",
+                    format!("must be a whole number from 1 to {MAX_SIGNALS}"),
+                )]));
+            }
+        },
+    };
+    let found = store
+        .open_signals(principal.tenant.as_str(), limit)
+        .await
+        .map_err(|e| Problem::unavailable("the series table could not be read").with_internal(e))?;
+    let signals: Vec<serde_json::Value> = found
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "series": {"id": s.series_id, "source": s.source, "name": s.name, "labels": s.labels},
+                "signal": crate::detection::signal_name(&s.name),
+                "score": s.score,
+                "current_score": s.current_score,
+                "opened_at": chrono::DateTime::from_timestamp(s.minute, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                "run_id": s.run_id,
+                "model_id": s.model_id,
+            })
+        })
+        .collect();
+    http::json(200, &serde_json::json!({"count": signals.len(), "signals": signals}))
 }
 
 /// `GET /metrics` → Prometheus text format 0.0.4, fleet-wide values.

@@ -5,6 +5,7 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use naksha_core::metrics::CounterStore;
 
 use crate::aggregate::{AggregateStore, BatchReport, Consumer, DeadLetterStore, InRecord};
+use crate::detection::SeriesWatch;
 
 /// The shard a record came from: its event id is `<shard id>:<sequence number>`.
 fn shard_of(event_id: Option<&str>) -> &str {
@@ -14,14 +15,15 @@ fn shard_of(event_id: Option<&str>) -> &str {
 /// Process a delivery. Records are grouped by shard in delivery order (Lambda sends one
 /// shard per batch; the grouping only guards against a hand-made event), and the response
 /// names the first record to retry, if any.
-pub async fn handle<S, D, C>(
-    consumer: &Consumer<S, D, C>,
+pub async fn handle<S, D, C, W>(
+    consumer: &Consumer<S, D, C, W>,
     event: &KinesisEvent,
 ) -> (KinesisEventResponse, Vec<BatchReport>)
 where
     S: AggregateStore,
     D: DeadLetterStore,
     C: CounterStore,
+    W: SeriesWatch,
 {
     let mut shards: Vec<(&str, Vec<InRecord<'_>>)> = Vec::new();
     for r in &event.records {
@@ -43,6 +45,8 @@ where
             duplicate_samples = report.duplicate_samples,
             writes = report.writes,
             poison = report.poison,
+            scored_minutes = report.scored_minutes,
+            signals = report.signals,
             failed_from = report.failed_from.as_deref().unwrap_or(""),
             "batch processed"
         );

@@ -12,6 +12,7 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod detection;
 pub mod event;
 pub mod health;
 pub mod ingest;

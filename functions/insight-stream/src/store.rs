@@ -10,9 +10,14 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use naksha_core::aws::describe_error;
 
 use crate::aggregate::{
-    AggKey, AggWrite, AggregateStore, CommitError, DeadLetterStore, PoisonRecord, SeqNo, Stats, StoreError, Stored,
+    AggKey, AggWrite, AggregateStore, CommitError, DeadLetterStore, PoisonRecord, SeqNo, SeriesMeta, Stats, StoreError,
+    Stored,
+};
+use crate::detection::{
+    DEFAULT_MODEL, OpenSignals, SeriesKey, SeriesState, SeriesStore, SignalSink, SignalView, StoredSeries,
 };
 use crate::ingest::{OutRecord, RecordSink, SinkError};
+use naksha_core::runs::{RunMessage, partition_key};
 
 /// How long aggregates are kept (DynamoDB TTL).
 pub const AGGREGATE_RETENTION_SECS: i64 = 400 * 24 * 3600;
@@ -238,6 +243,297 @@ impl DeadLetterStore for DynamoDeadLetters {
             }
         }
         Ok(new)
+    }
+}
+
+/// How long a series' detector state outlives its last sample.
+pub const SERIES_RETENTION_SECS: i64 = 35 * 24 * 3600;
+
+/// Detector state per series: `pk` = `<tenant>#<series id>`. The state is one JSON attribute
+/// (a few kilobytes); `sent_run` names the open signal whose run message went out, written
+/// apart from the state so that recording a send never races a state write.
+#[derive(Debug, Clone)]
+pub struct DynamoSeries {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoSeries {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn decode(item: &HashMap<String, AttributeValue>, shard: &str) -> Option<(SeriesKey, StoredSeries)> {
+        let pk = item.get("pk")?.as_s().ok()?;
+        let (tenant, series_id) = pk.split_once('#')?;
+        let key = SeriesKey { tenant: tenant.to_owned(), series_id: series_id.to_owned() };
+        let mut state: SeriesState = match serde_json::from_str(item.get("state")?.as_s().ok()?) {
+            Ok(s) => s,
+            Err(e) => {
+                // A state this code cannot read (an older layout): start the series afresh
+                // rather than block its records.
+                tracing::warn!(series = %series_id, error = %e, "unreadable detector state replaced");
+                SeriesState::default()
+            }
+        };
+        let sent = item.get("sent_run").and_then(|v| v.as_s().ok());
+        if let Some(open) = state.open_signal.as_mut() {
+            open.sent |= sent == Some(&open.run_id);
+        }
+        let version = get_i64(item, "version")?.try_into().ok()?;
+        let watermark =
+            item.get(&watermark_attr(shard)).and_then(|v| v.as_s().ok()).and_then(|s| SeqNo::from_padded(s));
+        Some((key, StoredSeries { state, version, watermark }))
+    }
+}
+
+impl SeriesStore for DynamoSeries {
+    async fn load(&self, shard: &str, keys: &[SeriesKey]) -> Result<HashMap<SeriesKey, StoredSeries>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk.iter().map(|k| HashMap::from([("pk".to_owned(), AttributeValue::S(k.pk()))])).collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            let mut request = Some(request);
+            let mut attempt = 0u32;
+            while let Some(req) = request.take() {
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::Failed(describe_error(&e)))?;
+                if let Some(items) = resp.responses().and_then(|r| r.get(&self.table)) {
+                    out.extend(items.iter().filter_map(|i| Self::decode(i, shard)));
+                }
+                if let Some(rest) =
+                    resp.unprocessed_keys().and_then(|u| u.get(&self.table)).filter(|r| !r.keys().is_empty())
+                {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Failed("BatchGetItem kept returning unprocessed keys".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                    request = Some(rest.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(
+        &self,
+        shard: &str,
+        key: &SeriesKey,
+        meta: &SeriesMeta,
+        state: &SeriesState,
+        expected_version: u64,
+        watermark: &SeqNo,
+    ) -> Result<(), CommitError> {
+        let json = serde_json::to_string(state).map_err(|e| CommitError::Failed(e.to_string()))?;
+        let labels: HashMap<String, AttributeValue> =
+            meta.labels.iter().map(|(k, v)| (k.clone(), AttributeValue::S(v.clone()))).collect();
+        let condition = if expected_version == 0 { "attribute_not_exists(pk)" } else { "#version = :expected" };
+        let now = now_secs();
+        // While a signal is open the item carries it in plain attributes; `open_tenant` feeds the
+        // sparse `open_signals` index behind `GET /signals`, and disappears when the signal closes.
+        let signal_clause = if state.open_signal.is_some() {
+            "#open_tenant = :tenant, #signal_run = :signal_run, #signal_minute = :signal_minute, \
+             #signal_score = :signal_score, #signal_model = :signal_model"
+        } else {
+            ""
+        };
+        let expression = format!(
+            "SET #state = :state, #version = :version, #wm = :wm, #tenant = :tenant, #series_id = :series_id, \
+             #source = :source, #name = :name, #labels = :labels, #score = :score, #updated_at = :now, \
+             #expires_at = :expires_at{}{}",
+            if signal_clause.is_empty() { "" } else { ", " },
+            if signal_clause.is_empty() {
+                " REMOVE #open_tenant, #signal_run, #signal_minute, #signal_score, #signal_model"
+            } else {
+                signal_clause
+            }
+        );
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.pk()))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#wm", watermark_attr(shard));
+        for name in [
+            "state",
+            "version",
+            "tenant",
+            "series_id",
+            "source",
+            "name",
+            "labels",
+            "score",
+            "updated_at",
+            "expires_at",
+            "open_tenant",
+            "signal_run",
+            "signal_minute",
+            "signal_score",
+            "signal_model",
+        ] {
+            update = update.expression_attribute_names(format!("#{name}"), name);
+        }
+        update = update
+            .expression_attribute_values(":state", AttributeValue::S(json))
+            .expression_attribute_values(":version", AttributeValue::N((expected_version + 1).to_string()))
+            .expression_attribute_values(":wm", AttributeValue::S(watermark.padded().to_owned()))
+            .expression_attribute_values(":tenant", AttributeValue::S(key.tenant.clone()))
+            .expression_attribute_values(":series_id", AttributeValue::S(key.series_id.clone()))
+            .expression_attribute_values(":source", AttributeValue::S(meta.source.clone()))
+            .expression_attribute_values(":name", AttributeValue::S(meta.name.clone()))
+            .expression_attribute_values(":labels", AttributeValue::M(labels))
+            .expression_attribute_values(":score", n(state.last_score))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":expires_at", AttributeValue::N((now + SERIES_RETENTION_SECS).to_string()));
+        if let Some(open) = &state.open_signal {
+            update = update
+                .expression_attribute_values(":signal_run", AttributeValue::S(open.run_id.clone()))
+                .expression_attribute_values(":signal_minute", AttributeValue::N(open.minute.to_string()))
+                .expression_attribute_values(":signal_score", n(open.score))
+                .expression_attribute_values(
+                    ":signal_model",
+                    AttributeValue::S(state.model_id.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned())),
+                );
+        }
+        if expected_version != 0 {
+            update = update.expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(CommitError::Conflict)
+            }
+            Err(e) => Err(CommitError::Failed(describe_error(&e))),
+        }
+    }
+
+    async fn mark_sent(&self, key: &SeriesKey, run_id: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.pk()))
+            .update_expression("SET sent_run = :run")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":run", AttributeValue::S(run_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| StoreError::Failed(describe_error(&e)))?;
+        Ok(())
+    }
+}
+
+impl OpenSignals for DynamoSeries {
+    async fn open_signals(&self, tenant: &str, limit: usize) -> Result<Vec<SignalView>, StoreError> {
+        // The sparse index gives the keys, newest first; the items come from the table.
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("open_signals")
+            .key_condition_expression("open_tenant = :tenant")
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_owned()))
+            .scan_index_forward(false)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::Failed(describe_error(&e)))?;
+            keys.extend(page.items().iter().filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).cloned()));
+            if keys.len() >= limit {
+                break;
+            }
+        }
+        keys.truncate(limit);
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk.iter().map(|pk| HashMap::from([("pk".to_owned(), AttributeValue::S(pk.clone()))])).collect(),
+                ))
+                .projection_expression(
+                    "tenant, series_id, #source, #name, labels, score, signal_run, signal_minute, signal_score, \
+                     signal_model",
+                )
+                .expression_attribute_names("#source", "source")
+                .expression_attribute_names("#name", "name")
+                .build()
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            let resp = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| StoreError::Failed(describe_error(&e)))?;
+            for item in resp.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                // The index key names the tenant; the item must agree (defence in depth), and the
+                // signal may have closed since the index was read.
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                if text("tenant").as_deref() != Some(tenant) {
+                    continue;
+                }
+                let Some(run_id) = text("signal_run") else { continue };
+                let labels = item
+                    .get("labels")
+                    .and_then(|v| v.as_m().ok())
+                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone()))).collect())
+                    .unwrap_or_default();
+                out.push(SignalView {
+                    series_id: text("series_id").unwrap_or_default(),
+                    source: text("source").unwrap_or_default(),
+                    name: text("name").unwrap_or_default(),
+                    labels,
+                    run_id,
+                    minute: get_i64(item, "signal_minute").unwrap_or_default(),
+                    score: get_f64(item, "signal_score").unwrap_or_default(),
+                    model_id: text("signal_model").unwrap_or_default(),
+                    current_score: get_f64(item, "score").unwrap_or_default(),
+                });
+            }
+        }
+        out.sort_by(|a, b| b.minute.cmp(&a.minute).then_with(|| a.series_id.cmp(&b.series_id)));
+        Ok(out)
+    }
+}
+
+/// Signals onto the agent's runs stream, partitioned like every other run message.
+#[derive(Debug, Clone)]
+pub struct KinesisSignals {
+    client: aws_sdk_kinesis::Client,
+    stream: String,
+}
+
+impl KinesisSignals {
+    pub fn new(client: aws_sdk_kinesis::Client, stream: impl Into<String>) -> Self {
+        Self { client, stream: stream.into() }
+    }
+}
+
+impl SignalSink for KinesisSignals {
+    async fn send(&self, message: &RunMessage, resource: &str) -> Result<(), String> {
+        let body = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+        self.client
+            .put_record()
+            .stream_name(&self.stream)
+            .partition_key(partition_key(&message.tenant, resource))
+            .data(Blob::new(body))
+            .send()
+            .await
+            .map_err(|e| describe_error(&e))?;
+        Ok(())
     }
 }
 

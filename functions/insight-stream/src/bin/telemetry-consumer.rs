@@ -1,4 +1,5 @@
-//! Kinesis `naksha.telemetry` consumer: per-minute aggregates, partial batch responses.
+//! Kinesis `naksha.telemetry` consumer: per-minute aggregates, the streaming anomaly detector
+//! (signals go to the agent's runs stream), partial batch responses.
 
 use std::sync::Arc;
 
@@ -6,8 +7,9 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use naksha_core::{aws::Aws, config::ConfigReader, logging, metrics::DynamoCounters};
 use naksha_insight_stream::aggregate::Consumer;
+use naksha_insight_stream::detection::Detection;
 use naksha_insight_stream::kinesis;
-use naksha_insight_stream::store::{DynamoAggregates, DynamoDeadLetters};
+use naksha_insight_stream::store::{DynamoAggregates, DynamoDeadLetters, DynamoSeries, KinesisSignals};
 
 #[global_allocator]
 static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
@@ -18,13 +20,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let mut cfg = ConfigReader::from_env();
     let (aggregates, dead, counters) =
         (cfg.required("AGGREGATES_TABLE"), cfg.required("DEADLETTER_TABLE"), cfg.required("COUNTERS_TABLE"));
+    let (series, agent_stream) = (cfg.required("SERIES_TABLE"), cfg.required("AGENT_STREAM"));
     cfg.finish()?;
-    let db = Aws::load().await.dynamodb();
-    let consumer = Arc::new(Consumer::new(
-        DynamoAggregates::new(db.clone(), aggregates),
-        DynamoDeadLetters::new(db.clone(), dead),
-        DynamoCounters::new(db, counters),
-    ));
+    let aws = Aws::load().await;
+    let db = aws.dynamodb();
+    let detection = Detection {
+        store: DynamoSeries::new(db.clone(), series),
+        sink: KinesisSignals::new(aws.kinesis(), agent_stream),
+        params: Default::default(),
+    };
+    let consumer = Arc::new(
+        Consumer::new(
+            DynamoAggregates::new(db.clone(), aggregates),
+            DynamoDeadLetters::new(db.clone(), dead),
+            DynamoCounters::new(db, counters),
+        )
+        .with_watch(detection),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let consumer = Arc::clone(&consumer);
         async move { Ok::<_, lambda_runtime::Error>(kinesis::handle(&consumer, &event.payload).await.0) }

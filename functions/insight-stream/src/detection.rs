@@ -1,0 +1,626 @@
+//! D.3: the streaming detector in the consumer path.
+//!
+//! Each series (tenant, source, name, labels) has a small state in DynamoDB: the detector's
+//! state, the minute being filled, and at most one open signal. A batch's samples are folded in
+//! sequence order; a minute is scored when a sample for a later minute arrives (a minute is
+//! closed once the series has moved on), so each minute is scored once, with its final mean.
+//! At a score ≥ 0.5 a series without an open signal opens one and starts an agent run through
+//! the runs stream; the signal closes after `CLOSE_AFTER` calm minutes. The state is written
+//! once per batch, conditionally on the version read, with the shard's sequence watermark: a
+//! redelivered batch feeds nothing twice and raises nothing twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+use futures::StreamExt;
+use naksha_core::runs::{RunMessage, RunStart};
+use naksha_detector::detector::{Params, State};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::aggregate::{CommitError, SeqNo, SeriesMeta, StoreError};
+
+/// Calm minutes after which an open signal closes.
+pub const CLOSE_AFTER: u32 = 15;
+/// A minute is calm when its score is below this. (Right after an alarm the detector holds
+/// scores just under 0.5, so "below 0.5" would close every signal at once.)
+pub const CALM_BELOW: f64 = 0.25;
+/// The model used when no trained model applies.
+pub const DEFAULT_MODEL: &str = "default";
+
+/// The minute being filled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    pub minute: i64,
+    pub count: u64,
+    pub sum: f64,
+}
+
+/// A raised signal, open until the series is calm again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSignal {
+    pub run_id: String,
+    pub minute: i64,
+    pub score: f64,
+    /// Whether the run message has been put on the runs stream.
+    pub sent: bool,
+    pub calm: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesState {
+    pub detector: State,
+    pub pending: Option<Pending>,
+    pub open_signal: Option<OpenSignal>,
+    pub last_score: f64,
+    pub model_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    pub tenant: String,
+    pub series_id: String,
+}
+
+impl SeriesKey {
+    pub fn pk(&self) -> String {
+        format!("{}#{}", self.tenant, self.series_id)
+    }
+}
+
+/// A series' state as stored, with this shard's watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSeries {
+    pub state: SeriesState,
+    pub version: u64,
+    pub watermark: Option<SeqNo>,
+}
+
+/// One sample of a series in a batch: record index, sequence number, minute, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub record: usize,
+    pub seq: SeqNo,
+    pub minute: i64,
+    pub value: f64,
+}
+
+/// A series' samples in one batch, in sequence order.
+#[derive(Debug, Clone)]
+pub struct SeriesInput {
+    pub meta: SeriesMeta,
+    pub samples: Vec<Sample>,
+}
+
+pub trait SeriesStore: Send + Sync {
+    fn load(
+        &self,
+        shard: &str,
+        keys: &[SeriesKey],
+    ) -> impl Future<Output = Result<HashMap<SeriesKey, StoredSeries>, StoreError>> + Send;
+    /// Write the state if its version is still `expected_version` (0: must not exist).
+    fn commit(
+        &self,
+        shard: &str,
+        key: &SeriesKey,
+        meta: &SeriesMeta,
+        state: &SeriesState,
+        expected_version: u64,
+        watermark: &SeqNo,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send;
+    /// Record that the open signal `run_id` was sent.
+    fn mark_sent(&self, key: &SeriesKey, run_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where signals go: the agent's runs stream.
+pub trait SignalSink: Send + Sync {
+    fn send(&self, message: &RunMessage, resource: &str) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The signal name for a series: `anomaly.<name>` in the characters WPK signals allow.
+pub fn signal_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') { c } else { '_' }
+        })
+        .take(100)
+        .collect();
+    format!("anomaly.{cleaned}")
+}
+
+/// Fold fresh samples into the state; returns how many minutes were scored. Pure.
+pub fn fold(
+    state: &mut SeriesState,
+    params: &Params,
+    samples: &[&Sample],
+    new_run_id: &mut dyn FnMut() -> String,
+) -> usize {
+    let mut scored = 0;
+    for s in samples {
+        match state.pending.as_mut() {
+            None => state.pending = Some(Pending { minute: s.minute, count: 1, sum: s.value }),
+            Some(p) if s.minute == p.minute => {
+                p.count += 1;
+                p.sum += s.value;
+            }
+            Some(p) if s.minute > p.minute => {
+                let (minute, mean) = (p.minute, p.sum / p.count as f64);
+                state.pending = Some(Pending { minute: s.minute, count: 1, sum: s.value });
+                let score = state.detector.update(params, minute, mean);
+                state.last_score = score;
+                scored += 1;
+                on_score(state, minute, score, new_run_id);
+            }
+            // A late sample of a minute already scored: the aggregate has it; the detector does not.
+            Some(_) => {}
+        }
+    }
+    scored
+}
+
+fn on_score(state: &mut SeriesState, minute: i64, score: f64, new_run_id: &mut dyn FnMut() -> String) {
+    match state.open_signal.as_mut() {
+        Some(open) if score >= CALM_BELOW => open.calm = 0,
+        Some(open) => {
+            open.calm += 1;
+            // A signal is never dropped before its run message went out.
+            if open.calm >= CLOSE_AFTER && open.sent {
+                state.open_signal = None;
+            }
+        }
+        None if score >= 0.5 => {
+            state.open_signal = Some(OpenSignal { run_id: new_run_id(), minute, score, sent: false, calm: 0 });
+        }
+        None => {}
+    }
+}
+
+/// The run message of an open signal.
+pub fn signal_message(
+    tenant: &str,
+    meta: &SeriesMeta,
+    series_id: &str,
+    open: &OpenSignal,
+    model_id: &str,
+    averaging: usize,
+) -> RunMessage {
+    let window_from = open.minute - 60 * averaging as i64;
+    RunMessage {
+        tenant: tenant.to_owned(),
+        run_id: open.run_id.clone(),
+        start: Some(RunStart {
+            signal: signal_name(&meta.name),
+            resource: meta.source.clone(),
+            requested_by: "detector".into(),
+            telemetry: Some(json!({
+                "signal": {
+                    "series": {"id": series_id, "source": meta.source, "name": meta.name, "labels": meta.labels},
+                    "score": open.score,
+                    "window": {"from": window_from, "to": open.minute + 60},
+                    "model_id": model_id,
+                }
+            })),
+        }),
+    }
+}
+
+/// An open signal as `GET /signals` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignalView {
+    pub series_id: String,
+    pub source: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The agent run the signal started.
+    pub run_id: String,
+    /// Start of the minute that raised it (epoch seconds).
+    pub minute: i64,
+    pub score: f64,
+    pub model_id: String,
+    /// The series' latest score.
+    pub current_score: f64,
+}
+
+/// The open signals of a tenant, newest first.
+pub trait OpenSignals: Send + Sync {
+    fn open_signals(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SignalView>, StoreError>> + Send;
+}
+
+/// What detection did with a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WatchReport {
+    /// Records to retry from (their series' state could not be written or its signal sent).
+    pub failed: Vec<usize>,
+    pub scored: usize,
+    pub raised: usize,
+    pub writes: usize,
+}
+
+/// Something that watches series as the consumer folds them. `()` watches nothing.
+pub trait SeriesWatch: Send + Sync {
+    fn observe(
+        &self,
+        shard: &str,
+        series: &BTreeMap<SeriesKey, SeriesInput>,
+    ) -> impl Future<Output = WatchReport> + Send;
+}
+
+impl SeriesWatch for () {
+    async fn observe(&self, _: &str, _: &BTreeMap<SeriesKey, SeriesInput>) -> WatchReport {
+        WatchReport::default()
+    }
+}
+
+/// The detector wired to a series store and a signal sink.
+#[derive(Debug)]
+pub struct Detection<SS, SK> {
+    pub store: SS,
+    pub sink: SK,
+    pub params: Params,
+}
+
+enum Outcome {
+    Done {
+        scored: usize,
+        raised: bool,
+        writes: usize,
+    },
+    /// The first record to retry from, and the minutes scored (and committed) before it failed.
+    Failed(usize, usize),
+}
+
+impl<SS: SeriesStore, SK: SignalSink> Detection<SS, SK> {
+    async fn one(&self, shard: &str, key: &SeriesKey, input: &SeriesInput, loaded: Option<&StoredSeries>) -> Outcome {
+        let first = input.samples.first().map_or(0, |s| s.record);
+        let mut current = loaded.cloned();
+        for _ in 0..4 {
+            let mut state = current.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+            let watermark = current.as_ref().and_then(|c| c.watermark.clone());
+            let fresh: Vec<&Sample> =
+                input.samples.iter().filter(|s| watermark.as_ref().is_none_or(|w| s.seq > *w)).collect();
+            let scored = fold(&mut state, &self.params, &fresh, &mut || uuid::Uuid::now_v7().to_string());
+            let mut writes = 0;
+            if let Some(last) = fresh.last() {
+                match self
+                    .store
+                    .commit(shard, key, &input.meta, &state, current.as_ref().map_or(0, |c| c.version), &last.seq)
+                    .await
+                {
+                    Ok(()) => writes += 1,
+                    Err(CommitError::Conflict) => match self.store.load(shard, std::slice::from_ref(key)).await {
+                        Ok(mut reread) => {
+                            current = reread.remove(key);
+                            continue;
+                        }
+                        Err(_) => return Outcome::Failed(first, 0),
+                    },
+                    Err(CommitError::Failed(e)) => {
+                        tracing::warn!(error = %e, "series state write failed");
+                        return Outcome::Failed(first, 0);
+                    }
+                }
+            }
+            // Send an open signal that has not been sent (new now, or left unsent by a failure).
+            let mut raised = false;
+            if let Some(open) = state.open_signal.as_ref().filter(|o| !o.sent) {
+                let model = state.model_id.as_deref().unwrap_or(DEFAULT_MODEL);
+                let msg = signal_message(&key.tenant, &input.meta, &key.series_id, open, model, self.params.averaging);
+                if let Err(e) = self.sink.send(&msg, &input.meta.source).await {
+                    tracing::warn!(error = %e, "signal could not be sent; the batch will be retried");
+                    return Outcome::Failed(first, scored);
+                }
+                if self.store.mark_sent(key, &open.run_id).await.is_err() {
+                    return Outcome::Failed(first, scored);
+                }
+                writes += 1;
+                raised = true;
+                tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, "anomaly signal raised");
+            }
+            return Outcome::Done { scored, raised, writes };
+        }
+        Outcome::Failed(first, 0)
+    }
+}
+
+impl<SS: SeriesStore, SK: SignalSink> SeriesWatch for Detection<SS, SK> {
+    async fn observe(&self, shard: &str, series: &BTreeMap<SeriesKey, SeriesInput>) -> WatchReport {
+        let mut report = WatchReport::default();
+        if series.is_empty() {
+            return report;
+        }
+        let keys: Vec<SeriesKey> = series.keys().cloned().collect();
+        let loaded = match self.store.load(shard, &keys).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read series states; retrying the batch");
+                report.failed = series.values().filter_map(|s| s.samples.first().map(|x| x.record)).collect();
+                return report;
+            }
+        };
+        let work: Vec<_> = series.iter().map(|(key, input)| self.one(shard, key, input, loaded.get(key))).collect();
+        let outcomes: Vec<Outcome> = futures::stream::iter(work).buffer_unordered(16).collect().await;
+        for o in outcomes {
+            match o {
+                Outcome::Done { scored, raised, writes } => {
+                    report.scored += scored;
+                    report.raised += usize::from(raised);
+                    report.writes += writes;
+                }
+                Outcome::Failed(record, scored) => {
+                    report.failed.push(record);
+                    report.scored += scored;
+                }
+            }
+        }
+        report
+    }
+}
+
+/// In-memory stores for unit tests.
+pub mod memory {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A stored series: state, version, watermark per shard.
+    pub type Item = (SeriesState, u64, HashMap<String, SeqNo>);
+
+    #[derive(Debug, Default)]
+    pub struct MemorySeries {
+        pub items: Mutex<HashMap<SeriesKey, Item>>,
+    }
+
+    impl SeriesStore for MemorySeries {
+        async fn load(&self, shard: &str, keys: &[SeriesKey]) -> Result<HashMap<SeriesKey, StoredSeries>, StoreError> {
+            let items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
+            Ok(keys
+                .iter()
+                .filter_map(|k| {
+                    items.get(k).map(|(s, v, w)| {
+                        (k.clone(), StoredSeries { state: s.clone(), version: *v, watermark: w.get(shard).cloned() })
+                    })
+                })
+                .collect())
+        }
+
+        async fn commit(
+            &self,
+            shard: &str,
+            key: &SeriesKey,
+            _: &SeriesMeta,
+            state: &SeriesState,
+            expected: u64,
+            wm: &SeqNo,
+        ) -> Result<(), CommitError> {
+            let mut items = self.items.lock().map_err(|_| CommitError::Failed("poisoned".into()))?;
+            let version = items.get(key).map_or(0, |i| i.1);
+            if version != expected {
+                return Err(CommitError::Conflict);
+            }
+            let mut wms = items.get(key).map(|i| i.2.clone()).unwrap_or_default();
+            wms.insert(shard.to_owned(), wm.clone());
+            items.insert(key.clone(), (state.clone(), version + 1, wms));
+            Ok(())
+        }
+
+        async fn mark_sent(&self, key: &SeriesKey, run_id: &str) -> Result<(), StoreError> {
+            let mut items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
+            if let Some(open) =
+                items.get_mut(key).and_then(|(state, _, _)| state.open_signal.as_mut()).filter(|o| o.run_id == run_id)
+            {
+                open.sent = true;
+            }
+            Ok(())
+        }
+    }
+
+    impl OpenSignals for MemorySeries {
+        async fn open_signals(&self, tenant: &str, limit: usize) -> Result<Vec<SignalView>, StoreError> {
+            let items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
+            let mut out: Vec<SignalView> = items
+                .iter()
+                .filter(|(k, _)| k.tenant == tenant)
+                .filter_map(|(k, (state, _, _))| {
+                    let open = state.open_signal.as_ref()?;
+                    Some(SignalView {
+                        series_id: k.series_id.clone(),
+                        source: String::new(),
+                        name: String::new(),
+                        labels: BTreeMap::new(),
+                        run_id: open.run_id.clone(),
+                        minute: open.minute,
+                        score: open.score,
+                        model_id: state.model_id.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+                        current_score: state.last_score,
+                    })
+                })
+                .collect();
+            out.sort_by_key(|s| std::cmp::Reverse(s.minute));
+            out.truncate(limit);
+            Ok(out)
+        }
+    }
+
+    #[derive(Debug, Default)]
+    pub struct MemorySignals {
+        pub sent: Mutex<Vec<(RunMessage, String)>>,
+        pub fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl SignalSink for MemorySignals {
+        async fn send(&self, message: &RunMessage, resource: &str) -> Result<(), String> {
+            if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err("stream unavailable".into());
+            }
+            self.sent.lock().map_err(|_| "poisoned")?.push((message.clone(), resource.to_owned()));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::*;
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Parameters that judge from the start, so short unit-test series reach an alarm.
+    fn quick() -> Params {
+        Params { warmup: 30, learning_days: 0.0, seasonal_days: 100.0, ..Params::default() }
+    }
+
+    fn meta() -> SeriesMeta {
+        SeriesMeta { source: "checkout-api".into(), name: "latency p99".into(), labels: BTreeMap::new() }
+    }
+
+    fn key() -> SeriesKey {
+        SeriesKey { tenant: "acme".into(), series_id: meta().id() }
+    }
+
+    /// Deterministic noise in [-1, 1].
+    fn noise(i: i64) -> f64 {
+        let x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+    }
+
+    /// One sample per minute for minutes `from..to`, sequence numbers following the minute.
+    fn batch(from: i64, to: i64, value: impl Fn(i64) -> f64) -> BTreeMap<SeriesKey, SeriesInput> {
+        let samples = (from..to)
+            .enumerate()
+            .filter_map(|(i, m)| {
+                Some(Sample { record: i, seq: SeqNo::parse(&(1000 + m).to_string())?, minute: m * 60, value: value(m) })
+            })
+            .collect();
+        BTreeMap::from([(key(), SeriesInput { meta: meta(), samples })])
+    }
+
+    fn detection() -> Detection<MemorySeries, MemorySignals> {
+        Detection { store: MemorySeries::default(), sink: MemorySignals::default(), params: quick() }
+    }
+
+    fn calm(m: i64) -> f64 {
+        100.0 + noise(m)
+    }
+
+    fn sample(minute: i64, value: f64) -> Sample {
+        Sample { record: 0, seq: SeqNo::parse("1").unwrap_or_else(|| unreachable!()), minute, value }
+    }
+
+    #[test]
+    fn signal_names_use_only_characters_wpks_allow() {
+        assert_eq!(signal_name("Latency P99/ms"), "anomaly.latency_p99_ms");
+        assert_eq!(signal_name("cpu.util"), "anomaly.cpu.util");
+        assert_eq!(signal_name(&"x".repeat(500)).len(), "anomaly.".len() + 100);
+    }
+
+    #[test]
+    fn a_minute_is_scored_once_with_its_mean_when_the_series_moves_on() {
+        let p = quick();
+        let mut state = SeriesState::default();
+        let mut ids = || "run".to_owned();
+        let a = [sample(60, 1.0), sample(60, 3.0)];
+        assert_eq!(fold(&mut state, &p, &a.iter().collect::<Vec<_>>(), &mut ids), 0, "minute 60 still open");
+        assert_eq!(state.pending, Some(Pending { minute: 60, count: 2, sum: 4.0 }));
+        let b = [sample(120, 5.0), sample(60, 100.0), sample(180, 5.0)];
+        assert_eq!(fold(&mut state, &p, &b.iter().collect::<Vec<_>>(), &mut ids), 2);
+        assert_eq!(state.detector.seen, 2, "the late sample for minute 60 is not scored again");
+        assert_eq!(state.pending, Some(Pending { minute: 180, count: 1, sum: 5.0 }));
+    }
+
+    #[tokio::test]
+    async fn an_anomaly_raises_one_signal_that_starts_a_run() {
+        let d = detection();
+        let r = d.observe("shard-0", &batch(0, 300, calm)).await;
+        assert_eq!((r.scored, r.raised, r.failed.len()), (299, 0, 0));
+        // The series jumps and stays up: one signal, not one per anomalous minute.
+        let r = d.observe("shard-0", &batch(300, 340, |m| 160.0 + noise(m))).await;
+        assert_eq!(r.raised, 1, "{r:?}");
+        let sent = d.sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        let (msg, resource) = &sent[0];
+        assert_eq!(resource, "checkout-api");
+        assert_eq!(msg.tenant, "acme");
+        let start = msg.start.as_ref().unwrap();
+        assert_eq!(start.signal, "anomaly.latency_p99");
+        assert_eq!(start.resource, "checkout-api");
+        let signal = &start.telemetry.as_ref().unwrap()["signal"];
+        assert_eq!(signal["series"]["id"], key().series_id);
+        assert!(signal["score"].as_f64().unwrap() >= 0.5);
+        assert_eq!(signal["model_id"], DEFAULT_MODEL);
+        let (from, to) = (signal["window"]["from"].as_i64().unwrap(), signal["window"]["to"].as_i64().unwrap());
+        assert!(from < to && (300 * 60..=340 * 60).contains(&(to - 60)), "{signal}");
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap();
+        let open = stored[&key()].state.open_signal.clone().unwrap();
+        assert!(open.sent);
+        assert_eq!(open.run_id, msg.run_id);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_batch_feeds_nothing_twice_and_raises_nothing_twice() {
+        let d = detection();
+        d.observe("shard-0", &batch(0, 300, calm)).await;
+        let spike = batch(300, 310, |m| 160.0 + noise(m));
+        d.observe("shard-0", &spike).await;
+        let before = d.store.load("shard-0", &[key()]).await.unwrap()[&key()].clone();
+        let again = d.observe("shard-0", &spike).await;
+        assert_eq!((again.scored, again.raised, again.writes), (0, 0, 0));
+        let after = d.store.load("shard-0", &[key()]).await.unwrap()[&key()].clone();
+        assert_eq!(before, after);
+        assert_eq!(d.sink.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_signal_that_could_not_be_sent_is_retried_and_sent_once() {
+        let d = detection();
+        d.observe("shard-0", &batch(0, 300, calm)).await;
+        d.sink.fail.store(true, Ordering::Relaxed);
+        let spike = batch(300, 310, |m| 160.0 + noise(m));
+        let r = d.observe("shard-0", &spike).await;
+        assert_eq!(r.failed, vec![0], "the batch is retried from the series' first record");
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap()[&key()].clone();
+        let open = stored.state.open_signal.clone().unwrap();
+        assert!(!open.sent, "the signal is kept, unsent");
+        // Lambda retries the same records: nothing is folded twice, the signal goes out now.
+        d.sink.fail.store(false, Ordering::Relaxed);
+        let r = d.observe("shard-0", &spike).await;
+        assert_eq!((r.failed.len(), r.scored, r.raised), (0, 0, 1), "{r:?}");
+        let sent = d.sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.run_id, open.run_id, "the run id was fixed when the signal opened");
+        let r = d.observe("shard-0", &spike).await;
+        assert_eq!(r.raised, 0);
+        assert_eq!(d.sink.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_signal_closes_after_calm_minutes_and_a_later_incident_opens_a_new_one() {
+        let d = detection();
+        d.observe("shard-0", &batch(0, 300, calm)).await;
+        d.observe("shard-0", &batch(300, 305, |m| 400.0 + noise(m))).await;
+        d.observe("shard-0", &batch(305, 900, calm)).await;
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap()[&key()].clone();
+        assert!(stored.state.open_signal.is_none(), "closed after {CLOSE_AFTER} calm minutes");
+        d.observe("shard-0", &batch(900, 905, |m| 400.0 + noise(m))).await;
+        let sent = d.sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2, "a second incident, a second run");
+        assert_ne!(sent[0].0.run_id, sent[1].0.run_id);
+    }
+
+    #[tokio::test]
+    async fn a_failed_state_read_retries_the_whole_batch_and_a_lost_race_is_reread() {
+        let d = detection();
+        d.observe("shard-0", &batch(0, 100, calm)).await;
+        // Another delivery wrote in between (a different shard): the version moved on.
+        d.observe("shard-1", &batch(100, 101, calm)).await;
+        let stale = d.store.load("shard-0", &[key()]).await.unwrap();
+        let mut bumped = stale[&key()].clone();
+        bumped.version -= 1;
+        let r = d.one("shard-0", &key(), &batch(101, 120, calm)[&key()], Some(&bumped)).await;
+        assert!(matches!(r, Outcome::Done { scored: 19, .. }), "the conflict is re-read and retried");
+    }
+}

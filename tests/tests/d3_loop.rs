@@ -1,0 +1,134 @@
+//! D.3's closed loop over HTTP against the running stack: telemetry alone starts remediation.
+//! A series reported every five minutes is ingested for three days (the detector learns for
+//! two), then it jumps; the
+//! consumer's detector raises one signal, `GET /signals` shows it, and the agent run it started
+//! reaches the approval gate with the WPK that handles `anomaly.<name>`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use naksha_e2e::{Stack, eventually};
+use serde_json::{Value, json};
+
+const RES: &str = "deployment/checkout";
+
+/// Minutes between two reports of the series.
+const STEP: i64 = 5;
+
+fn latency(minute: i64) -> f64 {
+    // A daily cycle and deterministic noise, as real latency has.
+    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
+    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let noise = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
+    120.0 + 20.0 * day.sin() + 3.0 * noise
+}
+
+/// Ingest `value(m)` every `STEP` minutes in `minutes`, 500 events per request.
+async fn ingest(stack: &Stack, token: &str, start_ms: i64, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
+    let all: Vec<i64> = minutes.step_by(STEP as usize).collect();
+    for chunk in all.chunks(500) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|m| json!({"source": RES, "name": "latency_ms", "value": value(*m), "ts": start_ms + m * 60_000}))
+            .collect();
+        let r = stack.post_json("/ingest", Some(token), &json!({ "events": events })).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn an_anomalous_series_raises_one_signal_that_starts_an_agent_run() {
+    let stack = Stack::connect().await;
+    let team = stack.team("loop");
+    stack.sim_deployment(&team, RES, true).await;
+    let wpk = json!({
+        "id": "shed-latency", "version": 1, "title": "Restart a deployment whose latency jumped",
+        "match": {"signals": ["anomaly.latency_ms"], "resources": ["deployment/*"]},
+        "safety": {"mode": "manual", "dry_run": true},
+        "steps": [{"adapter": "sim", "action": "restart"}],
+        "verify": {"healthy": true},
+        "limits": {"blast_radius": 1, "max_runs_per_hour": 10}
+    });
+    let r = stack.register(&team, &wpk).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Three calm days ending an hour ago, then half an hour at three times the usual level.
+    let now_min = chrono::Utc::now().timestamp() / 60;
+    let calm = 3 * 1440;
+    let start_ms = (now_min - calm - 60) * 60_000;
+    ingest(&stack, &team.operator, start_ms, 0..calm, latency).await;
+    let aggregates = eventually("three days of aggregates", Duration::from_secs(240), || async {
+        let n = stack.aggregates_of(&team.tenant).await.len();
+        (n as i64 >= calm / STEP).then_some(n)
+    })
+    .await;
+    assert_eq!(aggregates as i64, calm / STEP);
+    let quiet = stack.get("/signals", Some(&team.operator)).await;
+    assert_eq!(quiet.status, 200, "{}", quiet.text);
+    assert_eq!(quiet.json()["count"], 0, "calm days raise nothing: {}", quiet.text);
+
+    ingest(&stack, &team.operator, start_ms, calm..calm + 30, |m| 3.0 * latency(m)).await;
+    let signals = eventually("a signal", Duration::from_secs(120), || async {
+        let doc = stack.get("/signals", Some(&team.operator)).await.json();
+        (doc["count"].as_u64() > Some(0)).then_some(doc)
+    })
+    .await;
+    assert_eq!(signals["count"], 1, "one incident, one signal: {signals}");
+    let signal = &signals["signals"][0];
+    assert_eq!(signal["signal"], "anomaly.latency_ms");
+    assert_eq!(signal["series"]["source"], RES);
+    assert_eq!(signal["series"]["name"], "latency_ms");
+    assert!(signal["score"].as_f64().unwrap() >= 0.5, "{signal}");
+    let opened = chrono::DateTime::parse_from_rfc3339(signal["opened_at"].as_str().unwrap()).unwrap();
+    let jump = chrono::DateTime::from_timestamp_millis(start_ms + calm * 60_000).unwrap();
+    assert!(
+        opened >= jump && opened <= jump + chrono::Duration::minutes(2 * STEP),
+        "raised at the jump: {opened} vs {jump}"
+    );
+
+    // The run the signal started went through observe and decide to the approval gate.
+    let run_id = signal["run_id"].as_str().unwrap();
+    let run = stack.run_until(&team, run_id, &["awaiting_approval", "failed", "rejected"]).await;
+    assert_eq!(run["status"], "awaiting_approval", "{run}");
+    assert_eq!(run["signal"], "anomaly.latency_ms");
+    assert_eq!(run["resource"], RES);
+    assert_eq!(run["requested_by"], "detector");
+    assert_eq!(run["wpk"]["id"], "shed-latency");
+    let evidence = &run["telemetry"]["signal"];
+    assert_eq!(evidence["series"]["id"], signal["series"]["id"]);
+    assert_eq!(evidence["score"], signal["score"]);
+    assert!(evidence["window"]["from"].as_i64() < evidence["window"]["to"].as_i64(), "{evidence}");
+    assert_eq!(evidence["model_id"], signal["model_id"]);
+
+    // Another tenant sees none of it.
+    let other = stack.team("loop-other");
+    let theirs = stack.get("/signals", Some(&other.operator)).await;
+    assert_eq!((theirs.status, theirs.json()["count"].clone()), (200, json!(0)));
+    let r = stack.get(&format!("/agent/status/{run_id}"), Some(&other.operator)).await;
+    assert_eq!(r.status, 404);
+
+    // More anomalous minutes keep the same signal open: no second run.
+    ingest(&stack, &team.operator, start_ms, calm + 30..calm + 50, |m| 3.0 * latency(m)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let again = stack.get("/signals", Some(&team.operator)).await.json();
+    assert_eq!((again["count"].clone(), again["signals"][0]["run_id"].clone()), (json!(1), json!(run_id)));
+}
+
+#[tokio::test]
+async fn signals_needs_a_token_and_a_sane_limit() {
+    let stack = Stack::connect().await;
+    let team = stack.team("signals-bad");
+    let r = stack.get("/signals", None).await;
+    r.assert_problem(401);
+    let r = stack.get("/signals", Some(&stack.token(&team.tenant, &["edge"]))).await;
+    r.assert_problem(403);
+    let r = stack.get("/signals", Some(&team.approver)).await;
+    assert_eq!(r.status, 200, "approvers read signals too: {}", r.text);
+    for bad in ["0", "501", "ten", "-1"] {
+        let r = stack.get(&format!("/signals?limit={bad}"), Some(&team.operator)).await;
+        let doc = r.assert_problem(400);
+        assert_eq!(doc["errors"][0]["pointer"], "/limit", "{doc}");
+    }
+    let r = stack.get("/signals?limit=5", Some(&team.operator)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
