@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod model;
 pub mod privacy;
 pub mod problem;
 pub mod runs;
