@@ -41,12 +41,4 @@ impl Ctx {
     }
 }
 
-/// Comma-separated key ids (`TRUSTED_KEY_IDS`), falling back to the signing key.
-pub fn trusted_key_ids(cfg: &mut ConfigReader) -> Vec<String> {
-    let list = cfg.optional("TRUSTED_KEY_IDS").or_else(|| cfg.optional("SIGNING_KEY_ID")).unwrap_or_default();
-    let ids: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-    if ids.is_empty() {
-        cfg.problem("TRUSTED_KEY_IDS (or SIGNING_KEY_ID) is not set");
-    }
-    ids
-}
+pub use naksha_core::signing::trusted_key_ids;
