@@ -43,11 +43,12 @@ pub fn rfc3339_of_minute(minute: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Decode one aggregate item into (minute, mean of the minute).
+/// Decode one aggregate item into (minute since the epoch, mean of the minute). The table's
+/// `minute` attribute is the minute's start in epoch seconds.
 pub fn decode_aggregate(item: &Item) -> Option<(i64, f64)> {
     let count = get_f64(item, "count")?;
     (count > 0.0).then_some(())?;
-    Some((get_i64(item, "minute")?, get_f64(item, "sum")? / count))
+    Some((get_i64(item, "minute")?.div_euclid(60), get_f64(item, "sum")? / count))
 }
 
 /// A finished run that acted (it has an audit record): its signal, chosen WPK and result.
@@ -159,8 +160,8 @@ impl TrainingSource {
             .expression_attribute_names("#c", "count")
             .expression_attribute_names("#s", "sum")
             .expression_attribute_values(":pk", s(format!("{tenant}#{series_id}")))
-            .expression_attribute_values(":from", n(from))
-            .expression_attribute_values(":to", n(to));
+            .expression_attribute_values(":from", n(from * 60))
+            .expression_attribute_values(":to", n(to * 60));
         Ok(self.query_all(q).await?.iter().filter_map(decode_aggregate).collect())
     }
 
@@ -349,7 +350,7 @@ mod tests {
 
     #[test]
     fn aggregates_decode_to_minute_means_and_empty_minutes_are_skipped() {
-        let a = item(&[("minute", n(29_000_000)), ("count", n(4)), ("sum", n(10))]);
+        let a = item(&[("minute", n(29_000_000 * 60)), ("count", n(4)), ("sum", n(10))]);
         assert_eq!(decode_aggregate(&a), Some((29_000_000, 2.5)));
         let empty = item(&[("minute", n(1)), ("count", n(0)), ("sum", n(0))]);
         assert_eq!(decode_aggregate(&empty), None);

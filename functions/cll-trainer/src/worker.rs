@@ -80,11 +80,8 @@ async fn execute(t: &Trainer, job: &mut Job) -> Result<Value, String> {
     let data = t.source.load(&job.tenant, from, to).await?;
     let alias_before = t.registry.alias(&job.tenant, CHAMPION).await.map_err(|e| e.to_string())?;
     let loaded = t.registry.load_champion(&job.tenant, &t.keys).await.map_err(|e| e.to_string())?;
-    let refused: Vec<Value> = loaded
-        .as_ref()
-        .map(|l| l.refused.iter().map(|(id, why)| json!({"model_id": id, "reason": why})).collect())
-        .unwrap_or_default();
-    let champion = loaded.map(|l| l.artifact);
+    let refused: Vec<Value> = loaded.refused.iter().map(|(id, why)| json!({"model_id": id, "reason": why})).collect();
+    let champion = loaded.artifact;
 
     save(t, job, RUNNING, "training", 0.2).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, f64)>();

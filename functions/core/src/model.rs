@@ -263,10 +263,10 @@ pub struct Alias {
     pub updated_at: String,
 }
 
-/// A champion that verified, and the newer ones that were refused on the way.
-#[derive(Debug, Clone)]
+/// The newest champion that verified (if any), and the newer ones refused on the way.
+#[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    pub artifact: Arc<ModelArtifact>,
+    pub artifact: Option<Arc<ModelArtifact>>,
     pub refused: Vec<(String, String)>,
 }
 
@@ -444,9 +444,9 @@ impl ModelRegistry {
     }
 
     /// The newest champion that verifies. A refused version is logged and skipped: the one
-    /// before it stays in use. `Ok(None)`: no champion (or none verifies) — use the defaults.
-    pub async fn load_champion(&self, tenant: &str, keys: &TrustedKeys) -> Result<Option<Loaded>, ModelError> {
-        let Some(alias) = self.alias(tenant, CHAMPION).await? else { return Ok(None) };
+    /// before it stays in use. No artifact: no champion (or none verifies) — use the defaults.
+    pub async fn load_champion(&self, tenant: &str, keys: &TrustedKeys) -> Result<Loaded, ModelError> {
+        let Some(alias) = self.alias(tenant, CHAMPION).await? else { return Ok(Loaded::default()) };
         let mut refused = Vec::new();
         let chain = std::iter::once(alias.model_id.clone()).chain(alias.history.iter().rev().cloned());
         for id in chain {
@@ -455,14 +455,14 @@ impl ModelRegistry {
                 None => Err(ModelError::Malformed(id.clone(), "version missing from the registry".into())),
             };
             match verdict {
-                Ok(artifact) => return Ok(Some(Loaded { artifact: Arc::new(artifact), refused })),
+                Ok(artifact) => return Ok(Loaded { artifact: Some(Arc::new(artifact)), refused }),
                 Err(e) => {
                     tracing::error!(tenant, model_id = %id, error = %e, "model refused; falling back to the previous champion");
                     refused.push((id, e.to_string()));
                 }
             }
         }
-        Ok(None)
+        Ok(Loaded { artifact: None, refused })
     }
 }
 
@@ -491,7 +491,7 @@ impl ChampionCache {
             return model.clone();
         }
         let model = match self.registry.load_champion(tenant, &self.keys).await {
-            Ok(loaded) => loaded.map(|l| l.artifact),
+            Ok(loaded) => loaded.artifact,
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "loading the champion failed; keeping the model in use");
                 cached.and_then(|(_, m)| m)

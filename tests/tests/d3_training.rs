@@ -1,0 +1,227 @@
+//! D.3 training end to end on the running stack: a job over real aggregates registers a signed
+//! version (checked with `openssl`), the schedule repeated on the same input registers nothing
+//! new, the gate keeps a version that is not better as challenger, and a tampered champion is
+//! refused — the one before it is used instead.
+//!
+//! One test function: the steps share three days of ingested data (moto writes are slow).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use naksha_e2e::{Stack, Team, eventually};
+use serde_json::{Value, json};
+
+const STEP: i64 = 5;
+
+fn value(minute: i64) -> f64 {
+    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
+    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let noise = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
+    80.0 + 10.0 * day.sin() + 2.0 * noise
+}
+
+/// Submit a training job and wait for it to finish; returns the job and every progress value seen.
+async fn train(stack: &Stack, team: &Team, body: Value) -> (Value, Vec<f64>) {
+    let r = stack.post_json("/models/train", Some(&team.admin), &body).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let job = r.json();
+    assert_eq!(job["status"], "queued");
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    wait_job(stack, team, &id).await
+}
+
+async fn wait_job(stack: &Stack, team: &Team, id: &str) -> (Value, Vec<f64>) {
+    let seen = std::sync::Mutex::new(Vec::new());
+    let job = eventually("the training job to finish", Duration::from_secs(300), || async {
+        let r = stack.get(&format!("/jobs/{id}"), Some(&team.operator)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let j = r.json();
+        seen.lock().unwrap().push(j["progress"].as_f64().unwrap());
+        matches!(j["status"].as_str(), Some("succeeded" | "failed")).then_some(j)
+    })
+    .await;
+    (job, seen.into_inner().unwrap())
+}
+
+async fn schedule(stack: &Stack, team: &Team, time: &str) -> Value {
+    let event = json!({
+        "id": format!("evt-{time}"), "source": "aws.events", "detail-type": "Scheduled Event",
+        "time": time, "detail": {"tenants": [team.tenant]}
+    });
+    let (status, out) = stack.invoke("trainer-schedule", &event).await;
+    assert_eq!(status, 200, "{out}");
+    out
+}
+
+async fn tamper(stack: &Stack, team: &Team, model_id: &str, doc: Option<&str>) -> String {
+    let table = stack.table("ModelVersionsTable");
+    let key = |k: &str| AttributeValue::S(k.to_owned());
+    let item = stack
+        .db
+        .get_item()
+        .table_name(&table)
+        .key("pk", key(&team.tenant))
+        .key("sk", key(&format!("v#{model_id}")))
+        .send()
+        .await
+        .unwrap();
+    let original = item.item().unwrap()["doc"].as_s().unwrap().clone();
+    let new_doc =
+        doc.map(str::to_owned).unwrap_or_else(|| original.replace("\"alarm_tail\":0.001", "\"alarm_tail\":0.5"));
+    assert_ne!(new_doc, original, "the tampering must change the document");
+    stack
+        .db
+        .update_item()
+        .table_name(&table)
+        .key("pk", key(&team.tenant))
+        .key("sk", key(&format!("v#{model_id}")))
+        .update_expression("SET doc = :d")
+        .expression_attribute_values(":d", key(&new_doc))
+        .send()
+        .await
+        .unwrap();
+    original
+}
+
+#[tokio::test]
+async fn training_registers_signed_versions_and_only_a_better_one_becomes_champion() {
+    let stack = Stack::connect().await;
+    let team = stack.team("train");
+    let other = stack.team("train-other");
+
+    // Three days of one series, every five minutes, ending ten minutes ago.
+    let now_min = chrono::Utc::now().timestamp() / 60;
+    let span = 3 * 1440;
+    let start = now_min - span - 10;
+    let minutes: Vec<i64> = (0..span).step_by(STEP as usize).collect();
+    for chunk in minutes.chunks(500) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|m| json!({"source": "deployment/cart", "name": "p99_ms", "value": value(*m), "ts": (start + m) * 60_000}))
+            .collect();
+        let r = stack.post_json("/ingest", Some(&team.operator), &json!({ "events": events })).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    eventually("three days of aggregates", Duration::from_secs(300), || async {
+        (stack.aggregates_of(&team.tenant).await.len() == minutes.len()).then_some(())
+    })
+    .await;
+
+    // 1. On demand: the first version becomes champion (there was none).
+    let (job, progress) = train(&stack, &team, json!({})).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["progress"], 1.0);
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress only moves forward: {progress:?}");
+    let result = &job["result"];
+    assert_eq!(result["registered"], true, "{job}");
+    assert_eq!(result["alias"], "champion", "{job}");
+    assert_eq!(result["rows"], minutes.len() as u64, "{job}");
+    assert_eq!(result["series"], 1);
+    let v1 = result["model_id"].as_str().unwrap().to_owned();
+    // The detector was judged on the held-back day: an injected shift was caught.
+    assert_eq!(result["metrics"]["detector"]["series_evaluated"], 1, "{job}");
+    assert_eq!(result["metrics"]["detector"]["detected"], 1, "{job}");
+
+    let list = stack.get("/models", Some(&team.operator)).await.json();
+    assert_eq!(list["champion"], v1.as_str());
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["models"][0]["verified"], true, "{list}");
+    assert_eq!(list["models"][0]["status"], "champion");
+
+    // 2. The signature verifies with openssl; the manifest pins the document.
+    let m = stack.get(&format!("/models/{v1}"), Some(&team.operator)).await.json();
+    let manifest: Value = serde_json::from_str(m["manifest"].as_str().unwrap()).unwrap();
+    let doc_bytes = naksha_core::signing::canonical_json(&m["document"]);
+    assert_eq!(manifest["sha256"].as_str().unwrap(), naksha_core::signing::sha256_hex(&doc_bytes));
+    assert_eq!(m["document"]["data_digest"], manifest["data_digest"]);
+    assert_eq!(m["document"]["window"]["rows"], minutes.len() as u64);
+    let dir = std::env::temp_dir().join(format!("naksha-model-{}", team.tenant));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), m["manifest"].as_str().unwrap()).unwrap();
+    let der = base64::engine::general_purpose::STANDARD.decode(m["signature"].as_str().unwrap()).unwrap();
+    std::fs::write(dir.join("sig.der"), der).unwrap();
+    let key = stack.kms.get_public_key().key_id(m["key_id"].as_str().unwrap()).send().await.unwrap();
+    std::fs::write(dir.join("pub.pem"), naksha_core::signing::public_key_pem(key.public_key().unwrap().as_ref()))
+        .unwrap();
+    let verify = |file: &str| {
+        std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", file])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let ok = verify("manifest.json");
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Verified OK");
+    let forged = m["manifest"].as_str().unwrap().replace(&v1, "m-00000000000000000000");
+    std::fs::write(dir.join("forged.json"), forged).unwrap();
+    assert!(!verify("forged.json").status.success(), "openssl must refuse an altered manifest");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Other tenants see none of it.
+    assert_eq!(stack.get(&format!("/models/{v1}"), Some(&other.operator)).await.status, 404);
+    assert_eq!(stack.get("/models", Some(&other.operator)).await.json()["count"], 0);
+    let job_id = job["job_id"].as_str().unwrap();
+    assert_eq!(stack.get(&format!("/jobs/{job_id}"), Some(&other.admin)).await.status, 404);
+
+    // 3. The hourly schedule on the same input registers nothing new; the same event twice
+    //    creates one job.
+    //    (The next hours' events: their windows hold all of the data, as the on-demand one did.)
+    let next = chrono::Utc::now() + chrono::Duration::hours(1);
+    let hour = next.format("%Y-%m-%dT%H:00:00Z").to_string();
+    let later = (next + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:00:00Z").to_string();
+    let first = schedule(&stack, &team, &hour).await;
+    assert_eq!(first["created"].as_array().unwrap().len(), 1, "{first}");
+    let again = schedule(&stack, &team, &hour).await;
+    assert_eq!(again["created"].as_array().unwrap().len(), 0, "{again}");
+    assert_eq!(again["already_existed"], 1);
+    let sched_id = first["created"][0]["job_id"].as_str().unwrap();
+    let (sched, _) = wait_job(&stack, &team, sched_id).await;
+    assert_eq!(sched["status"], "succeeded", "{sched}");
+    assert_eq!(sched["kind"], "scheduled");
+    assert_eq!(sched["result"]["model_id"], v1.as_str(), "same data and code: same id");
+    assert_eq!(sched["result"]["registered"], false, "{sched}");
+    let hour_later = schedule(&stack, &team, &later).await;
+    let (sched2, _) = wait_job(&stack, &team, hour_later["created"][0]["job_id"].as_str().unwrap()).await;
+    assert_ne!(sched2["job_id"], sched["job_id"]);
+    assert_eq!(sched2["result"]["model_id"], v1.as_str(), "{sched2}");
+    assert_eq!(sched2["result"]["registered"], false, "{sched2}");
+    assert_eq!(stack.get("/models", Some(&team.operator)).await.json()["count"], 1);
+
+    // 4. The gate: a version trained on the last hour only is new, but not better on the
+    //    held-back data than the champion, so it stays challenger.
+    let (job2, _) = train(&stack, &team, json!({"window_hours": 1})).await;
+    let r2 = &job2["result"];
+    assert_eq!(r2["registered"], true, "{job2}");
+    assert_eq!(r2["alias"], "challenger", "{job2}");
+    assert!(r2["reason"].as_str().unwrap().contains(&v1), "{job2}");
+    assert_eq!(r2["metrics"]["champion"]["model_id"], v1.as_str(), "the champion was judged on the same data");
+    let v2 = r2["model_id"].as_str().unwrap().to_owned();
+    let list = stack.get("/models", Some(&team.operator)).await.json();
+    assert_eq!(list["champion"], v1.as_str());
+    assert_eq!(list["count"], 2);
+
+    // 5. A tampered champion is refused: GET /models flags it, the next job reports it and
+    //    judges against no champion, and becomes champion itself.
+    let v1_doc = tamper(&stack, &team, &v1, None).await;
+    let list = stack.get("/models", Some(&team.operator)).await.json();
+    let flagged = list["models"].as_array().unwrap().iter().find(|m| m["model_id"] == v1.as_str()).unwrap();
+    assert_eq!(flagged["verified"], false, "{list}");
+    let (job3, _) = train(&stack, &team, json!({"window_hours": 2})).await;
+    let r3 = &job3["result"];
+    assert_eq!(r3["refused"][0]["model_id"], v1.as_str(), "{job3}");
+    assert!(r3["metrics"]["champion"].is_null(), "a refused champion is not used: {job3}");
+    assert_eq!(r3["alias"], "champion", "{job3}");
+    let v3 = r3["model_id"].as_str().unwrap().to_owned();
+    assert_ne!(v3, v2);
+
+    // 6. Now v3 is tampered and v1 restored: the loader refuses v3 and falls back to v1, the
+    //    champion before it.
+    tamper(&stack, &team, &v1, Some(&v1_doc)).await;
+    tamper(&stack, &team, &v3, None).await;
+    let (job4, _) = train(&stack, &team, json!({"window_hours": 3})).await;
+    let r4 = &job4["result"];
+    assert_eq!(r4["refused"][0]["model_id"], v3.as_str(), "{job4}");
+    assert_eq!(r4["metrics"]["champion"]["model_id"], v1.as_str(), "the previous champion is used: {job4}");
+}
