@@ -1,7 +1,7 @@
 //! D.3 training end to end on the running stack: a job over real aggregates registers a signed
 //! version (checked with `openssl`), the schedule repeated on the same input registers nothing
 //! new, the gate keeps a version that is not better as challenger, and a tampered champion is
-//! refused — the one before it is used instead.
+//! refused — the one before it is used instead, by the trainer and by the consumer's detector.
 //!
 //! One test function: the steps share three days of ingested data (moto writes are slow).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -224,4 +224,20 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     let r4 = &job4["result"];
     assert_eq!(r4["refused"][0]["model_id"], v3.as_str(), "{job4}");
     assert_eq!(r4["metrics"]["champion"]["model_id"], v1.as_str(), "the previous champion is used: {job4}");
+
+    // 7. The consumer's detector loads the champion the same way: v3 is refused, v1 sets the
+    //    series' parameters and is named in its state.
+    let series_table = stack.table("SeriesTable");
+    let prefix = format!("{}#", team.tenant);
+    eventually("the consumer to score with the previous champion", Duration::from_secs(120), || async {
+        let ts = chrono::Utc::now().timestamp_millis();
+        let event = json!({"events": [{"source": "deployment/cart", "name": "p99_ms", "value": 80.0, "ts": ts}]});
+        assert_eq!(stack.post_json("/ingest", Some(&team.operator), &event).await.status, 202);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let items = stack.scan(&series_table).await;
+        let item = items.iter().find(|i| i["pk"].as_s().unwrap().starts_with(&prefix))?;
+        let state: Value = serde_json::from_str(item["state"].as_s().unwrap()).unwrap();
+        (state["model_id"] == v1.as_str()).then_some(())
+    })
+    .await;
 }

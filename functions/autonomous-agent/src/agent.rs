@@ -170,7 +170,13 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         let (signal, resource) = (s.request.signal.clone(), s.request.resource.clone());
         let all = self.store.list_wpks(&s.tenant).await.map_err(|e| e.to_string())?;
         let history = self.store.outcome_stats(&s.tenant, &signal).await.map_err(|e| e.to_string())?;
-        let candidates = rank(&all, &signal, &resource, |id| self.model.score(&signal, id, &history));
+        let learned = self.model.champion(&s.tenant).await;
+        let candidates = rank(&all, &signal, &resource, |id| {
+            learned
+                .as_ref()
+                .and_then(|m| m.success_probability(&signal, id))
+                .unwrap_or_else(|| self.model.score(&signal, id, &history))
+        });
         let Some(&(score, chosen)) = candidates.first() else {
             s.conclude(RunStatus::Rejected, format!("no WPK handles signal {signal:?} on {resource:?}"));
             return Ok(());
@@ -184,6 +190,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 .iter()
                 .map(|(sc, w)| Candidate { id: w.id.clone(), version: w.version, score: *sc })
                 .collect(),
+            model_id: learned.as_ref().map(|m| m.model_id.clone()),
         });
         // Verify before use: a tampered WPK fails the run with the reason, and nothing acts.
         let signed = match chosen.verify(&self.keys) {

@@ -1,11 +1,13 @@
 //! The agent's behaviour end to end on in-memory stores: fast, and every safety rule checked.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use naksha_core::model::{Arm, DetectorModel, Metrics, ModelArtifact, TrainingWindow};
 use naksha_core::signing::{Signature, TrustedKeys, sha256_hex};
 use serde_json::{Value, json};
 
@@ -16,7 +18,7 @@ use crate::audit::{GENESIS, verify_chain};
 use crate::memory::Memory;
 use crate::observe::Observers;
 use crate::observe::telemetry::{AggregateQuery, MinuteRow};
-use crate::ports::{AuditLog, Control, OutcomeHistory, RunStore, WpkStore};
+use crate::ports::{AuditLog, Control, OutcomeHistory, RemediationModel, RunStore, WpkStore};
 use crate::spec::Graph;
 use crate::state::{Approval, RunRequest, RunState, RunStatus};
 use crate::wpk::{StandingApproval, StoredWpk, Wpk, parse};
@@ -31,7 +33,19 @@ impl AggregateQuery for NoAggregates {
     }
 }
 
-type TestAgent = Agent<Arc<Memory>, Adapters<Arc<Memory>, Arc<Memory>>, Observers<NoAggregates>, OutcomeHistory>;
+/// Outcome history, plus a trained model when a test installs one.
+#[derive(Default)]
+struct TestModel(Option<Arc<ModelArtifact>>);
+impl RemediationModel for TestModel {
+    fn score(&self, signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64 {
+        OutcomeHistory.score(signal, wpk_id, history)
+    }
+    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
+        self.0.clone().filter(|m| m.tenant == tenant)
+    }
+}
+
+type TestAgent = Agent<Arc<Memory>, Adapters<Arc<Memory>, Arc<Memory>>, Observers<NoAggregates>, TestModel>;
 
 struct World {
     mem: Arc<Memory>,
@@ -48,7 +62,7 @@ fn world_with(graph: Graph) -> World {
         store: Arc::clone(&mem),
         actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
         observer: Observers { telemetry: None, prometheus: None },
-        model: OutcomeHistory,
+        model: TestModel::default(),
         keys: TrustedKeys::from_public_keys([("test-key".to_owned(), spki)]),
         graph,
         default_adapter: "sim".into(),
@@ -350,6 +364,48 @@ async fn past_outcomes_rank_the_candidates() {
     assert_eq!(d.wpk_id, "scale-up");
     assert_eq!(d.candidates.len(), 2);
     assert!(d.candidates[0].score > d.candidates[1].score);
+}
+
+#[tokio::test]
+async fn a_trained_model_ranks_the_candidates_where_it_has_learned() {
+    let mut w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let mut scale = restart_wpk("manual");
+    scale["id"] = json!("scale-up");
+    scale["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 6}}]);
+    w.register(scale).await;
+    // History alone prefers restart; the champion learned that scale-up fixes this signal.
+    w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", true).await.unwrap();
+    let arms = BTreeMap::from([
+        ("scale-up".to_owned(), Arm { successes: 8, failures: 0 }),
+        ("restart-unhealthy".to_owned(), Arm { successes: 1, failures: 7 }),
+    ]);
+    w.agent.model = TestModel(Some(Arc::new(ModelArtifact {
+        schema: 1,
+        model_id: "m-0123456789abcdef0123".into(),
+        tenant: T.into(),
+        created_at: "now".into(),
+        code_version: "test".into(),
+        data_digest: "d".into(),
+        window: TrainingWindow {
+            from_minute: 0,
+            to_minute: 1,
+            holdout_from_minute: 1,
+            series: 0,
+            rows: 0,
+            outcomes: 16,
+        },
+        detector: DetectorModel { base: Default::default(), series: BTreeMap::new() },
+        remediation: BTreeMap::from([("deployment_unhealthy".to_owned(), arms)]),
+        metrics: Metrics::default(),
+    })));
+    let s = w.start("deployment_unhealthy", false).await;
+    let d = s.decision.unwrap();
+    assert_eq!(d.wpk_id, "scale-up");
+    assert_eq!(d.model_id.as_deref(), Some("m-0123456789abcdef0123"));
+    assert!((d.candidates[0].score - 0.9).abs() < 1e-9, "{:?}", d.candidates);
+    assert!((d.candidates[1].score - 0.2).abs() < 1e-9, "{:?}", d.candidates);
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+
+use naksha_core::model::{ChampionCache, ModelArtifact};
 
 use serde_json::Value;
 
@@ -181,6 +184,26 @@ pub trait Observer: Send + Sync {
 /// learned model through the same trait.
 pub trait RemediationModel: Send + Sync {
     fn score(&self, signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64;
+
+    /// The tenant's trained model (D.3), verified before use. Where it has learned how likely a
+    /// WPK is to fix a signal, that probability ranks the WPK; elsewhere `score` does.
+    fn champion(&self, _tenant: &str) -> impl Future<Output = Option<Arc<ModelArtifact>>> + Send {
+        async { None }
+    }
+}
+
+/// The tenant's champion from the model registry, with `OutcomeHistory` where it has no opinion.
+#[derive(Debug)]
+pub struct Learned(pub ChampionCache);
+
+impl RemediationModel for Learned {
+    fn score(&self, signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64 {
+        OutcomeHistory.score(signal, wpk_id, history)
+    }
+
+    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
+        self.0.get(tenant).await
+    }
 }
 
 /// Past success rate with a uniform prior: (successes + 1) / (runs + 2).

@@ -71,6 +71,9 @@ pub struct Decision {
     pub sha256: String,
     pub score: f64,
     pub candidates: Vec<Candidate>,
+    /// The trained model whose probabilities ranked the candidates (none: outcome history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

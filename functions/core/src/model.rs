@@ -469,7 +469,8 @@ impl ModelRegistry {
 type Cached = (Instant, Option<Arc<ModelArtifact>>);
 
 /// Verified champions per tenant, reloaded after `ttl` (warm Lambdas pick up a promotion
-/// within minutes; a failed reload keeps the model already in use).
+/// within a minute; a tenant without a model is asked again after `ttl / 4`, so its first model
+/// is used soon). A failed reload keeps the model already in use.
 #[derive(Debug)]
 pub struct ChampionCache {
     registry: ModelRegistry,
@@ -478,6 +479,8 @@ pub struct ChampionCache {
     cache: Mutex<HashMap<String, Cached>>,
 }
 
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+
 impl ChampionCache {
     pub fn new(registry: ModelRegistry, keys: TrustedKeys, ttl: Duration) -> Self {
         Self { registry, keys, ttl, cache: Mutex::new(HashMap::new()) }
@@ -485,10 +488,11 @@ impl ChampionCache {
 
     pub async fn get(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
         let cached = self.cache.lock().ok().and_then(|c| c.get(tenant).cloned());
-        if let Some((at, model)) = &cached
-            && at.elapsed() < self.ttl
-        {
-            return model.clone();
+        if let Some((at, model)) = &cached {
+            let ttl = if model.is_some() { self.ttl } else { self.ttl / 4 };
+            if at.elapsed() < ttl {
+                return model.clone();
+            }
         }
         let model = match self.registry.load_champion(tenant, &self.keys).await {
             Ok(loaded) => loaded.artifact,

@@ -694,8 +694,12 @@ mod tests {
             learning_days: 0.0,
             ..naksha_detector::detector::Params::default()
         };
-        let c =
-            consumer().with_watch(Detection { store: MemorySeries::default(), sink: MemorySignals::default(), params });
+        let c = consumer().with_watch(Detection {
+            store: MemorySeries::default(),
+            sink: MemorySignals::default(),
+            params,
+            models: (),
+        });
         // Two series; "lat" jumps at minute 200. One record per series per minute.
         let mut datas = Vec::new();
         for m in 0..230i64 {

@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::StreamExt;
+use naksha_core::model::{ChampionCache, ModelArtifact};
 use naksha_core::runs::{RunMessage, RunStart};
 use naksha_detector::detector::{Params, State};
 use serde::{Deserialize, Serialize};
@@ -257,12 +259,32 @@ impl SeriesWatch for () {
     }
 }
 
-/// The detector wired to a series store and a signal sink.
+/// Where detector parameters come from: the tenant's champion model (verified before use), if
+/// it has one; otherwise `Detection::params`.
+pub trait ModelSource: Send + Sync {
+    fn champion(&self, tenant: &str) -> impl Future<Output = Option<Arc<ModelArtifact>>> + Send;
+}
+
+/// No trained models: every series uses the default parameters.
+impl ModelSource for () {
+    async fn champion(&self, _: &str) -> Option<Arc<ModelArtifact>> {
+        None
+    }
+}
+
+impl ModelSource for ChampionCache {
+    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
+        self.get(tenant).await
+    }
+}
+
+/// The detector wired to a series store, a signal sink and a model source.
 #[derive(Debug)]
-pub struct Detection<SS, SK> {
+pub struct Detection<SS, SK, M = ()> {
     pub store: SS,
     pub sink: SK,
     pub params: Params,
+    pub models: M,
 }
 
 enum Outcome {
@@ -275,16 +297,19 @@ enum Outcome {
     Failed(usize, usize),
 }
 
-impl<SS: SeriesStore, SK: SignalSink> Detection<SS, SK> {
+impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
     async fn one(&self, shard: &str, key: &SeriesKey, input: &SeriesInput, loaded: Option<&StoredSeries>) -> Outcome {
         let first = input.samples.first().map_or(0, |s| s.record);
+        let model = self.models.champion(&key.tenant).await;
+        let params = model.as_ref().map_or_else(|| self.params.clone(), |m| m.params_for(&key.series_id));
         let mut current = loaded.cloned();
         for _ in 0..4 {
             let mut state = current.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+            state.model_id = model.as_ref().map(|m| m.model_id.clone());
             let watermark = current.as_ref().and_then(|c| c.watermark.clone());
             let fresh: Vec<&Sample> =
                 input.samples.iter().filter(|s| watermark.as_ref().is_none_or(|w| s.seq > *w)).collect();
-            let scored = fold(&mut state, &self.params, &fresh, &mut || uuid::Uuid::now_v7().to_string());
+            let scored = fold(&mut state, &params, &fresh, &mut || uuid::Uuid::now_v7().to_string());
             let mut writes = 0;
             if let Some(last) = fresh.last() {
                 match self
@@ -310,7 +335,7 @@ impl<SS: SeriesStore, SK: SignalSink> Detection<SS, SK> {
             let mut raised = false;
             if let Some(open) = state.open_signal.as_ref().filter(|o| !o.sent) {
                 let model = state.model_id.as_deref().unwrap_or(DEFAULT_MODEL);
-                let msg = signal_message(&key.tenant, &input.meta, &key.series_id, open, model, self.params.averaging);
+                let msg = signal_message(&key.tenant, &input.meta, &key.series_id, open, model, params.averaging);
                 if let Err(e) = self.sink.send(&msg, &input.meta.source).await {
                     tracing::warn!(error = %e, "signal could not be sent; the batch will be retried");
                     return Outcome::Failed(first, scored);
@@ -328,7 +353,7 @@ impl<SS: SeriesStore, SK: SignalSink> Detection<SS, SK> {
     }
 }
 
-impl<SS: SeriesStore, SK: SignalSink> SeriesWatch for Detection<SS, SK> {
+impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> SeriesWatch for Detection<SS, SK, M> {
     async fn observe(&self, shard: &str, series: &BTreeMap<SeriesKey, SeriesInput>) -> WatchReport {
         let mut report = WatchReport::default();
         if series.is_empty() {
@@ -500,7 +525,7 @@ mod tests {
     }
 
     fn detection() -> Detection<MemorySeries, MemorySignals> {
-        Detection { store: MemorySeries::default(), sink: MemorySignals::default(), params: quick() }
+        Detection { store: MemorySeries::default(), sink: MemorySignals::default(), params: quick(), models: () }
     }
 
     fn calm(m: i64) -> f64 {
@@ -509,6 +534,74 @@ mod tests {
 
     fn sample(minute: i64, value: f64) -> Sample {
         Sample { record: 0, seq: SeqNo::parse("1").unwrap_or_else(|| unreachable!()), minute, value }
+    }
+
+    struct Champion(Arc<ModelArtifact>);
+    impl ModelSource for Champion {
+        async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
+            (tenant == self.0.tenant).then(|| Arc::clone(&self.0))
+        }
+    }
+
+    fn model(fit: Option<naksha_core::model::SeriesFit>) -> ModelArtifact {
+        use naksha_core::model::{DetectorModel, Metrics, TrainingWindow};
+        ModelArtifact {
+            schema: 1,
+            model_id: "m-aaaaaaaaaaaaaaaaaaaa".into(),
+            tenant: "acme".into(),
+            created_at: "now".into(),
+            code_version: "test".into(),
+            data_digest: "d".into(),
+            window: TrainingWindow {
+                from_minute: 0,
+                to_minute: 1,
+                holdout_from_minute: 1,
+                series: 1,
+                rows: 1,
+                outcomes: 0,
+            },
+            detector: DetectorModel {
+                base: quick(),
+                series: fit.map(|f| BTreeMap::from([(key().series_id, f)])).unwrap_or_default(),
+            },
+            remediation: BTreeMap::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_champion_model_sets_each_series_parameters_and_names_itself_in_the_signal() {
+        let jump = |m: i64| if m < 300 { calm(m) } else { 160.0 + noise(m) };
+        // The champion's defaults raise the signal, and the signal names the model.
+        let d = Detection {
+            store: MemorySeries::default(),
+            sink: MemorySignals::default(),
+            params: Params { alarm_tail: 1e-300, extreme: 0.0, ..quick() },
+            models: Champion(Arc::new(model(None))),
+        };
+        d.observe("shard-0", &batch(0, 340, jump)).await;
+        let sent = d.sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "the model's parameters were used, not the blind local ones");
+        let signal = &sent[0].0.start.as_ref().unwrap().telemetry.as_ref().unwrap()["signal"];
+        assert_eq!(signal["model_id"], "m-aaaaaaaaaaaaaaaaaaaa");
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap();
+        assert_eq!(stored[&key()].state.model_id.as_deref(), Some("m-aaaaaaaaaaaaaaaaaaaa"));
+
+        // A per-series fit that demands absurd evidence silences this series only.
+        let mut strict = model(None);
+        strict.detector.base.extreme = 0.0;
+        strict
+            .detector
+            .series
+            .insert(key().series_id, naksha_core::model::SeriesFit { buckets: 0, alarm_tail: 1e-300 });
+        let d = Detection {
+            store: MemorySeries::default(),
+            sink: MemorySignals::default(),
+            params: quick(),
+            models: Champion(Arc::new(strict)),
+        };
+        d.observe("shard-0", &batch(0, 340, jump)).await;
+        assert!(d.sink.sent.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use naksha_agent::act::{Adapters, k8s::K8sAdapter, sim::SimAdapter};
 use naksha_agent::agent::Agent;
 use naksha_agent::observe::{Observers, prometheus::PrometheusObserver, telemetry::TelemetryObserver};
-use naksha_agent::ports::OutcomeHistory;
+use naksha_agent::ports::Learned;
 use naksha_agent::spec::Graph;
 use naksha_agent::store::{DynamoAgentStore, DynamoAggregateQuery, DynamoSim, Tables};
 use naksha_agent::{wiring, worker};
+use naksha_core::model::{ChampionCache, DEFAULT_CACHE_TTL, ModelRegistry};
 use naksha_core::{aws::Aws, config::ConfigReader, logging, signing::TrustedKeys};
 
 #[global_allocator]
@@ -27,6 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (k8s_url, k8s_token) = (cfg.optional("K8S_API_URL"), cfg.optional("K8S_TOKEN"));
     let k8s_namespace = cfg.optional("K8S_NAMESPACE").unwrap_or_else(|| "default".into());
     let prometheus = cfg.optional("PROMETHEUS_URL");
+    let models = cfg.required("MODELS_TABLE");
     let default_adapter = cfg
         .optional("DEFAULT_ADAPTER")
         .unwrap_or_else(|| if sim_table.is_some() { "sim".into() } else { "k8s".into() });
@@ -43,11 +45,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             receipts: store.clone(),
         },
         observer: Observers {
-            telemetry: Some(TelemetryObserver { query: DynamoAggregateQuery::new(db, aggregates) }),
+            telemetry: Some(TelemetryObserver { query: DynamoAggregateQuery::new(db.clone(), aggregates) }),
             prometheus: prometheus.map(PrometheusObserver::new),
         },
         store,
-        model: OutcomeHistory,
+        // WPKs are ranked by the tenant's trained model (verified before use), else by history.
+        model: Learned(ChampionCache::new(ModelRegistry::new(db.clone(), models), keys.clone(), DEFAULT_CACHE_TTL)),
         keys,
         graph,
         default_adapter,
