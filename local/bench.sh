@@ -72,4 +72,22 @@ cargo bench -p naksha-agent --bench agent -- --warm-up-time 2 --measurement-time
   echo '```'
 } > reports/bench_D2.md
 echo "[bench] wrote reports/bench_D2.md" >&2
-cat reports/bench_D1.md reports/bench_D2.md
+echo "[bench] D.3: one training job over 1,000,000 aggregate rows" >&2
+log3=reports/logs/bench_D3.log
+cargo bench -p naksha-trainer --bench scale 2>&1 | tee "$log3" >&2
+{
+  echo "# D.3 benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$log3\`."
+  echo
+  echo "## One training job over 1,000,000 aggregate rows (target: one Lambda invocation, 900 s, 1,769 MB)"
+  echo
+  echo "100 series × 10,000 minutes and 5,000 run outcomes, read as DynamoDB items page by page with the worker's decoder, then"
+  echo "fit, evaluate the new version and a champion on the held-back 20 %, gate. Single-threaded (a 1,769 MB Lambda has one vCPU)."
+  echo
+  echo '```'
+  grep '^trainer scale:' "$log3" || true
+  echo '```'
+} > reports/bench_D3.md
+echo "[bench] wrote reports/bench_D3.md" >&2
+cat reports/bench_D1.md reports/bench_D2.md reports/bench_D3.md

@@ -9,6 +9,9 @@ use std::time::Duration;
 use naksha_e2e::{Stack, eventually};
 use serde_json::{Value, json};
 
+/// what, method, path, token, body, expected status.
+type Case<'a> = (&'a str, &'a str, String, Option<&'a str>, &'a str, u16);
+
 #[tokio::test]
 async fn every_bad_trainer_request_is_refused_clearly_and_writes_nothing() {
     let stack = Stack::connect().await;
@@ -36,7 +39,7 @@ async fn every_bad_trainer_request_is_refused_clearly_and_writes_nothing() {
     let ad = Some(team.admin.as_str());
     let op = Some(team.operator.as_str());
     let other_admin = Some(other.admin.as_str());
-    let cases: Vec<(&str, &str, String, Option<&str>, &str, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("train: malformed JSON", "POST", "/models/train".into(), ad, "{\"window_hours\":", 400),
         ("train: a JSON array", "POST", "/models/train".into(), ad, "[]", 400),
         ("train: unknown field", "POST", "/models/train".into(), ad, r#"{"window_hours": 5, "tenant": "x"}"#, 400),
