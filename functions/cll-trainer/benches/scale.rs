@@ -127,20 +127,21 @@ fn main() {
 
     // 3. Train, judge both, gate.
     let t1 = Instant::now();
-    let mut stages: Vec<(String, f64)> = Vec::new();
-    let mut last = Instant::now();
+    // Each progress call marks the start of a stage: (stage, seconds since the job started).
+    let mut marks: Vec<(String, f64)> = Vec::new();
     let trained = train(&data, Some(&champion), &Settings::default(), "bench", &mut |stage, _| {
-        stages.push((stage.to_owned(), last.elapsed().as_secs_f64()));
-        last = Instant::now();
+        marks.push((stage.to_owned(), t1.elapsed().as_secs_f64()));
     })
     .unwrap();
     let training = t1.elapsed();
+    let ends: Vec<f64> = marks.iter().skip(1).map(|m| m.1).chain([training.as_secs_f64()]).collect();
+    let stages: Vec<(String, f64)> = marks.iter().zip(ends).map(|((s, start), end)| (s.clone(), end - start)).collect();
     let doc = serde_json::to_vec(&trained.artifact).unwrap();
 
     println!("trainer scale: rows {rows}, series {series}, outcomes {}", data.outcomes.len());
     println!("trainer scale: read+decode {:.2} s", read.as_secs_f64());
     for (stage, secs) in &stages {
-        println!("trainer scale: before '{stage}' {secs:.2} s");
+        println!("trainer scale: stage '{stage}' {secs:.2} s");
     }
     println!("trainer scale: train+evaluate+gate {:.2} s", training.as_secs_f64());
     println!("trainer scale: total {:.2} s (Lambda limit 900 s)", (read + training).as_secs_f64());

@@ -217,3 +217,30 @@ pub async fn schedule(
     }
     Ok(json!({"created": created, "already_existed": existing}))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn the_sample_events_parse_as_the_functions_receive_them() {
+        let worker: KinesisEvent = serde_json::from_str(&sample("trainer-worker.json")).unwrap();
+        let msg: JobMessage = serde_json::from_slice(&worker.records[0].kinesis.data.0).unwrap();
+        assert_eq!(msg, JobMessage { tenant: "acme".into(), job_id: "sched-20261125T16".into() });
+        let schedule: Value = serde_json::from_str(&sample("trainer-schedule.json")).unwrap();
+        assert_eq!(schedule["time"], "2026-11-25T16:00:00Z");
+        let http: lambda_http::request::LambdaRequest = serde_json::from_str(&sample("models-train.json")).unwrap();
+        assert!(matches!(http, lambda_http::request::LambdaRequest::ApiGatewayV2(_)));
+    }
+
+    #[test]
+    fn new_jobs_are_queued_with_their_window_fixed() {
+        let j = new_job("acme", "job-1".into(), "on_demand", "ada", 24, 29_000_000);
+        assert_eq!((j.status.as_str(), j.progress, j.window_hours, j.window_to_minute), (QUEUED, 0.0, 24, 29_000_000));
+        assert!(!j.is_final());
+    }
+}
