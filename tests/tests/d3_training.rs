@@ -129,6 +129,8 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     assert_eq!(list["count"], 1);
     assert_eq!(list["models"][0]["verified"], true, "{list}");
     assert_eq!(list["models"][0]["status"], "champion");
+    assert_eq!(list["models"][0]["alias"], "champion");
+    assert!(list["models"][0]["signature"].as_str().is_some_and(|s| !s.is_empty()), "{list}");
 
     // 2. The signature verifies with openssl; the manifest pins the document.
     let m = stack.get(&format!("/models/{v1}"), Some(&team.operator)).await.json();
@@ -201,6 +203,8 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     let list = stack.get("/models", Some(&team.operator)).await.json();
     assert_eq!(list["champion"], v1.as_str());
     assert_eq!(list["count"], 2);
+    let challenger = list["models"].as_array().unwrap().iter().find(|m| m["model_id"] == v2.as_str()).unwrap();
+    assert_eq!(challenger["alias"], "challenger", "{list}");
 
     // 5. A tampered champion is refused: GET /models flags it, the next job reports it and
     //    judges against no champion, and becomes champion itself.
@@ -214,6 +218,9 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     assert!(r3["metrics"]["champion"].is_null(), "a refused champion is not used: {job3}");
     assert_eq!(r3["alias"], "champion", "{job3}");
     let v3 = r3["model_id"].as_str().unwrap().to_owned();
+    let list = stack.get("/models", Some(&team.operator)).await.json();
+    let former = list["models"].as_array().unwrap().iter().find(|m| m["model_id"] == v1.as_str()).unwrap();
+    assert!(former["alias"].is_null() && former["status"] == "retired", "{list}");
     assert_ne!(v3, v2);
 
     // 6. Now v3 is tampered and v1 restored: the loader refuses v3 and falls back to v1, the

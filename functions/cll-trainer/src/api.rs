@@ -111,8 +111,11 @@ fn summary(m: &StoredModel, keys: &TrustedKeys, champion: Option<&str>, history:
     } else {
         "challenger"
     };
+    // The contract's alias: champion, challenger, or none for a former champion.
+    let alias = (status != "retired").then_some(status);
     json!({
         "model_id": m.model_id,
+        "alias": alias,
         "status": status,
         "created_at": m.created_at,
         "code_version": doc.get("code_version"),
@@ -120,6 +123,7 @@ fn summary(m: &StoredModel, keys: &TrustedKeys, champion: Option<&str>, history:
         "window": doc.get("window"),
         "metrics": doc.get("metrics"),
         "sha256": m.sha256,
+        "signature": m.signature,
         "key_id": m.key_id,
         "verified": verified.is_ok(),
         "verification_error": verified.err().map(|e| e.to_string()),
@@ -173,7 +177,6 @@ pub async fn model(
     let (champion, history) = alias.map(|a| (Some(a.model_id), a.history)).unwrap_or_default();
     let mut out = summary(&m, keys, champion.as_deref(), &history);
     out["manifest"] = m.manifest.clone().into();
-    out["signature"] = m.signature.clone().into();
     out["document"] = serde_json::from_str(&m.doc).unwrap_or(Value::Null);
     http::json(200, &out)
 }

@@ -6,9 +6,10 @@
 //!   training part with the production detector; the most sensitive setting whose alarm rate
 //!   stays within the budget (alarms per series-day) wins. Series too short to judge keep the
 //!   defaults.
-//! - **Detector metric** (no labels at hand): on the held-back part, the alarm rate as it was,
-//!   and recall on a level shift injected a third of the way in (caught within
-//!   `detect_within` minutes). `score = recall − mean excess alarm rate over budget / budget`.
+//! - **Detector metric** (no labels at hand): on the held-back part, the alarms as the data was,
+//!   and recall on a level shift injected a third of the way in (caught within `detect_within`
+//!   points). `score = recall − mean excess`, where a series' excess is its alarms beyond the
+//!   budget for the held-back time, divided by that allowance (at least one alarm).
 //! - **Remediation**: per (signal, WPK) a Beta(1, 1) posterior from the outcomes of finished runs;
 //!   judged by the Brier score on held-back outcomes.
 //! - **Gate**: promote when there is no champion, or when the new version is strictly better on
@@ -148,10 +149,6 @@ fn alarms(scores: &[f64]) -> usize {
     scores.iter().filter(|s| **s >= 0.5).count()
 }
 
-fn days(points: usize) -> f64 {
-    points as f64 / 1440.0
-}
-
 /// Points at which the detector can alarm (after its learning period), as a count of minutes.
 fn judged_minutes(p: &Params, points: &[(i64, f64)]) -> f64 {
     match (points.first(), points.last()) {
@@ -217,8 +214,8 @@ pub fn evaluate_detector(
     holdout_from: i64,
     settings: &Settings,
 ) -> DetectorMetrics {
-    let (mut series, mut holdout_points, mut alarm_sum, mut excess_sum, mut injected, mut detected) =
-        (0usize, 0usize, 0.0f64, 0.0f64, 0usize, 0usize);
+    let (mut series, mut holdout_days_sum, mut alarm_sum, mut excess_sum, mut injected, mut detected) =
+        (0usize, 0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
     for s in &data.series {
         let p = params_for(&s.series_id);
         let split = s.points.partition_point(|(m, _)| *m < holdout_from);
@@ -228,13 +225,17 @@ pub fn evaluate_detector(
         if held < settings.min_holdout_points || ((holdout_from - first.0) as f64) < p.learning_days * 1440.0 {
             continue;
         }
+        // Held-back time, not points: series may report less often than once a minute.
+        let last = s.points.last().map_or(holdout_from, |p| p.0);
+        let held_days = ((last - holdout_from).max(1) as f64) / 1440.0;
         series += 1;
-        holdout_points += held;
+        holdout_days_sum += held_days;
         let points: Vec<(i64, f64)> = s.points.iter().map(|(m, v)| (ts(*m), *v)).collect();
         let scores = score_series(&p, &points);
-        let rate = alarms(&scores[split..]) as f64 / days(held);
-        alarm_sum += rate;
-        excess_sum += ((rate - settings.alarm_budget_per_day) / settings.alarm_budget_per_day).max(0.0);
+        let raised = alarms(&scores[split..]) as f64;
+        alarm_sum += raised / held_days;
+        let allowed = settings.alarm_budget_per_day * held_days;
+        excess_sum += (raised - allowed).max(0.0) / allowed.max(1.0);
 
         let at = split + held / 3;
         let values: Vec<f64> = s.points[..split].iter().map(|(_, v)| *v).collect();
@@ -255,7 +256,7 @@ pub fn evaluate_detector(
     let score = recall - excess_sum / series as f64;
     DetectorMetrics {
         series_evaluated: series,
-        holdout_days: round(days(holdout_points) / series as f64),
+        holdout_days: round(holdout_days_sum / series as f64),
         alarms_per_day: round(alarm_sum / series as f64),
         injected,
         detected,

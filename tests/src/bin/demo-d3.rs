@@ -112,8 +112,8 @@ async fn main() {
         t0.elapsed().as_secs_f64(),
         pretty(&signals),
         run["status"].as_str().unwrap_or("?"),
-        run["decision"]["wpk_id"].as_str().unwrap_or("?"),
-        pretty(&run["request"]["telemetry"])
+        run["wpk"]["id"].as_str().unwrap_or("?"),
+        pretty(&run["telemetry"])
     );
 
     // 2. A training job.

@@ -200,3 +200,23 @@ fn training_is_deterministic_and_judges_the_champion_on_the_same_data() {
     let vs_naive = train(&d, Some(&naive), &Settings::default(), "t4", &mut |_, _| {}).unwrap();
     assert!(vs_naive.promote, "{}", vs_naive.reason);
 }
+
+#[test]
+fn held_back_time_is_measured_in_time_not_points() {
+    // Five-minute samples over four days: the held-back fifth is 0.8 days, not 0.16.
+    let mut d = TrainingData {
+        tenant: "acme".into(),
+        series: vec![SeriesData {
+            series_id: "five-minutely".into(),
+            points: (0..(4 * DAY / 5)).map(|i| (1_000_000 + 5 * i as i64, 100.0 + noise(i))).collect(),
+        }],
+        outcomes: vec![],
+    };
+    d.normalise();
+    let trained = train(&d, None, &Settings::default(), "t", &mut |_, _| {}).unwrap();
+    let m = &trained.artifact.metrics.detector;
+    assert_eq!(m.series_evaluated, 1);
+    assert!((m.holdout_days - 0.8).abs() < 0.01, "{m:?}");
+    // One alarm in 0.8 days is within a budget of one a day: no excess, so the score is the recall.
+    assert!(m.score <= 1.0 && m.score >= m.detected as f64 / m.injected as f64 - 1e-9, "{m:?}");
+}
