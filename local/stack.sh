@@ -94,6 +94,9 @@ up() {
   tools
   local b; b=$(backend)
   if [ "$b" = none ]; then
+    # A fresh emulator has fresh streams (moto numbers sequence numbers from 1 again): on-failure
+    # records of the previous one name batches that no longer exist.
+    [ -s "$ROOT/.local/on-failure.jsonl" ] && mv "$ROOT/.local/on-failure.jsonl" "$ROOT/.local/on-failure.previous.jsonl"
     start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p 4566
     for _ in $(seq 1 100); do [ "$(backend)" = moto ] && break; sleep 0.2; done
     b=$(backend)

@@ -109,6 +109,8 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     })
     .await;
 
+    let (_, counters_before) = stack.metrics().await;
+
     // 1. On demand: the first version becomes champion (there was none).
     let (job, progress) = train(&stack, &team, json!({})).await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -247,4 +249,12 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
         (state["model_id"] == v1.as_str()).then_some(())
     })
     .await;
+
+    // Fleet-wide counters (other tests may train meanwhile: at least ours were counted).
+    let (text, after) = stack.metrics().await;
+    let grew = |k: &str| after.get(k).copied().unwrap_or(0.0) - counters_before.get(k).copied().unwrap_or(0.0);
+    assert!(grew("trainer_jobs_total{status=\"succeeded\"}") >= 6.0, "{text}");
+    assert!(grew("trainer_models_registered_total") >= 4.0, "{text}");
+    assert!(grew("trainer_models_promoted_total") >= 2.0, "{text}");
+    assert!(grew("trainer_models_refused_total") >= 2.0, "{text}");
 }

@@ -223,6 +223,9 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// Jobs are kept 30 days (DynamoDB TTL on `expires_at`); versions are kept for good.
+pub const JOB_RETENTION_SECS: i64 = 30 * 86_400;
+
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const SUCCEEDED: &str = "succeeded";
@@ -256,6 +259,7 @@ impl Jobs {
             .item("sk", s(&job.job_id))
             .item("doc", s(doc))
             .item("status", s(&job.status))
+            .item("expires_at", n(chrono::Utc::now().timestamp() + JOB_RETENTION_SECS))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -289,6 +293,7 @@ impl Jobs {
             .item("sk", s(&job.job_id))
             .item("doc", s(doc))
             .item("status", s(&job.status))
+            .item("expires_at", n(chrono::Utc::now().timestamp() + JOB_RETENTION_SECS))
             .send()
             .await
             .map_err(|e| describe_error(&e))?;

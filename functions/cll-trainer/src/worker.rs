@@ -1,6 +1,7 @@
 //! Running a training job (the jobs-stream worker) and fanning out the hourly schedule.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use naksha_core::metrics::{CounterStore, DynamoCounters};
 use naksha_core::model::{CHAMPION, ModelRegistry, StoredModel};
 use naksha_core::signing::{KmsSigner, TrustedKeys};
 use serde_json::{Value, json};
@@ -24,6 +25,7 @@ pub struct Trainer {
     pub signer: KmsSigner,
     pub keys: TrustedKeys,
     pub settings: Settings,
+    pub counters: DynamoCounters,
 }
 
 /// Process the jobs in a batch of stream records (batch size 1 in the template). A job that
@@ -57,11 +59,20 @@ pub async fn run_job(t: &Trainer, tenant: &str, job_id: &str) {
     if job.is_final() {
         return tracing::info!(job_id, status = %job.status, "duplicate delivery of a finished job skipped");
     }
-    match execute(t, &mut job).await {
+    let counts = match execute(t, &mut job).await {
         Ok(result) => {
             tracing::info!(job_id, result = %result, "training job succeeded");
+            let registered = u64::from(result["registered"] == true);
+            let promoted = u64::from(result["alias"] == CHAMPION);
+            let refused = result["refused"].as_array().map_or(0, Vec::len) as u64;
             job.result = Some(result);
             save(t, &mut job, SUCCEEDED, "done", 1.0).await;
+            [
+                ("trainer_jobs_total{status=\"succeeded\"}", 1),
+                ("trainer_models_registered_total", registered),
+                ("trainer_models_promoted_total", promoted),
+                ("trainer_models_refused_total", refused),
+            ]
         }
         Err(e) => {
             tracing::error!(job_id, error = %e, "training job failed");
@@ -69,7 +80,16 @@ pub async fn run_job(t: &Trainer, tenant: &str, job_id: &str) {
             let stage = job.stage.clone();
             let progress = job.progress;
             save(t, &mut job, FAILED, &stage, progress).await;
+            [
+                ("trainer_jobs_total{status=\"failed\"}", 1),
+                ("trainer_models_registered_total", 0),
+                ("trainer_models_promoted_total", 0),
+                ("trainer_models_refused_total", 0),
+            ]
         }
+    };
+    if let Err(e) = t.counters.add("trainer", &counts).await {
+        tracing::warn!(job_id, error = %e, "could not count the job in the fleet-wide metrics");
     }
 }
 

@@ -43,6 +43,13 @@ pub const CATALOG: &[MetricSpec] = &[
         name: "insight_signals_total",
         help: "Anomaly signals raised by the streaming detector (each starts an agent run).",
     },
+    MetricSpec { name: "trainer_jobs_total", help: "Training jobs finished, by status (succeeded, failed)." },
+    MetricSpec { name: "trainer_models_registered_total", help: "Model versions registered (signed, immutable)." },
+    MetricSpec { name: "trainer_models_promoted_total", help: "Model versions promoted to champion by the gate." },
+    MetricSpec {
+        name: "trainer_models_refused_total",
+        help: "Champion versions refused by the trainer because they failed verification.",
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};
+use naksha_core::metrics::DynamoCounters;
 use naksha_core::signing::KmsSigner;
 use naksha_core::{aws::Aws, config::ConfigReader, logging};
 use naksha_trainer::store::TrainingSource;
@@ -23,6 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (series, aggregates, runs) =
         (cfg.required("SERIES_TABLE"), cfg.required("AGGREGATES_TABLE"), cfg.required("RUNS_TABLE"));
     let signing_key = cfg.required("SIGNING_KEY_ID");
+    let counters = cfg.required("COUNTERS_TABLE");
     let (jobs, registry) = (wiring::jobs(&mut cfg), wiring::registry(&mut cfg));
     let key_ids = wiring::keys(&mut cfg);
     cfg.finish()?;
@@ -34,6 +36,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         signer: KmsSigner::new(aws.kms(), signing_key),
         keys: wiring::load_keys(&aws, &key_ids).await?,
         settings: Settings::default(),
+        counters: DynamoCounters::new(aws.dynamodb(), counters),
     };
     let trainer = Arc::new(trainer);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
