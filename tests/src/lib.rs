@@ -550,3 +550,54 @@ pub async fn recording_server(script: Script) -> (String, std::sync::Arc<std::sy
     });
     (url, seen)
 }
+
+/// A daily cycle around `level` with deterministic noise in ±`noise`, as real latency has
+/// (`minute` since any origin).
+pub fn daily(minute: i64, level: f64, amplitude: f64, noise: f64) -> f64 {
+    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
+    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let unit = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
+    level + amplitude * day.sin() + noise * unit
+}
+
+impl Stack {
+    /// Ingest one series: `value(m)` at `start_ms + m minutes` for each `m`, 500 events per request.
+    pub async fn ingest_series(
+        &self,
+        token: &str,
+        (source, name): (&str, &str),
+        start_ms: i64,
+        minutes: impl IntoIterator<Item = i64>,
+        value: impl Fn(i64) -> f64,
+    ) {
+        let all: Vec<i64> = minutes.into_iter().collect();
+        for chunk in all.chunks(500) {
+            let events: Vec<Value> = chunk
+                .iter()
+                .map(|m| serde_json::json!({"source": source, "name": name, "value": value(*m), "ts": start_ms + m * 60_000}))
+                .collect();
+            let r = self.post_json("/ingest", Some(token), &serde_json::json!({ "events": events })).await;
+            assert_eq!(r.status, 202, "{}", r.text);
+        }
+    }
+
+    /// `openssl dgst -sha256 -verify` of a DER `signature` over `message`, with the public key
+    /// of the KMS key `key_id` as a PEM file: openssl's own verdict and output.
+    pub async fn openssl_verify(&self, key_id: &str, signature: &[u8], message: &[u8]) -> (bool, String) {
+        let key = self.kms.get_public_key().key_id(key_id).send().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("naksha-openssl-{}", unique_tenant("v")));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pub.pem"), naksha_core::signing::public_key_pem(key.public_key().unwrap().as_ref()))
+            .unwrap();
+        std::fs::write(dir.join("sig.der"), signature).unwrap();
+        std::fs::write(dir.join("message"), message).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "message"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text.trim().to_owned())
+    }
+}

@@ -410,26 +410,12 @@ async fn a_wpk_signature_verifies_with_openssl_and_tampered_bytes_do_not() {
     let team = setup(&stack, "openssl", "manual").await;
     let got = stack.get("/wpk/restart-unhealthy", Some(&team.operator)).await.json();
     let v = &got["versions"][0];
-    let dir = std::env::temp_dir().join(format!("naksha-openssl-{}", team.tenant));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("doc.json"), v["signed_bytes"].as_str().unwrap()).unwrap();
     let der = base64::engine::general_purpose::STANDARD.decode(v["signature"].as_str().unwrap()).unwrap();
-    std::fs::write(dir.join("sig.der"), der).unwrap();
-    let key = stack.kms.get_public_key().key_id(v["key_id"].as_str().unwrap()).send().await.unwrap();
-    let pem = naksha_core::signing::public_key_pem(key.public_key().unwrap().as_ref());
-    std::fs::write(dir.join("pub.pem"), pem).unwrap();
-    let verify = |file: &str| {
-        std::process::Command::new("openssl")
-            .args(["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", file])
-            .current_dir(&dir)
-            .output()
-            .unwrap()
-    };
-    let ok = verify("doc.json");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Verified OK");
-    std::fs::write(dir.join("tampered.json"), v["signed_bytes"].as_str().unwrap().replace("restart", "rollback"))
-        .unwrap();
-    assert!(!verify("tampered.json").status.success(), "openssl must refuse altered bytes");
-    let _ = std::fs::remove_dir_all(&dir);
+    let key_id = v["key_id"].as_str().unwrap();
+    let signed = v["signed_bytes"].as_str().unwrap();
+    let (ok, said) = stack.openssl_verify(key_id, &der, signed.as_bytes()).await;
+    assert!(ok, "{said}");
+    assert_eq!(said, "Verified OK");
+    let (ok, _) = stack.openssl_verify(key_id, &der, signed.replace("restart", "rollback").as_bytes()).await;
+    assert!(!ok, "openssl must refuse altered bytes");
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use naksha_e2e::{Stack, eventually};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const RES: &str = "deployment/checkout";
 
@@ -16,24 +16,12 @@ const RES: &str = "deployment/checkout";
 const STEP: i64 = 5;
 
 fn latency(minute: i64) -> f64 {
-    // A daily cycle and deterministic noise, as real latency has.
-    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
-    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let noise = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
-    120.0 + 20.0 * day.sin() + 3.0 * noise
+    naksha_e2e::daily(minute, 120.0, 20.0, 3.0)
 }
 
-/// Ingest `value(m)` every `STEP` minutes in `minutes`, 500 events per request.
+/// Ingest `value(m)` every `STEP` minutes in `minutes`.
 async fn ingest(stack: &Stack, token: &str, start_ms: i64, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
-    let all: Vec<i64> = minutes.step_by(STEP as usize).collect();
-    for chunk in all.chunks(500) {
-        let events: Vec<Value> = chunk
-            .iter()
-            .map(|m| json!({"source": RES, "name": "latency_ms", "value": value(*m), "ts": start_ms + m * 60_000}))
-            .collect();
-        let r = stack.post_json("/ingest", Some(token), &json!({ "events": events })).await;
-        assert_eq!(r.status, 202, "{}", r.text);
-    }
+    stack.ingest_series(token, (RES, "latency_ms"), start_ms, minutes.step_by(STEP as usize), value).await;
 }
 
 #[tokio::test]

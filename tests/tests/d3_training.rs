@@ -16,10 +16,7 @@ use serde_json::{Value, json};
 const STEP: i64 = 5;
 
 fn value(minute: i64) -> f64 {
-    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
-    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let noise = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
-    80.0 + 10.0 * day.sin() + 2.0 * noise
+    naksha_e2e::daily(minute, 80.0, 10.0, 2.0)
 }
 
 /// Submit a training job and wait for it to finish; returns the job and every progress value seen.
@@ -96,14 +93,7 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     let span = 3 * 1440;
     let start = now_min - span - 10;
     let minutes: Vec<i64> = (0..span).step_by(STEP as usize).collect();
-    for chunk in minutes.chunks(500) {
-        let events: Vec<Value> = chunk
-            .iter()
-            .map(|m| json!({"source": "deployment/cart", "name": "p99_ms", "value": value(*m), "ts": (start + m) * 60_000}))
-            .collect();
-        let r = stack.post_json("/ingest", Some(&team.operator), &json!({ "events": events })).await;
-        assert_eq!(r.status, 202, "{}", r.text);
-    }
+    stack.ingest_series(&team.operator, ("deployment/cart", "p99_ms"), start * 60_000, minutes.clone(), value).await;
     eventually("three days of aggregates", Duration::from_secs(300), || async {
         (stack.aggregates_of(&team.tenant).await.len() == minutes.len()).then_some(())
     })
@@ -141,27 +131,14 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     assert_eq!(manifest["sha256"].as_str().unwrap(), naksha_core::signing::sha256_hex(&doc_bytes));
     assert_eq!(m["document"]["data_digest"], manifest["data_digest"]);
     assert_eq!(m["document"]["window"]["rows"], minutes.len() as u64);
-    let dir = std::env::temp_dir().join(format!("naksha-model-{}", team.tenant));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("manifest.json"), m["manifest"].as_str().unwrap()).unwrap();
     let der = base64::engine::general_purpose::STANDARD.decode(m["signature"].as_str().unwrap()).unwrap();
-    std::fs::write(dir.join("sig.der"), der).unwrap();
-    let key = stack.kms.get_public_key().key_id(m["key_id"].as_str().unwrap()).send().await.unwrap();
-    std::fs::write(dir.join("pub.pem"), naksha_core::signing::public_key_pem(key.public_key().unwrap().as_ref()))
-        .unwrap();
-    let verify = |file: &str| {
-        std::process::Command::new("openssl")
-            .args(["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", file])
-            .current_dir(&dir)
-            .output()
-            .unwrap()
-    };
-    let ok = verify("manifest.json");
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Verified OK");
-    let forged = m["manifest"].as_str().unwrap().replace(&v1, "m-00000000000000000000");
-    std::fs::write(dir.join("forged.json"), forged).unwrap();
-    assert!(!verify("forged.json").status.success(), "openssl must refuse an altered manifest");
-    let _ = std::fs::remove_dir_all(&dir);
+    let key_id = m["key_id"].as_str().unwrap();
+    let manifest_text = m["manifest"].as_str().unwrap();
+    let (ok, said) = stack.openssl_verify(key_id, &der, manifest_text.as_bytes()).await;
+    assert!(ok && said == "Verified OK", "{said}");
+    let forged = manifest_text.replace(&v1, "m-00000000000000000000");
+    let (ok, said) = stack.openssl_verify(key_id, &der, forged.as_bytes()).await;
+    assert!(!ok, "openssl must refuse an altered manifest: {said}");
 
     // Other tenants see none of it.
     assert_eq!(stack.get(&format!("/models/{v1}"), Some(&other.operator)).await.status, 404);

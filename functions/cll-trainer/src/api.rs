@@ -2,8 +2,8 @@
 //! Every handler verifies the caller's token and only ever sees the caller's tenant.
 
 use lambda_http::{Body, Request, Response};
-use naksha_core::auth::{Role, Verifier};
-use naksha_core::model::{CHAMPION, ModelRegistry, StoredModel};
+use naksha_core::auth::{Principal, Role, Verifier};
+use naksha_core::model::{CHAMPION, ModelError, ModelRegistry, StoredModel};
 use naksha_core::problem::FieldError;
 use naksha_core::signing::TrustedKeys;
 use naksha_core::{Problem, http};
@@ -16,6 +16,24 @@ const READERS: [Role; 3] = [Role::Operator, Role::Approver, Role::Admin];
 
 fn method(req: &Request, expected: lambda_http::http::Method) -> Result<(), Problem> {
     if req.method() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
+}
+
+/// A GET by any reading role; the caller's verified tenant.
+async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
+    method(req, lambda_http::http::Method::GET)?;
+    let principal = verifier.authenticate(req.headers()).await?;
+    principal.require_any(&READERS)?;
+    Ok(principal)
+}
+
+fn registry_unavailable(e: ModelError) -> Problem {
+    Problem::unavailable("the model registry could not be read").with_internal(e)
+}
+
+/// The champion and the earlier champions of a tenant.
+async fn champions(registry: &ModelRegistry, tenant: &str) -> Result<(Option<String>, Vec<String>), Problem> {
+    let alias = registry.alias(tenant, CHAMPION).await.map_err(registry_unavailable)?;
+    Ok(alias.map(|a| (Some(a.model_id), a.history)).unwrap_or_default())
 }
 
 /// The optional body of `POST /models/train`: `{}` or `{"window_hours": 1..=720}`.
@@ -89,9 +107,7 @@ fn is_model_id(id: &str) -> bool {
 
 /// `GET /jobs/{job_id}` (a reading role) → the job, its stage, progress and result.
 pub async fn job(verifier: &Verifier, jobs: &Jobs, req: Request) -> Result<Response<Body>, Problem> {
-    method(&req, lambda_http::http::Method::GET)?;
-    let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(&READERS)?;
+    let principal = reader(verifier, &req).await?;
     let id = id_param(&req, "job_id", is_job_id, "job")?;
     let job = jobs
         .get(principal.tenant.as_str(), &id)
@@ -138,16 +154,10 @@ pub async fn models(
     keys: &TrustedKeys,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
-    method(&req, lambda_http::http::Method::GET)?;
-    let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(&READERS)?;
+    let principal = reader(verifier, &req).await?;
     let tenant = principal.tenant.as_str();
-    let unavailable = |e: naksha_core::model::ModelError| {
-        Problem::unavailable("the model registry could not be read").with_internal(e)
-    };
-    let alias = registry.alias(tenant, CHAMPION).await.map_err(unavailable)?;
-    let versions = registry.list(tenant).await.map_err(unavailable)?;
-    let (champion, history) = alias.map(|a| (Some(a.model_id), a.history)).unwrap_or_default();
+    let (champion, history) = champions(registry, tenant).await?;
+    let versions = registry.list(tenant).await.map_err(registry_unavailable)?;
     let list: Vec<Value> = versions.iter().map(|m| summary(m, keys, champion.as_deref(), &history)).collect();
     http::json(200, &json!({"champion": champion, "count": list.len(), "models": list}))
 }
@@ -160,21 +170,15 @@ pub async fn model(
     keys: &TrustedKeys,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
-    method(&req, lambda_http::http::Method::GET)?;
-    let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(&READERS)?;
+    let principal = reader(verifier, &req).await?;
     let tenant = principal.tenant.as_str();
     let id = id_param(&req, "model_id", is_model_id, "model")?;
-    let unavailable = |e: naksha_core::model::ModelError| {
-        Problem::unavailable("the model registry could not be read").with_internal(e)
-    };
     let m = registry
         .get(tenant, &id)
         .await
-        .map_err(unavailable)?
+        .map_err(registry_unavailable)?
         .ok_or_else(|| Problem::not_found("no model with that id"))?;
-    let alias = registry.alias(tenant, CHAMPION).await.map_err(unavailable)?;
-    let (champion, history) = alias.map(|a| (Some(a.model_id), a.history)).unwrap_or_default();
+    let (champion, history) = champions(registry, tenant).await?;
     let mut out = summary(&m, keys, champion.as_deref(), &history);
     out["manifest"] = m.manifest.clone().into();
     out["document"] = serde_json::from_str(&m.doc).unwrap_or(Value::Null);

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use naksha_core::aws::describe_error;
 use serde::{Deserialize, Serialize};
@@ -84,40 +85,23 @@ impl TrainingSource {
 
     /// Every tenant with at least one series (the hourly schedule trains each).
     pub async fn tenants(&self) -> Result<BTreeSet<String>, String> {
-        let mut out = BTreeSet::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .db
-                .scan()
-                .table_name(&self.series)
-                .projection_expression("#t")
-                .expression_attribute_names("#t", "tenant")
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| describe_error(&e))?;
-            out.extend(resp.items().iter().filter_map(|i| get_s(i, "tenant").map(str::to_owned)));
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .db
+            .scan()
+            .table_name(&self.series)
+            .projection_expression("#t")
+            .expression_attribute_names("#t", "tenant")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| describe_error(&e))?;
+        Ok(items.iter().filter_map(|i| get_s(i, "tenant").map(str::to_owned)).collect())
     }
 
-    async fn query_all(
-        &self,
-        mut query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
-    ) -> Result<Vec<Item>, String> {
-        let mut out = Vec::new();
-        loop {
-            let resp = query.clone().send().await.map_err(|e| describe_error(&e))?;
-            out.extend(resp.items().iter().cloned());
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => query = query.set_exclusive_start_key(Some(k.clone())),
-                _ => return Ok(out),
-            }
-        }
+    async fn query_all(&self, query: QueryFluentBuilder) -> Result<Vec<Item>, String> {
+        query.into_paginator().items().send().try_collect().await.map_err(|e| describe_error(&e))
     }
 
     /// The tenant's series ids (sparse `by_tenant` index on the series table).
@@ -250,8 +234,25 @@ impl Jobs {
 
     /// Create a job; `Ok(false)` when that id exists already (a repeated schedule event).
     pub async fn create(&self, job: &Job) -> Result<bool, String> {
-        let doc = serde_json::to_string(job).map_err(|e| e.to_string())?;
-        let result = self
+        match self.put(job, true).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|x| x.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(describe_error(&e)),
+        }
+    }
+
+    /// Record the job as it is now.
+    pub async fn save(&self, job: &Job) -> Result<(), String> {
+        self.put(job, false).await.map_err(|e| describe_error(&e))
+    }
+
+    async fn put(
+        &self,
+        job: &Job,
+        only_new: bool,
+    ) -> Result<(), aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>> {
+        let doc = serde_json::to_string(job).unwrap_or_default();
+        let mut put = self
             .db
             .put_item()
             .table_name(&self.table)
@@ -259,15 +260,11 @@ impl Jobs {
             .item("sk", s(&job.job_id))
             .item("doc", s(doc))
             .item("status", s(&job.status))
-            .item("expires_at", n(chrono::Utc::now().timestamp() + JOB_RETENTION_SECS))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|x| x.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(describe_error(&e)),
+            .item("expires_at", n(chrono::Utc::now().timestamp() + JOB_RETENTION_SECS));
+        if only_new {
+            put = put.condition_expression("attribute_not_exists(pk)");
         }
+        put.send().await.map(|_| ())
     }
 
     pub async fn get(&self, tenant: &str, job_id: &str) -> Result<Option<Job>, String> {
@@ -282,22 +279,6 @@ impl Jobs {
             .await
             .map_err(|e| describe_error(&e))?;
         out.item().and_then(|i| get_s(i, "doc")).map(|d| serde_json::from_str(d).map_err(|e| e.to_string())).transpose()
-    }
-
-    pub async fn save(&self, job: &Job) -> Result<(), String> {
-        let doc = serde_json::to_string(job).map_err(|e| e.to_string())?;
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&job.tenant))
-            .item("sk", s(&job.job_id))
-            .item("doc", s(doc))
-            .item("status", s(&job.status))
-            .item("expires_at", n(chrono::Utc::now().timestamp() + JOB_RETENTION_SECS))
-            .send()
-            .await
-            .map_err(|e| describe_error(&e))?;
-        Ok(())
     }
 
     pub async fn delete(&self, tenant: &str, job_id: &str) -> Result<(), String> {

@@ -352,26 +352,20 @@ impl ModelRegistry {
 
     /// Every version of a tenant, newest first.
     pub async fn list(&self, tenant: &str) -> Result<Vec<StoredModel>, ModelError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :v)")
-                .expression_attribute_values(":pk", s(tenant))
-                .expression_attribute_values(":v", s("v#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| ModelError::Store(describe_error(&e)))?;
-            out.extend(resp.items().iter().filter_map(Self::decode));
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let items = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :v)")
+            .expression_attribute_values(":pk", s(tenant))
+            .expression_attribute_values(":v", s("v#"))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| ModelError::Store(describe_error(&e)))?;
+        let mut out: Vec<StoredModel> = items.iter().filter_map(Self::decode).collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.model_id.cmp(&a.model_id)));
         Ok(out)
     }

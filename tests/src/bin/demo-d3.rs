@@ -23,22 +23,11 @@ fn read(path: &str) -> String {
 }
 
 fn latency(minute: i64) -> f64 {
-    let day = (minute as f64 / 1440.0) * std::f64::consts::TAU;
-    let x = (minute as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let noise = ((x >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0;
-    120.0 + 20.0 * day.sin() + 3.0 * noise
+    naksha_e2e::daily(minute, 120.0, 20.0, 3.0)
 }
 
 async fn ingest(stack: &Stack, team: &Team, start_ms: i64, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
-    let all: Vec<i64> = minutes.step_by(STEP as usize).collect();
-    for chunk in all.chunks(500) {
-        let events: Vec<Value> = chunk
-            .iter()
-            .map(|m| json!({"source": RES, "name": "latency_ms", "value": value(*m), "ts": start_ms + m * 60_000}))
-            .collect();
-        let r = stack.post_json("/ingest", Some(&team.operator), &json!({ "events": events })).await;
-        assert_eq!(r.status, 202, "{}", r.text);
-    }
+    stack.ingest_series(&team.operator, (RES, "latency_ms"), start_ms, minutes.step_by(STEP as usize), value).await;
 }
 
 async fn job_until_done(stack: &Stack, team: &Team, id: &str) -> (Value, Vec<(f64, String, String)>) {
@@ -134,23 +123,12 @@ async fn main() {
     let listing = stack.get("/models", Some(&team.operator)).await.json();
     let _ = writeln!(md, "`GET /models`:\n\n```json\n{}\n```\n", pretty(&listing));
     let m = stack.get(&format!("/models/{model_id}"), Some(&team.operator)).await.json();
-    let dir = std::env::temp_dir().join(format!("naksha-demo3-{}", team.tenant));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("manifest.json"), m["manifest"].as_str().unwrap_or("")).unwrap();
     let der =
         base64::engine::general_purpose::STANDARD.decode(m["signature"].as_str().unwrap_or("")).unwrap_or_default();
-    std::fs::write(dir.join("sig.der"), der).unwrap();
-    let key = stack.kms.get_public_key().key_id(m["key_id"].as_str().unwrap_or("")).send().await.unwrap();
-    std::fs::write(dir.join("pub.pem"), naksha_core::signing::public_key_pem(key.public_key().unwrap().as_ref()))
-        .unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "manifest.json"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let verified = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (_, verified) = stack
+        .openssl_verify(m["key_id"].as_str().unwrap_or(""), &der, m["manifest"].as_str().unwrap_or("").as_bytes())
+        .await;
     let doc_sha = naksha_core::signing::sha256_hex(&naksha_core::signing::canonical_json(&m["document"]));
-    let _ = std::fs::remove_dir_all(&dir);
     let _ = writeln!(
         md,
         "`GET /models/{model_id}` — the signed manifest:\n\n```json\n{}\n```\n\n`openssl dgst -sha256 -verify pub.pem -signature sig.der manifest.json` → **{verified}**; SHA-256 of the canonical document = `{doc_sha}` (manifest says `{}`).\n\nThe document's detector part and metrics:\n\n```json\n{}\n```\n",
