@@ -127,8 +127,9 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     // 2. The signature verifies with openssl; the manifest pins the document.
     let m = stack.get(&format!("/models/{v1}"), Some(&team.operator)).await.json();
     let manifest: Value = serde_json::from_str(m["manifest"].as_str().unwrap()).unwrap();
-    let doc_bytes = naksha_core::signing::canonical_json(&m["document"]);
-    assert_eq!(manifest["sha256"].as_str().unwrap(), naksha_core::signing::sha256_hex(&doc_bytes));
+    let doc_text = m["document_json"].as_str().unwrap();
+    assert_eq!(manifest["sha256"].as_str().unwrap(), naksha_core::signing::sha256_hex(doc_text.as_bytes()));
+    assert_eq!(serde_json::from_str::<Value>(doc_text).unwrap(), m["document"]);
     assert_eq!(m["document"]["data_digest"], manifest["data_digest"]);
     assert_eq!(m["document"]["window"]["rows"], minutes.len() as u64);
     let der = base64::engine::general_purpose::STANDARD.decode(m["signature"].as_str().unwrap()).unwrap();

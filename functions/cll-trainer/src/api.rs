@@ -163,7 +163,8 @@ pub async fn models(
 }
 
 /// `GET /models/{model_id}` (a reading role) → one version: summary, the signed manifest (the
-/// exact bytes that were signed), the signature (base64 DER) and the document.
+/// exact bytes that were signed), the signature (base64 DER), and the document (parsed, and as
+/// the exact canonical text the manifest's sha256 covers).
 pub async fn model(
     verifier: &Verifier,
     registry: &ModelRegistry,
@@ -182,6 +183,8 @@ pub async fn model(
     let mut out = summary(&m, keys, champion.as_deref(), &history);
     out["manifest"] = m.manifest.clone().into();
     out["document"] = serde_json::from_str(&m.doc).unwrap_or(Value::Null);
+    // The exact canonical bytes the manifest's sha256 covers, for checking without re-encoding.
+    out["document_json"] = m.doc.clone().into();
     http::json(200, &out)
 }
 

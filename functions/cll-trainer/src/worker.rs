@@ -7,7 +7,7 @@ use naksha_core::signing::{KmsSigner, TrustedKeys};
 use serde_json::{Value, json};
 
 use crate::store::{FAILED, Job, JobMessage, JobQueue, Jobs, QUEUED, RUNNING, SUCCEEDED, TrainingSource};
-use crate::train::{Settings, TrainError, train};
+use crate::train::{Settings, train};
 
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -117,10 +117,7 @@ async fn execute(t: &Trainer, job: &mut Job) -> Result<Value, String> {
     while let Some((stage, f)) = rx.recv().await {
         save(t, job, RUNNING, &stage, f).await;
     }
-    let trained = match work.await.map_err(|e| format!("training panicked: {e}"))? {
-        Ok(trained) => trained,
-        Err(TrainError::NoData) => return Err(TrainError::NoData.to_string()),
-    };
+    let trained = work.await.map_err(|e| format!("training panicked: {e}"))?.map_err(|e| e.to_string())?;
     let a = &trained.artifact;
     let summary = json!({
         "model_id": a.model_id,

@@ -128,10 +128,10 @@ async fn main() {
     let (_, verified) = stack
         .openssl_verify(m["key_id"].as_str().unwrap_or(""), &der, m["manifest"].as_str().unwrap_or("").as_bytes())
         .await;
-    let doc_sha = naksha_core::signing::sha256_hex(&naksha_core::signing::canonical_json(&m["document"]));
+    let doc_sha = naksha_core::signing::sha256_hex(m["document_json"].as_str().unwrap_or("").as_bytes());
     let _ = writeln!(
         md,
-        "`GET /models/{model_id}` — the signed manifest:\n\n```json\n{}\n```\n\n`openssl dgst -sha256 -verify pub.pem -signature sig.der manifest.json` → **{verified}**; SHA-256 of the canonical document = `{doc_sha}` (manifest says `{}`).\n\nThe document's detector part and metrics:\n\n```json\n{}\n```\n",
+        "`GET /models/{model_id}` — the signed manifest:\n\n```json\n{}\n```\n\n`openssl dgst -sha256 -verify pub.pem -signature sig.der manifest.json` → **{verified}**; SHA-256 of `document_json` (the canonical document) = `{doc_sha}` (manifest says `{}`).\n\nThe document's detector part and metrics:\n\n```json\n{}\n```\n",
         m["manifest"].as_str().unwrap_or(""),
         serde_json::from_str::<Value>(m["manifest"].as_str().unwrap_or("{}")).unwrap_or_default()["sha256"]
             .as_str()
