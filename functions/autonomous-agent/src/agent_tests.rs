@@ -95,6 +95,16 @@ impl World {
         self.mem.put(T, RES, &r).await.unwrap();
     }
 
+    /// An unhealthy deployment and two manual WPKs for `deployment_unhealthy`: restart, scale-up.
+    async fn two_candidates(&self) {
+        self.deployment(false).await;
+        self.register(restart_wpk("manual")).await;
+        let mut scale = restart_wpk("manual");
+        scale["id"] = json!("scale-up");
+        scale["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 6}}]);
+        self.register(scale).await;
+    }
+
     async fn sim(&self) -> SimResource {
         self.mem.get(T, RES).await.unwrap().unwrap()
     }
@@ -349,12 +359,7 @@ async fn a_dry_run_request_plans_and_never_acts() {
 #[tokio::test]
 async fn past_outcomes_rank_the_candidates() {
     let w = world();
-    w.deployment(false).await;
-    w.register(restart_wpk("manual")).await;
-    let mut scale = restart_wpk("manual");
-    scale["id"] = json!("scale-up");
-    scale["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 6}}]);
-    w.register(scale).await;
+    w.two_candidates().await;
     for _ in 0..3 {
         w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", false).await.unwrap();
         w.mem.record_outcome(T, "deployment_unhealthy", "scale-up", true).await.unwrap();
@@ -369,12 +374,7 @@ async fn past_outcomes_rank_the_candidates() {
 #[tokio::test]
 async fn a_trained_model_ranks_the_candidates_where_it_has_learned() {
     let mut w = world();
-    w.deployment(false).await;
-    w.register(restart_wpk("manual")).await;
-    let mut scale = restart_wpk("manual");
-    scale["id"] = json!("scale-up");
-    scale["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 6}}]);
-    w.register(scale).await;
+    w.two_candidates().await;
     // History alone prefers restart; the champion learned that scale-up fixes this signal.
     w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", true).await.unwrap();
     let arms = BTreeMap::from([

@@ -1,8 +1,13 @@
 //! What every agent Lambda reads and builds at cold start, in one place.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
 use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::aws::Aws;
 use naksha_core::config::ConfigReader;
+use naksha_core::{Problem, http, logging};
 
 use crate::store::{DynamoAgentStore, KinesisRunQueue, Tables};
 
@@ -42,3 +47,16 @@ impl Ctx {
 }
 
 pub use naksha_core::signing::trusted_key_ids;
+
+/// The whole `main` of an agent route that needs only the verifier and the store.
+pub async fn serve_route<H, Fut>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Arc<Ctx>, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    logging::init();
+    let mut cfg = ConfigReader::from_env();
+    let boot = Boot::read(&mut cfg);
+    cfg.finish()?;
+    http::serve_with(boot.start().await, handler).await
+}

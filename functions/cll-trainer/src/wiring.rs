@@ -1,9 +1,15 @@
 //! Configuration from the environment (all missing variables reported at once) and clients.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
+use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::aws::Aws;
 use naksha_core::config::ConfigReader;
 use naksha_core::model::ModelRegistry;
 use naksha_core::signing::{TrustedKeys, trusted_key_ids};
+use naksha_core::{Problem, http, logging};
 
 use crate::store::{JobQueue, Jobs};
 
@@ -32,4 +38,31 @@ pub fn keys(cfg: &mut ConfigReader) -> Vec<String> {
 
 pub async fn load_keys(aws: &Aws, ids: &[String]) -> Result<TrustedKeys, lambda_runtime::Error> {
     Ok(TrustedKeys::load(&aws.kms(), ids).await?)
+}
+
+/// What the registry routes read: the caller's token, the registry, the keys models verify with.
+#[derive(Debug)]
+pub struct RegistryApp {
+    pub verifier: Verifier,
+    pub registry: ModelRegistry,
+    pub keys: TrustedKeys,
+}
+
+/// The whole `main` of a registry route (`GET /models`, `GET /models/{id}`).
+pub async fn serve_registry_route<H, Fut>(handler: H) -> Result<(), lambda_runtime::Error>
+where
+    H: Fn(Arc<RegistryApp>, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    logging::init();
+    let mut cfg = ConfigReader::from_env();
+    let auth = AuthConfig::from_config(&mut cfg);
+    let registry = registry(&mut cfg);
+    let key_ids = keys(&mut cfg);
+    cfg.finish()?;
+    let aws = Aws::load().await;
+    let keys = load_keys(&aws, &key_ids).await?;
+    let verifier = Verifier::new(auth);
+    verifier.warm().await;
+    http::serve_with(RegistryApp { verifier, registry: registry(&aws), keys }, handler).await
 }

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
@@ -48,6 +49,18 @@ where
         }
     }))
     .await
+}
+
+/// [`serve`] with state built once per cold start and shared by every request: the handler
+/// gets its own handle on it.
+pub async fn serve_with<T, H, Fut>(app: T, handler: H) -> Result<(), lambda_http::Error>
+where
+    T: Send + Sync + 'static,
+    H: Fn(Arc<T>, Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    let app = Arc::new(app);
+    serve(move |req| handler(Arc::clone(&app), req)).await
 }
 
 /// The request body, refused with 413 when over [`MAX_BODY_BYTES`].

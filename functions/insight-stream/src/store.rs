@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::builders::KeysAndAttributesBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -40,6 +41,44 @@ fn get_f64(item: &HashMap<String, AttributeValue>, name: &str) -> Option<f64> {
 
 fn get_i64(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// Read `keys` with BatchGetItem: 100 per request, unprocessed keys retried with backoff (an
+/// error after 8 tries). `shape` sets each request's read options (consistency, projection).
+async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+    shape: impl Fn(KeysAndAttributesBuilder) -> KeysAndAttributesBuilder,
+) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let first = shape(KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let mut request = Some(first);
+        let mut attempt = 0u32;
+        while let Some(req) = request.take() {
+            let resp = client
+                .batch_get_item()
+                .request_items(table, req)
+                .send()
+                .await
+                .map_err(|e| StoreError::Failed(describe_error(&e)))?;
+            if let Some(items) = resp.responses().and_then(|r| r.get(table)) {
+                out.extend(items.iter().cloned());
+            }
+            if let Some(rest) = resp.unprocessed_keys().and_then(|u| u.get(table)).filter(|r| !r.keys().is_empty()) {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Failed("BatchGetItem kept returning unprocessed keys".into()));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+                request = Some(rest.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn watermark_attr(shard: &str) -> String {
@@ -92,40 +131,9 @@ impl DynamoAggregates {
 
 impl AggregateStore for DynamoAggregates {
     async fn load(&self, shard: &str, keys: &[AggKey]) -> Result<HashMap<AggKey, Stored>, StoreError> {
-        let mut out = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(Self::key_of).collect()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Failed(e.to_string()))?,
-            );
-            let mut attempt = 0u32;
-            while let Some(req) = request.take() {
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::Failed(describe_error(&e)))?;
-                if let Some(items) = resp.responses().and_then(|r| r.get(&self.table)) {
-                    out.extend(items.iter().filter_map(|i| Self::decode(i, shard)));
-                }
-                if let Some(rest) =
-                    resp.unprocessed_keys().and_then(|u| u.get(&self.table)).filter(|r| !r.keys().is_empty())
-                {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(StoreError::Failed("BatchGetItem kept returning unprocessed keys".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                    request = Some(rest.clone());
-                }
-            }
-        }
-        Ok(out)
+        let keys = keys.iter().map(Self::key_of).collect();
+        let items = batch_get(&self.client, &self.table, keys, |k| k.consistent_read(true)).await?;
+        Ok(items.iter().filter_map(|i| Self::decode(i, shard)).collect())
     }
 
     async fn commit(&self, w: &AggWrite) -> Result<(), CommitError> {
@@ -289,41 +297,9 @@ impl DynamoSeries {
 
 impl SeriesStore for DynamoSeries {
     async fn load(&self, shard: &str, keys: &[SeriesKey]) -> Result<HashMap<SeriesKey, StoredSeries>, StoreError> {
-        let mut out = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(
-                    chunk.iter().map(|k| HashMap::from([("pk".to_owned(), AttributeValue::S(k.pk()))])).collect(),
-                ))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            let mut request = Some(request);
-            let mut attempt = 0u32;
-            while let Some(req) = request.take() {
-                let resp = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::Failed(describe_error(&e)))?;
-                if let Some(items) = resp.responses().and_then(|r| r.get(&self.table)) {
-                    out.extend(items.iter().filter_map(|i| Self::decode(i, shard)));
-                }
-                if let Some(rest) =
-                    resp.unprocessed_keys().and_then(|u| u.get(&self.table)).filter(|r| !r.keys().is_empty())
-                {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(StoreError::Failed("BatchGetItem kept returning unprocessed keys".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
-                    request = Some(rest.clone());
-                }
-            }
-        }
-        Ok(out)
+        let keys = keys.iter().map(|k| HashMap::from([("pk".to_owned(), AttributeValue::S(k.pk()))])).collect();
+        let items = batch_get(&self.client, &self.table, keys, |k| k.consistent_read(true)).await?;
+        Ok(items.iter().filter_map(|i| Self::decode(i, shard)).collect())
     }
 
     async fn commit(
@@ -457,52 +433,41 @@ impl OpenSignals for DynamoSeries {
             }
         }
         keys.truncate(limit);
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(
-                    chunk.iter().map(|pk| HashMap::from([("pk".to_owned(), AttributeValue::S(pk.clone()))])).collect(),
-                ))
-                .projection_expression(
-                    "tenant, series_id, #source, #name, labels, score, signal_run, signal_minute, signal_score, \
-                     signal_model",
-                )
-                .expression_attribute_names("#source", "source")
-                .expression_attribute_names("#name", "name")
-                .build()
-                .map_err(|e| StoreError::Failed(e.to_string()))?;
-            let resp = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| StoreError::Failed(describe_error(&e)))?;
-            for item in resp.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                // The index key names the tenant; the item must agree (defence in depth), and the
-                // signal may have closed since the index was read.
-                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-                if text("tenant").as_deref() != Some(tenant) {
-                    continue;
-                }
-                let Some(run_id) = text("signal_run") else { continue };
-                let labels = item
-                    .get("labels")
-                    .and_then(|v| v.as_m().ok())
-                    .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone()))).collect())
-                    .unwrap_or_default();
-                out.push(SignalView {
-                    series_id: text("series_id").unwrap_or_default(),
-                    source: text("source").unwrap_or_default(),
-                    name: text("name").unwrap_or_default(),
-                    labels,
-                    run_id,
-                    minute: get_i64(item, "signal_minute").unwrap_or_default(),
-                    score: get_f64(item, "signal_score").unwrap_or_default(),
-                    model_id: text("signal_model").unwrap_or_default(),
-                    current_score: get_f64(item, "score").unwrap_or_default(),
-                });
+        let keys = keys.iter().map(|pk| HashMap::from([("pk".to_owned(), AttributeValue::S(pk.clone()))])).collect();
+        let items = batch_get(&self.client, &self.table, keys, |k| {
+            k.projection_expression(
+                "tenant, series_id, #source, #name, labels, score, signal_run, signal_minute, signal_score, \
+                 signal_model",
+            )
+            .expression_attribute_names("#source", "source")
+            .expression_attribute_names("#name", "name")
+        })
+        .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            // The index key names the tenant; the item must agree (defence in depth), and the
+            // signal may have closed since the index was read.
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+            if text("tenant").as_deref() != Some(tenant) {
+                continue;
             }
+            let Some(run_id) = text("signal_run") else { continue };
+            let labels = item
+                .get("labels")
+                .and_then(|v| v.as_m().ok())
+                .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_s().ok()?.clone()))).collect())
+                .unwrap_or_default();
+            out.push(SignalView {
+                series_id: text("series_id").unwrap_or_default(),
+                source: text("source").unwrap_or_default(),
+                name: text("name").unwrap_or_default(),
+                labels,
+                run_id,
+                minute: get_i64(item, "signal_minute").unwrap_or_default(),
+                score: get_f64(item, "signal_score").unwrap_or_default(),
+                model_id: text("signal_model").unwrap_or_default(),
+                current_score: get_f64(item, "score").unwrap_or_default(),
+            });
         }
         out.sort_by(|a, b| b.minute.cmp(&a.minute).then_with(|| a.series_id.cmp(&b.series_id)));
         Ok(out)

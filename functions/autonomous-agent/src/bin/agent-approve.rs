@@ -1,7 +1,5 @@
 //! `POST /agent/runs/{run_id}/approve` (role approver): approve exactly the plan awaiting approval.
 
-use std::sync::Arc;
-
 use naksha_agent::{api, wiring::Boot};
 use naksha_core::{config::ConfigReader, http, logging};
 
@@ -16,11 +14,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let stream = cfg.required("AGENT_STREAM");
     cfg.finish()?;
     let ctx = boot.start().await;
-    let app = (ctx.queue(&stream), ctx);
-    let app = Arc::new(app);
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::approve(&app.1.verifier, &app.1.store, &app.0, req).await }
+    http::serve_with((ctx.queue(&stream), ctx), |app, req| async move {
+        api::approve(&app.1.verifier, &app.1.store, &app.0, req).await
     })
     .await
 }

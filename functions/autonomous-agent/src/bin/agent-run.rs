@@ -1,7 +1,5 @@
 //! `POST /agent/run` (role operator): record the run and queue it on the runs stream.
 
-use std::sync::Arc;
-
 use naksha_agent::{api, wiring::Boot};
 use naksha_core::{config::ConfigReader, http, logging, privacy::PiiKey};
 
@@ -17,10 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     cfg.finish()?;
     let ctx = boot.start().await;
     let pii = PiiKey::from_kms(&ctx.aws.kms(), &pii_key).await?;
-    let app = Arc::new((ctx.queue(&stream), pii, ctx));
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::start_run(&app.2.verifier, &app.2.store, &app.0, &app.1, req).await }
+    http::serve_with((ctx.queue(&stream), pii, ctx), |app, req| async move {
+        api::start_run(&app.2.verifier, &app.2.store, &app.0, &app.1, req).await
     })
     .await
 }

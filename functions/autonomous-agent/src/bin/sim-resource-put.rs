@@ -1,7 +1,5 @@
 //! `PUT /sim/resources/{resource}` (role admin, simulation mode): create or replace a simulated resource.
 
-use std::sync::Arc;
-
 use naksha_agent::{api, wiring::Boot};
 use naksha_core::{config::ConfigReader, http, logging};
 
@@ -16,11 +14,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (sim_table, state_table) = (cfg.required("SIM_TABLE"), cfg.required("AGENT_STATE_TABLE"));
     cfg.finish()?;
     let ctx = boot.start().await;
-    let app = (naksha_agent::store::DynamoSim::new(ctx.aws.dynamodb(), sim_table, state_table), ctx);
-    let app = Arc::new(app);
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::put_sim(&app.1.verifier, &app.0, req).await }
-    })
+    http::serve_with(
+        (naksha_agent::store::DynamoSim::new(ctx.aws.dynamodb(), sim_table, state_table), ctx),
+        |app, req| async move { api::put_sim(&app.1.verifier, &app.0, req).await },
+    )
     .await
 }

@@ -1,7 +1,5 @@
 //! `POST /wpk` (role admin): validate, sign with KMS, store an immutable WPK version.
 
-use std::sync::Arc;
-
 use naksha_agent::{api, wiring::Boot};
 use naksha_core::{config::ConfigReader, http, logging};
 
@@ -17,11 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     cfg.finish()?;
     let ctx = boot.start().await;
     let keys = naksha_core::signing::TrustedKeys::load(&ctx.aws.kms(), std::slice::from_ref(&key)).await?;
-    let app = (naksha_core::signing::KmsSigner::new(ctx.aws.kms(), key), keys, ctx);
-    let app = Arc::new(app);
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::register_wpk(&app.2.verifier, &app.2.store, &app.0, &app.1, req).await }
+    http::serve_with((naksha_core::signing::KmsSigner::new(ctx.aws.kms(), key), keys, ctx), |app, req| async move {
+        api::register_wpk(&app.2.verifier, &app.2.store, &app.0, &app.1, req).await
     })
     .await
 }

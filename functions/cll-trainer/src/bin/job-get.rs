@@ -1,7 +1,5 @@
 //! `GET /jobs/{job_id}`: a training job's stage, progress and result.
 
-use std::sync::Arc;
-
 use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging};
 use naksha_trainer::{api, wiring};
@@ -19,10 +17,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = Aws::load().await;
     let verifier = Verifier::new(auth);
     verifier.warm().await;
-    let app = Arc::new((verifier, jobs(&aws)));
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::job(&app.0, &app.1, req).await }
-    })
-    .await
+    http::serve_with((verifier, jobs(&aws)), |app, req| async move { api::job(&app.0, &app.1, req).await }).await
 }

@@ -1,7 +1,5 @@
 //! `POST /models/train` (role admin): queue a training job for the caller's tenant.
 
-use std::sync::Arc;
-
 use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging};
 use naksha_trainer::{api, wiring};
@@ -19,10 +17,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = Aws::load().await;
     let verifier = Verifier::new(auth);
     verifier.warm().await;
-    let app = Arc::new((verifier, jobs(&aws), queue(&aws)));
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::train(&app.0, &app.1, &app.2, req).await }
+    http::serve_with((verifier, jobs(&aws), queue(&aws)), |app, req| async move {
+        api::train(&app.0, &app.1, &app.2, req).await
     })
     .await
 }

@@ -1,8 +1,6 @@
 //! `GET /health`: checks every stream, table and key of the deployment (`HEALTH_STREAMS`,
 //! `HEALTH_TABLES`, `HEALTH_KEYS`, comma-separated, set from template.yaml).
 
-use std::sync::Arc;
-
 use naksha_core::config::{ConfigReader, Platform};
 use naksha_core::{aws::Aws, http, logging};
 use naksha_insight_stream::health::{self, Dependency};
@@ -23,10 +21,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     deps.extend(list(&mut cfg, "HEALTH_TABLES").into_iter().map(Dependency::Table));
     deps.extend(list(&mut cfg, "HEALTH_KEYS").into_iter().map(Dependency::Key));
     cfg.finish()?;
-    let app = Arc::new((Aws::load().await, platform.backend, deps));
-    http::serve(move |_req| {
-        let app = Arc::clone(&app);
-        async move { http::json(200, &health::check(&app.0, app.1, &app.2).await?) }
+    http::serve_with((Aws::load().await, platform.backend, deps), |app, _req| async move {
+        http::json(200, &health::check(&app.0, app.1, &app.2).await?)
     })
     .await
 }

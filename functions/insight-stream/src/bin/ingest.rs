@@ -1,7 +1,5 @@
 //! `POST /ingest`: verify the token, anonymise, one `PutRecords` per request.
 
-use std::sync::Arc;
-
 use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging, metrics::DynamoCounters, privacy::PiiKey};
 use naksha_insight_stream::{api, ingest::Ingest, store::KinesisSink};
@@ -23,10 +21,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     verifier.warm().await;
     let ingest =
         Ingest::new(KinesisSink::new(aws.kinesis(), stream), DynamoCounters::new(aws.dynamodb(), counters), pii);
-    let app = Arc::new((verifier, ingest));
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::ingest(&app.0, &app.1, req).await }
-    })
-    .await
+    http::serve_with((verifier, ingest), |app, req| async move { api::ingest(&app.0, &app.1, req).await }).await
 }

@@ -1,7 +1,5 @@
 //! `GET /signals`: the caller's series with an open anomaly signal and the runs they started.
 
-use std::sync::Arc;
-
 use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::{aws::Aws, config::ConfigReader, http, logging};
 use naksha_insight_stream::{api, store::DynamoSeries};
@@ -19,10 +17,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = Aws::load().await;
     let verifier = Verifier::new(auth);
     verifier.warm().await;
-    let app = Arc::new((verifier, DynamoSeries::new(aws.dynamodb(), series)));
-    http::serve(move |req| {
-        let app = Arc::clone(&app);
-        async move { api::signals(&app.0, &app.1, req).await }
+    http::serve_with((verifier, DynamoSeries::new(aws.dynamodb(), series)), |app, req| async move {
+        api::signals(&app.0, &app.1, req).await
     })
     .await
 }
