@@ -66,7 +66,7 @@ bench:
 # OUT/naksha/; with LABELS, the normalised NAB score of each profile (threshold 0.5, fixed).
 nab:
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]"; exit 2; }
-	@cargo run --quiet --release -p naksha-detector --bin nab -- --data "$(DATA)" --out "$(OUT)" $(if $(LABELS),--labels "$(LABELS)")
+	@cargo run --quiet --release -p naksha-nab --bin nab -- --data "$(DATA)" --out "$(OUT)" $(if $(LABELS),--labels "$(LABELS)")
 
 clean: down
 	rm -rf .local target/lambda

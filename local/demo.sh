@@ -19,7 +19,7 @@ cargo run --quiet -p naksha-e2e --bin demo-d2
 nab_dir="${NAB_DIR:-../shared/data/nab}"
 if [ -d "$nab_dir/data" ]; then
   echo "[demo] D.3 NAB scores of the production detector (release build)" >&2
-  cargo run --quiet --release -p naksha-detector --bin nab -- --data "$nab_dir/data" --out .local/nab \
+  cargo run --quiet --release -p naksha-nab --bin nab -- --data "$nab_dir/data" --out .local/nab \
     --labels "$nab_dir/labels_windows.json" >reports/logs/nab.log 2>&1
 else
   echo "NAB data not found at $nab_dir (set NAB_DIR)" >reports/logs/nab.log

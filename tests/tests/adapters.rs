@@ -4,21 +4,23 @@
 
 use std::collections::BTreeMap;
 
+use naksha_contracts::TenantId;
+use naksha_contracts::telemetry::SeriesMeta;
 use naksha_core::aws::Aws;
 use naksha_core::config::Backend;
 use naksha_core::metrics::{CounterStore, DynamoCounters};
 use naksha_core::privacy::PiiKey;
 use naksha_e2e::{Stack, unique_tenant};
-use naksha_insight_stream::aggregate::{
-    AggKey, AggWrite, AggregateStore, CommitError, DeadLetterStore, PoisonRecord, SeqNo, SeriesMeta, Stats,
-};
+use naksha_insight_stream::aggregate::{AggKey, AggWrite, Stats};
 use naksha_insight_stream::health::{self, Dependency};
-use naksha_insight_stream::ingest::{OutRecord, RecordSink};
+use naksha_insight_stream::ingest::OutRecord;
+use naksha_insight_stream::ports::{AggregateStore, CommitError, DeadLetterStore, PoisonRecord, RecordSink};
+use naksha_insight_stream::series::SeqNo;
 use naksha_insight_stream::store::{DynamoAggregates, DynamoDeadLetters, KinesisSink};
 
 fn key(tenant: &str) -> (AggKey, SeriesMeta) {
     let meta = SeriesMeta { source: "s".into(), name: "n".into(), labels: BTreeMap::from([("a".into(), "b".into())]) };
-    (AggKey { tenant: tenant.into(), series_id: meta.id(), minute: 1_764_072_000 }, meta)
+    (AggKey { tenant: TenantId::from_record(tenant).unwrap(), series_id: meta.id(), minute: 1_764_072_000 }, meta)
 }
 
 #[tokio::test]

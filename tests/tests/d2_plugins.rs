@@ -13,8 +13,10 @@ use naksha_agent::act::{Adapters, sim::SimAdapter};
 use naksha_agent::memory::Memory;
 use naksha_agent::observe::Observers;
 use naksha_agent::observe::prometheus::PrometheusObserver;
-use naksha_agent::observe::telemetry::{AggregateQuery, MinuteRow};
+use naksha_agent::observe::telemetry::{AggregateQuery, ObserveError};
 use naksha_agent::ports::{Actuator, Observer};
+use naksha_contracts::TenantId;
+use naksha_contracts::telemetry::AggregateRow;
 use naksha_e2e::{Recorded, eventually, recording_server};
 use serde_json::{Map, Value, json};
 
@@ -52,9 +54,13 @@ fn start_prometheus() -> (Prometheus, String) {
     (Prometheus(child, dir), format!("http://127.0.0.1:{port}"))
 }
 
+fn acme() -> TenantId {
+    TenantId::from_record("acme").unwrap()
+}
+
 struct NoAggregates;
 impl AggregateQuery for NoAggregates {
-    async fn by_source(&self, _: &str, _: &str, _: i64) -> Result<Vec<MinuteRow>, String> {
+    async fn by_source(&self, _: &TenantId, _: &str, _: i64) -> Result<Vec<AggregateRow>, ObserveError> {
         Ok(vec![])
     }
 }
@@ -79,7 +85,7 @@ async fn the_prometheus_observer_runs_promql_against_a_real_server() {
     // Through the observe plugin, with the resource filled into the query template.
     let plugins = Observers::<NoAggregates> { telemetry: None, prometheus: Some(observer.clone()) };
     let config = json!({"prometheus": {"queries": {"up": "up{job=\"{name}\"}", "broken": "sum(("}}});
-    let seen = plugins.observe("acme", "deployment/naksha", &config).await;
+    let seen = plugins.observe(&acme(), "deployment/naksha", &config).await;
     assert_eq!(seen["prometheus"]["up"][0]["value"], 1.0);
     assert!(seen["prometheus"]["broken"]["error"].as_str().unwrap().contains("bad_data"), "{seen:?}");
 }
@@ -88,7 +94,7 @@ async fn the_prometheus_observer_runs_promql_against_a_real_server() {
 async fn the_prometheus_observer_reports_an_unreachable_server_without_failing() {
     let observer = PrometheusObserver::new(format!("http://127.0.0.1:{}", free_port()));
     let err = observer.query("up").await.unwrap_err();
-    assert!(err.contains("unreachable"), "{err}");
+    assert!(err.to_string().contains("unreachable"), "{err}");
 }
 
 static RESTARTED: AtomicBool = AtomicBool::new(false);
@@ -172,9 +178,9 @@ async fn a_k8s_action_is_executed_once_per_idempotency_key() {
         receipts: Arc::clone(&mem),
     };
     let a = args(json!({"pod": "payments-7d9f"}));
-    let (_, reused) = adapters.execute("acme", "k8s", "delete_pod", "deployment/payments", &a, "key-1").await.unwrap();
+    let (_, reused) = adapters.execute(&acme(), "k8s", "delete_pod", "deployment/payments", &a, "key-1").await.unwrap();
     assert!(!reused);
-    let (_, reused) = adapters.execute("acme", "k8s", "delete_pod", "deployment/payments", &a, "key-1").await.unwrap();
+    let (_, reused) = adapters.execute(&acme(), "k8s", "delete_pod", "deployment/payments", &a, "key-1").await.unwrap();
     assert!(reused);
     let deletes = seen.lock().unwrap().iter().filter(|r| r.method == "DELETE").count();
     assert_eq!(deletes, 1, "the second call reused the receipt instead of deleting again");
@@ -182,19 +188,15 @@ async fn a_k8s_action_is_executed_once_per_idempotency_key() {
 
 #[tokio::test]
 async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_approval() {
-    use aws_lc_rs::encoding::AsDer;
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
     use naksha_agent::agent::Agent;
     use naksha_agent::ports::{OutcomeHistory, RunStore, WpkStore};
     use naksha_agent::spec::Graph;
     use naksha_agent::state::{Approval, RunRequest, RunState, RunStatus};
     use naksha_agent::wpk::{StoredWpk, parse};
-    use naksha_core::signing::{Signature, TrustedKeys};
+    use naksha_contracts::signing::LocalKey;
 
     let (url, seen) = recording_server(kube).await;
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    let key = LocalKey::generate("k").unwrap();
     let mem = Arc::new(Memory::default());
     let agent = Agent {
         store: Arc::clone(&mem),
@@ -205,7 +207,7 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         },
         observer: Observers::<NoAggregates> { telemetry: None, prometheus: None },
         model: OutcomeHistory,
-        keys: TrustedKeys::from_public_keys([("k".to_owned(), key.public_key().as_der().unwrap().as_ref().to_vec())]),
+        keys: key.trusted(),
         graph: Graph::builtin().unwrap(),
         default_adapter: "k8s".into(),
     };
@@ -215,15 +217,15 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         false,
     )
     .unwrap();
-    let der = key.sign(&SystemRandom::new(), &wpk.canonical_bytes()).unwrap().as_ref().to_vec();
-    mem.put_wpk("acme", &StoredWpk::signed(&wpk, &Signature { der, key_id: "k".into() }, "ada", "now")).await.unwrap();
+    let signature = key.sign(&wpk.canonical_bytes()).unwrap();
+    mem.put_wpk(&acme(), &StoredWpk::signed(&wpk, &signature, "ada", "now")).await.unwrap();
     let req = RunRequest {
         signal: "pods_not_ready".into(),
         resource: "deployment/payments".into(),
         telemetry: None,
         dry_run: false,
     };
-    let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), "acme".into(), "olivia".into(), req, "now".into());
+    let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), acme(), "olivia".into(), req, "now".into());
     mem.create_run(&s).await.unwrap();
     agent.advance(&mut s).await.unwrap();
     assert_eq!(s.status, RunStatus::AwaitingApproval);
@@ -239,7 +241,7 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         at: "now".into(),
         standing: false,
     };
-    let mut s = mem.approve("acme", &s.run_id, &approval).await.unwrap();
+    let mut s = mem.approve(&acme(), &s.run_id, &approval).await.unwrap();
     agent.advance(&mut s).await.unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
     let real = seen.lock().unwrap().iter().filter(|r| r.method == "PATCH" && r.query.is_empty()).count();

@@ -5,21 +5,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use naksha_agent::act::Adapters;
 use naksha_agent::act::sim::{SimAdapter, SimResource, SimStore};
 use naksha_agent::agent::Agent;
 use naksha_agent::memory::Memory;
 use naksha_agent::observe::Observers;
-use naksha_agent::observe::telemetry::{AggregateQuery, MinuteRow};
+use naksha_agent::observe::telemetry::{AggregateQuery, ObserveError};
 use naksha_agent::ports::{OutcomeHistory, RemediationModel};
 use naksha_agent::spec::Graph;
 use naksha_agent::state::{RunRequest, RunState};
 use naksha_agent::wpk::{StoredWpk, parse, rank};
-use naksha_core::signing::{Signature, TrustedKeys};
+use naksha_contracts::TenantId;
+use naksha_contracts::signing::{LocalKey, TrustedKeys};
+use naksha_contracts::telemetry::AggregateRow;
 use serde_json::json;
 
 #[global_allocator]
@@ -27,7 +26,7 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 struct NoAggregates;
 impl AggregateQuery for NoAggregates {
-    async fn by_source(&self, _: &str, _: &str, _: i64) -> Result<Vec<MinuteRow>, String> {
+    async fn by_source(&self, _: &TenantId, _: &str, _: i64) -> Result<Vec<AggregateRow>, ObserveError> {
         Ok(vec![])
     }
 }
@@ -42,8 +41,7 @@ fn looping_graph() -> Graph {
 }
 
 /// 1,000 signed WPKs: 100 ids × 10 versions; 10 ids handle `deployment_unhealthy`.
-fn registry(key: &EcdsaKeyPair) -> Vec<StoredWpk> {
-    let rng = SystemRandom::new();
+fn registry(key: &LocalKey) -> Vec<StoredWpk> {
     let mut all = Vec::with_capacity(1000);
     for i in 0..100 {
         for v in 1..=10 {
@@ -56,8 +54,8 @@ fn registry(key: &EcdsaKeyPair) -> Vec<StoredWpk> {
                 "limits": {"blast_radius": 1, "max_runs_per_hour": 3}
             });
             let wpk = parse(&doc.to_string(), false).unwrap();
-            let der = key.sign(&rng, &wpk.canonical_bytes()).unwrap().as_ref().to_vec();
-            all.push(StoredWpk::signed(&wpk, &Signature { der, key_id: "k".into() }, "ada", "now"));
+            let signature = key.sign(&wpk.canonical_bytes()).unwrap();
+            all.push(StoredWpk::signed(&wpk, &signature, "ada", "now"));
         }
     }
     all
@@ -69,15 +67,15 @@ fn decide(all: &[StoredWpk], keys: &TrustedKeys, history: &std::collections::BTr
         rank(all, "deployment_unhealthy", "deployment/payments", |id| model.score("deployment_unhealthy", id, history));
     let (_, chosen) = ranked[0];
     let signed = chosen.verify(keys).unwrap();
-    assert!(signed.wpk.matches("deployment_unhealthy", "deployment/payments"));
-    signed.wpk.id
+    assert!(signed.wpk().matches("deployment_unhealthy", "deployment/payments"));
+    signed.wpk().id.clone()
 }
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    let keys = TrustedKeys::from_public_keys([("k".to_owned(), key.public_key().as_der().unwrap().as_ref().to_vec())]);
+    let key = LocalKey::generate("k").unwrap();
+    let keys: TrustedKeys = key.trusted();
+    let acme = TenantId::from_record("acme").unwrap();
 
     // --- runtime overhead per step: a graph that observes STEPS times, then records ---
     let mem = Arc::new(Memory::default());
@@ -89,7 +87,7 @@ fn benches(c: &mut Criterion) {
         previous_version: None,
         restarts: 0,
     };
-    rt.block_on(mem.put("acme", "deployment/payments", &sim)).unwrap();
+    rt.block_on(mem.put(&acme, "deployment/payments", &sim)).unwrap();
     let agent = Agent {
         store: Arc::clone(&mem),
         actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
@@ -102,7 +100,7 @@ fn benches(c: &mut Criterion) {
     let fresh = || {
         let req =
             RunRequest { signal: "x".into(), resource: "deployment/payments".into(), telemetry: None, dry_run: false };
-        RunState::new("run".into(), "acme".into(), "u".into(), req, "now".into())
+        RunState::new("run".into(), acme.clone(), "u".into(), req, "now".into())
     };
     let mut group = c.benchmark_group("runtime");
     group.throughput(Throughput::Elements(u64::from(STEPS) + 1));

@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use naksha_core::signing::{TrustedKeys, canonical_json, sha256_hex};
+use naksha_contracts::TenantId;
+use naksha_contracts::audit::AuditEntry;
+use naksha_contracts::signing::{TrustedKeys, canonical_json, sha256_hex};
 use serde_json::{Value, json};
 
-use crate::audit::AuditEntry;
 use crate::ports::{
-    Actuator, AuditLog, Checkpoint, Control, Observer, RemediationModel, RunStore, StoreError, WpkStore,
+    ActError, Actuator, AuditLog, Checkpoint, Control, Observer, RemediationModel, RunStore, StoreError, WpkStore,
 };
 use crate::spec::{Graph, NodeKind, Target};
 use crate::state::{
@@ -34,6 +35,35 @@ pub fn now() -> String {
 
 fn epoch_hour() -> i64 {
     chrono::Utc::now().timestamp() / 3600
+}
+
+/// Why a node could not finish; the run fails with it as the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(String);
+
+impl From<String> for StepError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for StepError {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<ActError> for StepError {
+    fn from(e: ActError) -> Self {
+        Self(e.to_string())
+    }
 }
 
 #[derive(Debug)]
@@ -72,7 +102,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             state.steps_taken += 1;
             let error = result.err();
             if let Some(e) = &error {
-                state.conclude(RunStatus::Failed, e.clone());
+                state.conclude(RunStatus::Failed, e.to_string());
             }
             let next = if error.is_some() && node != self.graph.on_error {
                 Target::Node(self.graph.on_error.clone())
@@ -103,7 +133,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 ended_at: state.updated_at.clone(),
                 latency_ms,
                 status: if error.is_some() { "error".into() } else { "ok".into() },
-                error,
+                error: error.map(|e| e.to_string()),
             };
             self.store.save_step(state, &checkpoint).await?;
             match next {
@@ -113,7 +143,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         }
     }
 
-    async fn run_node(&self, kind: NodeKind, config: &Value, s: &mut RunState) -> Result<(), String> {
+    async fn run_node(&self, kind: NodeKind, config: &Value, s: &mut RunState) -> Result<(), StepError> {
         match kind {
             NodeKind::Observe => self.observe(config, s).await,
             NodeKind::Decide => self.decide(s).await,
@@ -127,9 +157,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
 
     async fn describe_all(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         targets: &[(String, String)],
-    ) -> Result<BTreeMap<String, Value>, String> {
+    ) -> Result<BTreeMap<String, Value>, StepError> {
         let mut out = BTreeMap::new();
         for (adapter, target) in targets {
             let state = self.actuator.describe(tenant, adapter, target).await?;
@@ -138,7 +168,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(out)
     }
 
-    async fn observe(&self, config: &Value, s: &mut RunState) -> Result<(), String> {
+    async fn observe(&self, config: &Value, s: &mut RunState) -> Result<(), StepError> {
         let resource = s.request.resource.clone();
         let described = self.actuator.describe(&s.tenant, &self.default_adapter, &resource).await?;
         let mut plugins = self.observer.observe(&s.tenant, &resource, config).await;
@@ -151,7 +181,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
     }
 
     /// Load the WPK version the run is pinned to, and verify it before use.
-    async fn pinned(&self, s: &RunState) -> Result<SignedWpk, String> {
+    async fn pinned(&self, s: &RunState) -> Result<SignedWpk, StepError> {
         let d = s.decision.as_ref().ok_or("no WPK was chosen")?;
         let stored = self
             .store
@@ -160,13 +190,13 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("WPK {} v{} no longer exists", d.wpk_id, d.version))?;
         let signed = stored.verify(&self.keys).map_err(|e| e.to_string())?;
-        if signed.sha256 != d.sha256 {
-            return Err(format!("WPK {} v{} changed since the run chose it", d.wpk_id, d.version));
+        if signed.sha256() != d.sha256 {
+            return Err(format!("WPK {} v{} changed since the run chose it", d.wpk_id, d.version).into());
         }
         Ok(signed)
     }
 
-    async fn decide(&self, s: &mut RunState) -> Result<(), String> {
+    async fn decide(&self, s: &mut RunState) -> Result<(), StepError> {
         let (signal, resource) = (s.request.signal.clone(), s.request.resource.clone());
         let all = self.store.list_wpks(&s.tenant).await.map_err(|e| e.to_string())?;
         let history = self.store.outcome_stats(&s.tenant, &signal).await.map_err(|e| e.to_string())?;
@@ -200,15 +230,15 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 return Ok(());
             }
         };
-        if !signed.wpk.matches(&signal, &resource) {
+        if !signed.wpk().matches(&signal, &resource) {
             s.conclude(
                 RunStatus::Failed,
                 format!("WPK {} v{}: its registry entry does not match its signed document", chosen.id, chosen.version),
             );
             return Ok(());
         }
-        let targets = signed.wpk.targets(&resource);
-        if let Some(max) = signed.wpk.limits.blast_radius
+        let targets = signed.wpk().targets(&resource);
+        if let Some(max) = signed.wpk().limits.blast_radius
             && targets.len() > max as usize
         {
             s.conclude(
@@ -217,11 +247,11 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             );
             return Ok(());
         }
-        if let Some(max) = signed.wpk.limits.max_runs_per_hour {
+        if let Some(max) = signed.wpk().limits.max_runs_per_hour {
             for t in &targets {
                 let n = self
                     .store
-                    .runs_in_hour(&s.tenant, t, &signed.wpk.id, epoch_hour())
+                    .runs_in_hour(&s.tenant, t, &signed.wpk().id, epoch_hour())
                     .await
                     .map_err(|e| e.to_string())?;
                 if n >= max {
@@ -229,7 +259,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                         RunStatus::Rejected,
                         format!(
                             "limit: {} already acted {n} times on {t} this hour (max_runs_per_hour {max})",
-                            signed.wpk.id
+                            signed.wpk().id
                         ),
                     );
                     return Ok(());
@@ -239,9 +269,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(())
     }
 
-    async fn plan(&self, s: &mut RunState) -> Result<(), String> {
+    async fn plan(&self, s: &mut RunState) -> Result<(), StepError> {
         let signed = self.pinned(s).await?;
-        let wpk = &signed.wpk;
+        let wpk = signed.wpk();
         let resource = s.request.resource.clone();
         let steps: Vec<(String, String)> = wpk
             .steps
@@ -280,7 +310,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             });
         }
         let before_digest = state_digest(&before);
-        let sha256 = Plan::digest((&wpk.id, wpk.version, &signed.sha256), &actions, &before_digest);
+        let sha256 = Plan::digest((&wpk.id, wpk.version, signed.sha256()), &actions, &before_digest);
         // An approval of an earlier plan does not carry over.
         if s.approval.as_ref().is_some_and(|a| a.plan_sha256 != sha256) {
             s.approval = None;
@@ -290,7 +320,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(())
     }
 
-    async fn gate(&self, s: &mut RunState) -> Result<(), String> {
+    async fn gate(&self, s: &mut RunState) -> Result<(), StepError> {
         let signed = self.pinned(s).await?;
         let plan = s.plan.clone().ok_or("no plan to gate")?;
         if let Some(approval) = s.approval.clone().filter(|a| a.plan_sha256 == plan.sha256) {
@@ -307,9 +337,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             return Ok(());
         }
         // An auto WPK acts unattended only after its dry-run and with a standing approval.
-        if signed.wpk.safety.mode == Mode::Auto
+        if signed.wpk().safety.mode == Mode::Auto
             && plan.dry_run_performed
-            && let Some(standing) = &signed.standing_approval
+            && let Some(standing) = signed.standing_approval()
         {
             s.approval = Some(Approval {
                 approver: standing.approver.clone(),
@@ -322,7 +352,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(())
     }
 
-    async fn act(&self, s: &mut RunState) -> Result<(), String> {
+    async fn act(&self, s: &mut RunState) -> Result<(), StepError> {
         if let Some(reason) = self.store.halted(&s.tenant).await.map_err(|e| e.to_string())? {
             s.conclude(RunStatus::Aborted, format!("kill switch engaged: {reason}"));
             return Ok(());
@@ -332,13 +362,13 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         if s.approval.as_ref().is_none_or(|a| a.plan_sha256 != plan.sha256) {
             return Err("refusing to act without an approval of this plan".into());
         }
-        if let Some(max) = signed.wpk.limits.max_runs_per_hour {
+        if let Some(max) = signed.wpk().limits.max_runs_per_hour {
             let mut targets: Vec<&str> = plan.actions.iter().map(|a| a.target.as_str()).collect();
             targets.dedup();
             for t in targets {
                 let took = self
                     .store
-                    .take_slot(&s.tenant, t, &format!("{}#{}", signed.wpk.id, s.run_id), epoch_hour(), max)
+                    .take_slot(&s.tenant, t, &format!("{}#{}", signed.wpk().id, s.run_id), epoch_hour(), max)
                     .await
                     .map_err(|e| e.to_string())?;
                 if !took {
@@ -375,14 +405,14 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(())
     }
 
-    async fn verify(&self, s: &mut RunState) -> Result<(), String> {
+    async fn verify(&self, s: &mut RunState) -> Result<(), StepError> {
         let signed = self.pinned(s).await?;
         let plan = s.plan.clone().ok_or("no plan to verify")?;
         let targets: Vec<(String, String)> =
             plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
         let after = self.describe_all(&s.tenant, &targets).await?;
         let mut failures = Vec::new();
-        if let Some(v) = &signed.wpk.verify {
+        if let Some(v) = &signed.wpk().verify {
             let state = after.get(&s.request.resource).cloned().unwrap_or(Value::Null);
             if let Some(h) = v.healthy
                 && state["healthy"] != json!(h)
@@ -409,7 +439,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         Ok(())
     }
 
-    async fn record(&self, s: &mut RunState) -> Result<(), String> {
+    async fn record(&self, s: &mut RunState) -> Result<(), StepError> {
         let acted = !s.receipts.is_empty();
         if s.outcome.is_none() {
             let reason = if s.request.dry_run {

@@ -4,44 +4,48 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-use naksha_core::model::{Arm, DetectorModel, Metrics, ModelArtifact, TrainingWindow};
-use naksha_core::signing::{Signature, TrustedKeys, sha256_hex};
+use naksha_contracts::TenantId;
+use naksha_contracts::audit::{GENESIS, verify_chain};
+use naksha_contracts::models::{Arm, DetectorModel, Metrics, ModelArtifact, StoredModel, TrainingWindow};
+use naksha_contracts::signing::{LocalKey, sha256_hex};
+use naksha_contracts::telemetry::AggregateRow;
+use naksha_core::models::Model;
 use serde_json::{Value, json};
 
 use crate::act::Adapters;
 use crate::act::sim::{SimAdapter, SimResource, SimStore};
 use crate::agent::Agent;
-use crate::audit::{GENESIS, verify_chain};
 use crate::memory::Memory;
 use crate::observe::Observers;
-use crate::observe::telemetry::{AggregateQuery, MinuteRow};
+use crate::observe::telemetry::{AggregateQuery, ObserveError};
 use crate::ports::{AuditLog, Control, OutcomeHistory, RemediationModel, RunStore, WpkStore};
 use crate::spec::Graph;
 use crate::state::{Approval, RunRequest, RunState, RunStatus};
 use crate::wpk::{StandingApproval, StoredWpk, Wpk, parse};
 
-const T: &str = "acme";
+const TENANT: &str = "acme";
+
+fn tenant() -> TenantId {
+    TenantId::from_record(TENANT).unwrap()
+}
 const RES: &str = "deployment/payments";
 
 struct NoAggregates;
 impl AggregateQuery for NoAggregates {
-    async fn by_source(&self, _: &str, _: &str, _: i64) -> Result<Vec<MinuteRow>, String> {
+    async fn by_source(&self, _: &TenantId, _: &str, _: i64) -> Result<Vec<AggregateRow>, ObserveError> {
         Ok(vec![])
     }
 }
 
 /// Outcome history, plus a trained model when a test installs one.
 #[derive(Default)]
-struct TestModel(Option<Arc<ModelArtifact>>);
+struct TestModel(Option<Model>);
 impl RemediationModel for TestModel {
     fn score(&self, signal: &str, wpk_id: &str, history: &BTreeMap<String, (u32, u32)>) -> f64 {
         OutcomeHistory.score(signal, wpk_id, history)
     }
-    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
-        self.0.clone().filter(|m| m.tenant == tenant)
+    async fn champion(&self, tenant: &TenantId) -> Option<Model> {
+        self.0.clone().filter(|m| m.tenant == *tenant)
     }
 }
 
@@ -50,20 +54,18 @@ type TestAgent = Agent<Arc<Memory>, Adapters<Arc<Memory>, Arc<Memory>>, Observer
 struct World {
     mem: Arc<Memory>,
     agent: TestAgent,
-    key: EcdsaKeyPair,
+    key: LocalKey,
 }
 
 fn world_with(graph: Graph) -> World {
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new()).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    let spki = key.public_key().as_der().unwrap().as_ref().to_vec();
+    let key = LocalKey::generate("test-key").unwrap();
     let mem = Arc::new(Memory::default());
     let agent = Agent {
         store: Arc::clone(&mem),
         actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
         observer: Observers { telemetry: None, prometheus: None },
         model: TestModel::default(),
-        keys: TrustedKeys::from_public_keys([("test-key".to_owned(), spki)]),
+        keys: key.trusted(),
         graph,
         default_adapter: "sim".into(),
     };
@@ -77,9 +79,9 @@ fn world() -> World {
 impl World {
     async fn register(&self, doc: Value) -> StoredWpk {
         let wpk: Wpk = parse(&doc.to_string(), false).unwrap();
-        let der = self.key.sign(&SystemRandom::new(), &wpk.canonical_bytes()).unwrap().as_ref().to_vec();
-        let stored = StoredWpk::signed(&wpk, &Signature { der, key_id: "test-key".into() }, "admin", "now");
-        self.mem.put_wpk(T, &stored).await.unwrap();
+        let signature = self.key.sign(&wpk.canonical_bytes()).unwrap();
+        let stored = StoredWpk::signed(&wpk, &signature, "admin", "now");
+        self.mem.put_wpk(&tenant(), &stored).await.unwrap();
         stored
     }
 
@@ -92,7 +94,7 @@ impl World {
             previous_version: Some("v1".into()),
             restarts: 0,
         };
-        self.mem.put(T, RES, &r).await.unwrap();
+        self.mem.put(&tenant(), RES, &r).await.unwrap();
     }
 
     /// An unhealthy deployment and two manual WPKs for `deployment_unhealthy`: restart, scale-up.
@@ -106,12 +108,12 @@ impl World {
     }
 
     async fn sim(&self) -> SimResource {
-        self.mem.get(T, RES).await.unwrap().unwrap()
+        self.mem.get(&tenant(), RES).await.unwrap().unwrap()
     }
 
     async fn start(&self, signal: &str, dry_run: bool) -> RunState {
         let req = RunRequest { signal: signal.into(), resource: RES.into(), telemetry: None, dry_run };
-        let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), T.into(), "olivia".into(), req, "now".into());
+        let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), tenant(), "olivia".into(), req, "now".into());
         self.mem.create_run(&s).await.unwrap();
         self.agent.advance(&mut s).await.unwrap();
         s
@@ -125,7 +127,7 @@ impl World {
             at: "now".into(),
             standing: false,
         };
-        let mut s = self.mem.approve(T, &s.run_id, &a).await.unwrap();
+        let mut s = self.mem.approve(&tenant(), &s.run_id, &a).await.unwrap();
         self.agent.advance(&mut s).await.unwrap();
         s
     }
@@ -158,7 +160,7 @@ async fn manual_path_waits_for_approval_then_acts_verifies_and_audits() {
     assert!(w.sim().await.healthy);
     assert_eq!(w.sim().await.restarts, 1);
 
-    let chain = w.mem.records(T).await.unwrap();
+    let chain = w.mem.records(&tenant()).await.unwrap();
     assert_eq!(chain.len(), 1);
     let r = &chain[0];
     assert_eq!(
@@ -171,7 +173,7 @@ async fn manual_path_waits_for_approval_then_acts_verifies_and_audits() {
     assert_eq!(r.prev_hash, GENESIS);
     assert_eq!(verify_chain(&chain), Ok(()));
 
-    let steps = w.mem.checkpoints(T, &s.run_id).await.unwrap();
+    let steps = w.mem.checkpoints(&tenant(), &s.run_id).await.unwrap();
     let nodes: Vec<_> = steps.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(nodes, ["observe", "decide", "plan", "gate", "gate", "act", "verify", "record"]);
     assert!(steps.iter().all(|c| c.graph_version == w.agent.graph.version && c.state_digest.len() == 64));
@@ -205,7 +207,7 @@ async fn a_tampered_wpk_fails_the_run_and_nothing_acts() {
     assert_eq!(s.status, RunStatus::Failed);
     assert!(s.outcome.as_ref().unwrap().reason.contains("signature verification failed"), "{:?}", s.outcome);
     assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
-    assert!(w.mem.records(T).await.unwrap().is_empty());
+    assert!(w.mem.records(&tenant()).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -238,12 +240,12 @@ async fn auto_with_a_standing_approval_and_a_passed_dry_run_acts_unattended() {
         justification: "approved for night shifts".into(),
         at: "now".into(),
     };
-    w.mem.set_standing_approval(T, "restart-unhealthy", 1, &standing).await.unwrap();
+    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &standing).await.unwrap();
     let s = w.start("deployment_unhealthy", false).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
     let a = s.approval.unwrap();
     assert!(a.standing);
-    assert_eq!(w.mem.records(T).await.unwrap()[0].entry.approver, "carol");
+    assert_eq!(w.mem.records(&tenant()).await.unwrap()[0].entry.approver, "carol");
 }
 
 #[tokio::test]
@@ -254,7 +256,7 @@ async fn a_standing_approval_does_not_cover_a_wpk_that_skips_its_dry_run() {
     doc["safety"]["dry_run"] = json!(false);
     w.register(doc).await;
     let standing = StandingApproval { approver: "carol".into(), justification: "j".into(), at: "now".into() };
-    w.mem.set_standing_approval(T, "restart-unhealthy", 1, &standing).await.unwrap();
+    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &standing).await.unwrap();
     let s = w.start("deployment_unhealthy", false).await;
     assert_eq!(s.status, RunStatus::AwaitingApproval);
 }
@@ -277,7 +279,7 @@ async fn a_resumed_run_never_repeats_an_act() {
     assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1, "the side effect ran once");
     assert_eq!(w.sim().await.restarts, 1);
     assert!(again.receipts[0].reused);
-    assert_eq!(w.mem.records(T).await.unwrap().len(), 1, "one audit record per run, even when resumed");
+    assert_eq!(w.mem.records(&tenant()).await.unwrap().len(), 1, "one audit record per run, even when resumed");
 }
 
 #[tokio::test]
@@ -286,13 +288,13 @@ async fn the_kill_switch_stops_acts() {
     w.deployment(false).await;
     w.register(restart_wpk("manual")).await;
     let s = w.start("deployment_unhealthy", false).await;
-    w.mem.set_halted(T, Some("incident 77 freeze")).await.unwrap();
+    w.mem.set_halted(&tenant(), Some("incident 77 freeze")).await.unwrap();
     let s = w.approve(&s, "bob").await;
     assert_eq!(s.status, RunStatus::Aborted);
     assert!(s.outcome.unwrap().reason.contains("incident 77 freeze"));
     assert!(!w.sim().await.healthy);
-    w.mem.set_halted(T, None).await.unwrap();
-    assert_eq!(w.mem.halted(T).await.unwrap(), None);
+    w.mem.set_halted(&tenant(), None).await.unwrap();
+    assert_eq!(w.mem.halted(&tenant()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -327,7 +329,7 @@ async fn a_plan_whose_resource_changed_is_replanned_not_executed() {
     let old_sha = s.plan.as_ref().unwrap().sha256.clone();
     let mut changed = w.sim().await;
     changed.replicas = 7;
-    w.mem.put(T, RES, &changed).await.unwrap();
+    w.mem.put(&tenant(), RES, &changed).await.unwrap();
     let s = w.approve(&s, "bob").await;
     assert_eq!(s.status, RunStatus::AwaitingApproval);
     assert_ne!(s.plan.as_ref().unwrap().sha256, old_sha);
@@ -361,8 +363,8 @@ async fn past_outcomes_rank_the_candidates() {
     let w = world();
     w.two_candidates().await;
     for _ in 0..3 {
-        w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", false).await.unwrap();
-        w.mem.record_outcome(T, "deployment_unhealthy", "scale-up", true).await.unwrap();
+        w.mem.record_outcome(&tenant(), "deployment_unhealthy", "restart-unhealthy", false).await.unwrap();
+        w.mem.record_outcome(&tenant(), "deployment_unhealthy", "scale-up", true).await.unwrap();
     }
     let s = w.start("deployment_unhealthy", false).await;
     let d = s.decision.unwrap();
@@ -376,15 +378,15 @@ async fn a_trained_model_ranks_the_candidates_where_it_has_learned() {
     let mut w = world();
     w.two_candidates().await;
     // History alone prefers restart; the champion learned that scale-up fixes this signal.
-    w.mem.record_outcome(T, "deployment_unhealthy", "restart-unhealthy", true).await.unwrap();
+    w.mem.record_outcome(&tenant(), "deployment_unhealthy", "restart-unhealthy", true).await.unwrap();
     let arms = BTreeMap::from([
         ("scale-up".to_owned(), Arm { successes: 8, failures: 0 }),
         ("restart-unhealthy".to_owned(), Arm { successes: 1, failures: 7 }),
     ]);
-    w.agent.model = TestModel(Some(Arc::new(ModelArtifact {
+    let artifact = ModelArtifact {
         schema: 1,
         model_id: "m-0123456789abcdef0123".into(),
-        tenant: T.into(),
+        tenant: tenant(),
         created_at: "now".into(),
         code_version: "test".into(),
         data_digest: "d".into(),
@@ -399,7 +401,11 @@ async fn a_trained_model_ranks_the_candidates_where_it_has_learned() {
         detector: DetectorModel { base: Default::default(), series: BTreeMap::new() },
         remediation: BTreeMap::from([("deployment_unhealthy".to_owned(), arms)]),
         metrics: Metrics::default(),
-    })));
+    };
+    // Signed and verified, as the champion cache hands models out.
+    let (doc, manifest, bytes) = StoredModel::prepare(&artifact).unwrap();
+    let stored = StoredModel::assemble(doc, manifest, &bytes, w.key.sign(&bytes).unwrap());
+    w.agent.model = TestModel(Some(Arc::new(stored.verify(&w.key.trusted()).unwrap())));
     let s = w.start("deployment_unhealthy", false).await;
     let d = s.decision.unwrap();
     assert_eq!(d.wpk_id, "scale-up");

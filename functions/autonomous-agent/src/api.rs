@@ -3,7 +3,8 @@
 //! answers 404.
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use naksha_core::auth::{Principal, Role, Verifier};
+use naksha_contracts::audit::{AuditRecord, verify_chain};
+use naksha_core::auth::{Principal, READERS, Role, Verifier};
 use naksha_core::http::{self, json};
 use naksha_core::privacy::PiiKey;
 use naksha_core::problem::{FieldError, Problem};
@@ -12,12 +13,10 @@ use serde_json::{Map, Value, json};
 
 use crate::act::sim::{SimResource, SimStore};
 use crate::agent::now;
-use crate::audit::verify_chain;
 use crate::ports::{AuditLog, Control, RunQueue, RunStore, StoreError, WpkStore};
 use crate::state::{Approval, RunRequest, RunState, RunStatus};
 use crate::wpk::{self, Mode, StandingApproval, StoredWpk, latest_versions};
 
-const READERS: &[Role] = &[Role::Operator, Role::Approver, Role::Admin];
 /// Largest telemetry attached to a run request.
 const MAX_TELEMETRY_BYTES: usize = 64 * 1024;
 
@@ -113,9 +112,9 @@ pub async fn start_run<S: RunStore, Q: RunQueue>(
         dry_run: body.get("dry_run").and_then(Value::as_bool).unwrap_or(false),
     };
     let run_id = uuid::Uuid::now_v7().to_string();
-    let mut state = RunState::new(run_id.clone(), p.tenant.as_str().to_owned(), p.subject.clone(), request, now());
+    let mut state = RunState::new(run_id.clone(), p.tenant.clone(), p.subject.clone(), request, now());
     store.create_run(&state).await.map_err(|e| store_problem(e, "run"))?;
-    if let Err(e) = queue.enqueue(p.tenant.as_str(), &resource, &run_id).await {
+    if let Err(e) = queue.enqueue(&p.tenant, &resource, &run_id).await {
         state.conclude(RunStatus::Failed, "the run could not be queued");
         state.status = RunStatus::Failed;
         let _ = store.save_run(&state).await;
@@ -125,7 +124,7 @@ pub async fn start_run<S: RunStore, Q: RunQueue>(
 }
 
 /// The API view of a run.
-pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[crate::audit::AuditRecord]) -> Value {
+pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[AuditRecord]) -> Value {
     json!({
         "run_id": state.run_id,
         "status": state.status,
@@ -163,14 +162,14 @@ pub async fn run_status<S: RunStore + AuditLog>(
     p.require_any(READERS)?;
     let id = run_id_param(&req)?;
     let state = store
-        .load_run(p.tenant.as_str(), &id)
+        .load_run(&p.tenant, &id)
         .await
         .map_err(|e| store_problem(e, "run"))?
         .ok_or_else(|| Problem::not_found("no run with that id"))?;
-    let steps = store.checkpoints(p.tenant.as_str(), &id).await.map_err(|e| store_problem(e, "run"))?;
+    let steps = store.checkpoints(&p.tenant, &id).await.map_err(|e| store_problem(e, "run"))?;
     let audit = match state.audit_seq {
         Some(seq) => store
-            .records(p.tenant.as_str())
+            .records(&p.tenant)
             .await
             .map_err(|e| store_problem(e, "audit"))?
             .into_iter()
@@ -216,12 +215,12 @@ pub async fn approve<S: RunStore, Q: RunQueue>(
     }
     let approval =
         Approval { approver: p.subject.clone(), justification, plan_sha256: sha, at: now(), standing: false };
-    let state = match store.approve(p.tenant.as_str(), &id, &approval).await {
+    let state = match store.approve(&p.tenant, &id, &approval).await {
         Ok(s) => s,
         Err(StoreError::Conflict) => return Err(conflict(store, &p, &id).await),
         Err(e) => return Err(store_problem(e, "run")),
     };
-    queue.enqueue(p.tenant.as_str(), &state.request.resource, &id).await.map_err(|e| {
+    queue.enqueue(&p.tenant, &state.request.resource, &id).await.map_err(|e| {
         Problem::unavailable("approved, but the run could not be queued to resume; approve again to retry")
             .with_internal(e)
     })?;
@@ -229,7 +228,7 @@ pub async fn approve<S: RunStore, Q: RunQueue>(
 }
 
 async fn conflict<S: RunStore>(store: &S, p: &Principal, id: &str) -> Problem {
-    match store.load_run(p.tenant.as_str(), id).await {
+    match store.load_run(&p.tenant, id).await {
         Ok(Some(s)) if s.status == RunStatus::AwaitingApproval => Problem::conflict(
             "plan_sha256 is not the plan awaiting approval; read the run again and approve its current plan",
         )
@@ -254,7 +253,7 @@ pub async fn reject<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -
     }
     let rejection =
         Approval { approver: p.subject.clone(), justification, plan_sha256: String::new(), at: now(), standing: false };
-    match store.reject(p.tenant.as_str(), &id, &rejection).await {
+    match store.reject(&p.tenant, &id, &rejection).await {
         Ok(s) => json(202, &json!({"run_id": id, "status": s.status, "rejection": rejection})),
         Err(StoreError::Conflict) => Err(conflict(store, &p, &id).await),
         Err(e) => Err(store_problem(e, "run")),
@@ -277,7 +276,7 @@ pub async fn set_halt<S: Control>(
         return Err(Problem::invalid_fields(vec![FieldError::new("/reason", "at most 500 characters")]));
     }
     let stored = halt.then(|| format!("{} by {}", reason.unwrap_or_else(|| "halted".into()), p.subject));
-    store.set_halted(p.tenant.as_str(), stored.as_deref()).await.map_err(|e| store_problem(e, "control"))?;
+    store.set_halted(&p.tenant, stored.as_deref()).await.map_err(|e| store_problem(e, "control"))?;
     json(200, &json!({"halted": halt, "reason": stored}))
 }
 
@@ -286,7 +285,7 @@ pub async fn audit<S: AuditLog>(verifier: &Verifier, store: &S, req: Request) ->
     method(&req, "GET")?;
     let p = verifier.authenticate(req.headers()).await?;
     p.require_any(READERS)?;
-    let records = store.records(p.tenant.as_str()).await.map_err(|e| store_problem(e, "audit"))?;
+    let records = store.records(&p.tenant).await.map_err(|e| store_problem(e, "audit"))?;
     let verify =
         req.query_string_parameters_ref().and_then(|q| q.first("verify")).is_some_and(|v| v == "true" || v == "1");
     let mut doc = json!({"records": records, "count": records.len()});
@@ -321,7 +320,7 @@ pub async fn register_wpk<S: WpkStore>(
     let yaml = content_type.contains("yaml") || (!content_type.contains("json") && !text.trim_start().starts_with('{'));
     let doc = wpk::parse(text, yaml).map_err(Problem::invalid_fields)?;
     let canonical = doc.canonical_bytes();
-    let tenant = p.tenant.as_str();
+    let tenant = &p.tenant;
     if store.get_wpk(tenant, &doc.id, doc.version).await.map_err(|e| store_problem(e, "WPK"))?.is_some() {
         return Err(Problem::conflict(format!(
             "WPK {} v{} already exists; versions are immutable, register v{}",
@@ -368,7 +367,7 @@ pub async fn list_wpks<S: WpkStore>(verifier: &Verifier, store: &S, req: Request
     method(&req, "GET")?;
     let p = verifier.authenticate(req.headers()).await?;
     p.require_any(READERS)?;
-    let all = store.list_wpks(p.tenant.as_str()).await.map_err(|e| store_problem(e, "WPK"))?;
+    let all = store.list_wpks(&p.tenant).await.map_err(|e| store_problem(e, "WPK"))?;
     let latest: Vec<Value> = latest_versions(all).iter().map(wpk_view).collect();
     json(200, &json!({"wpks": latest}))
 }
@@ -380,7 +379,7 @@ pub async fn get_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) 
     p.require_any(READERS)?;
     let id = http::path_param(&req, "id")?;
     let mut versions: Vec<StoredWpk> = store
-        .list_wpks(p.tenant.as_str())
+        .list_wpks(&p.tenant)
         .await
         .map_err(|e| store_problem(e, "WPK"))?
         .into_iter()
@@ -420,7 +419,7 @@ pub async fn promote_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Reque
     }
     let version = version.unwrap_or_default();
     let w = store
-        .get_wpk(p.tenant.as_str(), &id, version)
+        .get_wpk(&p.tenant, &id, version)
         .await
         .map_err(|e| store_problem(e, "WPK"))?
         .ok_or_else(|| Problem::not_found("no WPK with that id and version"))?;
@@ -430,10 +429,7 @@ pub async fn promote_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Reque
         ));
     }
     let standing = StandingApproval { approver: p.subject.clone(), justification, at: now() };
-    store
-        .set_standing_approval(p.tenant.as_str(), &id, version, &standing)
-        .await
-        .map_err(|e| store_problem(e, "WPK"))?;
+    store.set_standing_approval(&p.tenant, &id, version, &standing).await.map_err(|e| store_problem(e, "WPK"))?;
     json(200, &json!({"id": id, "version": version, "standing_approval": standing}))
 }
 
@@ -449,7 +445,7 @@ pub async fn put_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) ->
     let resource = sim_resource_param(&req)?;
     let body: Value = http::json_body(&req)?;
     let r = SimResource::parse(&body).map_err(Problem::invalid_fields)?;
-    sim.put(p.tenant.as_str(), &resource, &r)
+    sim.put(&p.tenant, &resource, &r)
         .await
         .map_err(|e| Problem::unavailable("the simulated cluster is unavailable").with_internal(e))?;
     json(200, &json!({"resource": resource, "state": r}))
@@ -461,7 +457,7 @@ pub async fn get_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) ->
     let p = verifier.authorize(req.headers(), Role::Admin).await?;
     let resource = sim_resource_param(&req)?;
     let r = sim
-        .get(p.tenant.as_str(), &resource)
+        .get(&p.tenant, &resource)
         .await
         .map_err(|e| Problem::unavailable("the simulated cluster is unavailable").with_internal(e))?
         .ok_or_else(|| Problem::not_found("no such resource"))?;

@@ -5,14 +5,15 @@
 //! - [`spec`]: `agentspec.yaml` — nodes and conditional edges, checked at load.
 //! - [`state`]: the typed state a run carries; [`agent`]: the nodes and the step loop.
 //! - [`act`]: the `sim` and `k8s` adapters; [`observe`]: the `telemetry` and `prometheus` plugins.
-//! - [`audit`]: the hash-chained audit log.
 //! - [`ports`]: the traits the agent needs; [`store`]: DynamoDB/Kinesis; [`memory`]: for tests.
-//! - [`api`] and [`worker`]: the HTTP routes and the run worker, wired in `src/bin/*.rs`.
+//! - [`api`] and [`worker`]: the HTTP routes and the run worker; [`wiring`]: each Lambda's
+//!   state, built once per cold start; `src/bin/*.rs` runs them.
+//!
+//! The audit chain's records are naksha-contracts' `audit` (the policy learner reads them too).
 
 pub mod act;
 pub mod agent;
 pub mod api;
-pub mod audit;
 pub mod memory;
 pub mod observe;
 pub mod ports;

@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 
-use naksha_core::model::{ChampionCache, ModelArtifact};
-
+use naksha_contracts::TenantId;
+use naksha_contracts::audit::{AuditEntry, AuditRecord};
+use naksha_core::models::{ChampionCache, Model};
 use serde_json::Value;
 
-use crate::audit::{AuditEntry, AuditRecord};
 use crate::state::{Approval, RunState};
 use crate::wpk::{StandingApproval, StoredWpk};
 
@@ -23,6 +22,34 @@ pub enum StoreError {
     Conflict,
     #[error("{0}")]
     Failed(String),
+}
+
+impl From<naksha_core::ddb::DdbError> for StoreError {
+    fn from(e: naksha_core::ddb::DdbError) -> Self {
+        StoreError::Failed(e.0)
+    }
+}
+
+/// Why an act adapter could not describe, dry-run or carry out an action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    /// A WPK step names an adapter this deployment does not have.
+    #[error("the {0} adapter is not configured in this deployment")]
+    NotConfigured(String),
+    #[error("unknown adapter {0}")]
+    UnknownAdapter(String),
+    /// The action cannot be carried out on the resource as it is.
+    #[error("{0}")]
+    Refused(String),
+    /// The system acted on, or the receipts of its acts, could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ActError {
+    fn from(e: StoreError) -> Self {
+        ActError::Unavailable(e.to_string())
+    }
 }
 
 /// One executed graph step, as checkpointed.
@@ -44,8 +71,11 @@ pub struct Checkpoint {
 pub trait RunStore: Send + Sync {
     /// Record a new run (fails with `Exists` for a duplicate id).
     fn create_run(&self, state: &RunState) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn load_run(&self, tenant: &str, run_id: &str)
-    -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send;
+    fn load_run(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<RunState>, StoreError>> + Send;
     /// Persist the state after a step, with its checkpoint.
     fn save_step(
         &self,
@@ -56,20 +86,20 @@ pub trait RunStore: Send + Sync {
     fn save_run(&self, state: &RunState) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn checkpoints(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         run_id: &str,
     ) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
     /// Record an approval if the run is awaiting one for exactly this plan (`Conflict` otherwise).
     fn approve(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         run_id: &str,
         approval: &Approval,
     ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
     /// Record a rejection if the run is awaiting approval (`Conflict` otherwise).
     fn reject(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         run_id: &str,
         rejection: &Approval,
     ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
@@ -77,18 +107,18 @@ pub trait RunStore: Send + Sync {
 
 pub trait WpkStore: Send + Sync {
     /// Store a version; versions are immutable (`Exists` when it is already there).
-    fn put_wpk(&self, tenant: &str, wpk: &StoredWpk) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_wpk(&self, tenant: &TenantId, wpk: &StoredWpk) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get_wpk(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         version: u32,
     ) -> impl Future<Output = Result<Option<StoredWpk>, StoreError>> + Send;
     /// Every version of every WPK of the tenant.
-    fn list_wpks(&self, tenant: &str) -> impl Future<Output = Result<Vec<StoredWpk>, StoreError>> + Send;
+    fn list_wpks(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<StoredWpk>, StoreError>> + Send;
     fn set_standing_approval(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         id: &str,
         version: u32,
         approval: &StandingApproval,
@@ -97,19 +127,27 @@ pub trait WpkStore: Send + Sync {
 
 pub trait AuditLog: Send + Sync {
     /// Append atomically after the current head.
-    fn append(&self, tenant: &str, entry: AuditEntry) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
+    fn append(
+        &self,
+        tenant: &TenantId,
+        entry: AuditEntry,
+    ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
     /// The tenant's chain, sorted by sequence number.
-    fn records(&self, tenant: &str) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+    fn records(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
 }
 
 /// Kill switch, rate limits, run history and act receipts.
 pub trait Control: Send + Sync {
-    fn halted(&self, tenant: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-    fn set_halted(&self, tenant: &str, reason: Option<&str>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn halted(&self, tenant: &TenantId) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn set_halted(
+        &self,
+        tenant: &TenantId,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// How many runs acted on `resource` with `wpk` in the hour `hour` (epoch hours).
     fn runs_in_hour(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         resource: &str,
         wpk: &str,
         hour: i64,
@@ -117,7 +155,7 @@ pub trait Control: Send + Sync {
     /// Take one slot of the hourly limit; `false` when the limit is reached.
     fn take_slot(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         resource: &str,
         wpk: &str,
         hour: i64,
@@ -126,12 +164,12 @@ pub trait Control: Send + Sync {
     /// Success/failure counts per WPK for a signal (the decide step's history).
     fn outcome_stats(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         signal: &str,
     ) -> impl Future<Output = Result<BTreeMap<String, (u32, u32)>, StoreError>> + Send;
     fn record_outcome(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         signal: &str,
         wpk: &str,
         ok: bool,
@@ -143,30 +181,30 @@ pub trait Actuator: Send + Sync {
     /// The resource's current state; `None` when it does not exist.
     fn describe(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         adapter: &str,
         target: &str,
-    ) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<Value>, ActError>> + Send;
     /// What the action would change, without changing anything.
     fn dry_run(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         adapter: &str,
         action: &str,
         target: &str,
         args: &serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<Value, String>> + Send;
+    ) -> impl Future<Output = Result<Value, ActError>> + Send;
     /// Carry out the action at most once per idempotency key; a repeat returns the stored
     /// receipt with `reused = true`.
     fn execute(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         adapter: &str,
         action: &str,
         target: &str,
         args: &serde_json::Map<String, Value>,
         idempotency_key: &str,
-    ) -> impl Future<Output = Result<(Value, bool), String>> + Send;
+    ) -> impl Future<Output = Result<(Value, bool), ActError>> + Send;
 }
 
 /// Observe plugins.
@@ -174,7 +212,7 @@ pub trait Observer: Send + Sync {
     /// Plugin name → what it saw about `resource`.
     fn observe(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         resource: &str,
         config: &Value,
     ) -> impl Future<Output = BTreeMap<String, Value>> + Send;
@@ -187,7 +225,7 @@ pub trait RemediationModel: Send + Sync {
 
     /// The tenant's trained model (D.3), verified before use. Where it has learned how likely a
     /// WPK is to fix a signal, that probability ranks the WPK; elsewhere `score` does.
-    fn champion(&self, _tenant: &str) -> impl Future<Output = Option<Arc<ModelArtifact>>> + Send {
+    fn champion(&self, _tenant: &TenantId) -> impl Future<Output = Option<Model>> + Send {
         async { None }
     }
 }
@@ -201,7 +239,7 @@ impl RemediationModel for Learned {
         OutcomeHistory.score(signal, wpk_id, history)
     }
 
-    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
+    async fn champion(&self, tenant: &TenantId) -> Option<Model> {
         self.0.get(tenant).await
     }
 }
@@ -221,7 +259,7 @@ impl RemediationModel for OutcomeHistory {
 pub trait RunQueue: Send + Sync {
     fn enqueue(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         resource: &str,
         run_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -4,8 +4,8 @@
 mod tests {
     use aws_lambda_events::event::kinesis::KinesisEvent;
 
-    use crate::store::RunMessage;
     use crate::wpk::{Mode, parse};
+    use naksha_contracts::runs::RunMessage;
 
     fn read(rel: &str) -> String {
         std::fs::read_to_string(format!("{}/../../events/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -25,7 +25,7 @@ mod tests {
     fn the_sample_worker_event_carries_a_run_message() {
         let event: KinesisEvent = serde_json::from_str(&read("agent-worker.json")).unwrap();
         let msg: RunMessage = serde_json::from_slice(&event.records[0].kinesis.data.0).unwrap();
-        assert_eq!(msg.tenant, "acme");
+        assert_eq!(msg.tenant.as_str(), "acme");
     }
 
     #[test]

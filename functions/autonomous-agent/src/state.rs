@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use naksha_core::signing::{canonical_json, sha256_hex};
+use naksha_contracts::TenantId;
+use naksha_contracts::runs::RunOutcome;
+use naksha_contracts::signing::{canonical_json, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -154,7 +156,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub run_id: String,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub requested_by: String,
     pub request: RunRequest,
     pub status: RunStatus,
@@ -188,7 +190,7 @@ pub struct RunState {
 }
 
 impl RunState {
-    pub fn new(run_id: String, tenant: String, requested_by: String, request: RunRequest, now: String) -> Self {
+    pub fn new(run_id: String, tenant: TenantId, requested_by: String, request: RunRequest, now: String) -> Self {
         Self {
             run_id,
             tenant,
@@ -219,6 +221,27 @@ impl RunState {
         }
     }
 
+    /// What the trainer learns from this run: only a run that acted (it has an audit record)
+    /// and then ended in success or failure.
+    pub fn training_outcome(&self) -> Option<RunOutcome> {
+        let audit_seq = self.audit_seq?;
+        let succeeded = match self.status {
+            RunStatus::Succeeded => true,
+            RunStatus::Failed => false,
+            _ => return None,
+        };
+        let decision = self.decision.as_ref()?;
+        Some(RunOutcome {
+            run_id: self.run_id.clone(),
+            signal: self.request.signal.clone(),
+            wpk_id: decision.wpk_id.clone(),
+            wpk_version: decision.version,
+            succeeded,
+            audit_seq,
+            finished_at: self.updated_at.clone(),
+        })
+    }
+
     /// sha256 of the state, recorded with each checkpoint.
     pub fn digest(&self) -> String {
         sha256_hex(&canonical_json(&serde_json::to_value(self).unwrap_or(Value::Null)))
@@ -246,6 +269,38 @@ mod tests {
         let mut other = action.clone();
         other.args.insert("replicas".into(), json!(3));
         assert_ne!(base, Plan::digest(("w", 1, "abc"), &[other], "before"));
+    }
+
+    #[test]
+    fn only_runs_that_acted_and_ended_teach_the_trainer() {
+        let req = RunRequest {
+            signal: "anomaly.cpu".into(),
+            resource: "deployment/a".into(),
+            telemetry: None,
+            dry_run: false,
+        };
+        let mut st = RunState::new("r1".into(), TenantId::from_record("acme").unwrap(), "u".into(), req, "t0".into());
+        st.decision = Some(Decision {
+            wpk_id: "shed".into(),
+            version: 2,
+            sha256: "x".into(),
+            score: 0.5,
+            candidates: vec![],
+            model_id: None,
+        });
+        st.status = RunStatus::Succeeded;
+        assert_eq!(st.training_outcome(), None, "never acted: nothing to learn");
+        st.audit_seq = Some(4);
+        st.updated_at = "t1".into();
+        let o = st.training_outcome().unwrap();
+        assert_eq!(
+            (o.wpk_id.as_str(), o.wpk_version, o.succeeded, o.audit_seq, o.finished_at.as_str()),
+            ("shed", 2, true, 4, "t1")
+        );
+        st.status = RunStatus::Failed;
+        assert!(!st.training_outcome().unwrap().succeeded);
+        st.status = RunStatus::Rejected;
+        assert_eq!(st.training_outcome(), None);
     }
 
     #[test]

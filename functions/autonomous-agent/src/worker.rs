@@ -8,7 +8,7 @@ use crate::ports::{Actuator, Observer, RemediationModel};
 use crate::ports::{RunStore, StoreError};
 use crate::state::RunStatus;
 use crate::state::{RunRequest, RunState};
-use crate::store::RunMessage;
+use naksha_contracts::runs::RunMessage;
 
 /// Process messages in order. A message for an unknown or already concluded run, or one
 /// awaiting approval, is a duplicate and is skipped; a store failure is reported so the batch
@@ -23,7 +23,7 @@ where
     let mut response = KinesisEventResponse::default();
     for record in &event.records {
         let seq = &record.kinesis.sequence_number;
-        let Ok(msg) = serde_json::from_slice::<RunMessage>(&record.kinesis.data.0) else {
+        let Ok(msg) = RunMessage::decode(&record.kinesis.data.0) else {
             tracing::warn!(seq = %seq, "undecodable run message skipped");
             continue;
         };
@@ -74,10 +74,6 @@ where
 /// redelivered message finds the run instead of creating a second one.
 async fn create_from_signal<S: RunStore>(store: &S, msg: &RunMessage) -> Result<Option<RunState>, StoreError> {
     let Some(start) = &msg.start else { return Ok(None) };
-    if naksha_core::auth::TenantId::from_internal_record(&msg.tenant).is_none() {
-        tracing::warn!(run_id = %msg.run_id, "run message with an invalid tenant skipped");
-        return Ok(None);
-    }
     let request = RunRequest {
         signal: start.signal.clone(),
         resource: start.resource.clone(),
@@ -101,32 +97,38 @@ mod tests {
 
     use aws_lambda_events::encodings::Base64Data;
     use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-    use naksha_core::runs::RunStart;
-    use naksha_core::signing::TrustedKeys;
+    use naksha_contracts::TenantId;
+    use naksha_contracts::runs::RunStart;
+    use naksha_contracts::signing::TrustedKeys;
 
     use super::*;
     use crate::act::Adapters;
     use crate::act::sim::SimAdapter;
     use crate::memory::Memory;
     use crate::observe::Observers;
-    use crate::observe::telemetry::{AggregateQuery, MinuteRow};
+    use crate::observe::telemetry::{AggregateQuery, ObserveError};
     use crate::ports::OutcomeHistory;
     use crate::spec::Graph;
     use crate::state::RunStatus;
+    use naksha_contracts::telemetry::AggregateRow;
 
     struct NoAggregates;
     impl AggregateQuery for NoAggregates {
-        async fn by_source(&self, _: &str, _: &str, _: i64) -> Result<Vec<MinuteRow>, String> {
+        async fn by_source(&self, _: &TenantId, _: &str, _: i64) -> Result<Vec<AggregateRow>, ObserveError> {
             Ok(vec![])
         }
     }
 
     fn event(msgs: &[RunMessage]) -> KinesisEvent {
+        raw_event(&msgs.iter().map(|m| serde_json::to_vec(m).unwrap()).collect::<Vec<_>>())
+    }
+
+    fn raw_event(datas: &[Vec<u8>]) -> KinesisEvent {
         let mut e = KinesisEvent::default();
-        for (i, m) in msgs.iter().enumerate() {
+        for (i, d) in datas.iter().enumerate() {
             let mut r = KinesisEventRecord::default();
             let mut data = Base64Data::default();
-            data.extend_from_slice(&serde_json::to_vec(m).unwrap());
+            data.extend_from_slice(d);
             r.kinesis.data = data;
             r.kinesis.sequence_number = (i + 1).to_string();
             e.records.push(r);
@@ -151,7 +153,7 @@ mod tests {
             default_adapter: "sim".into(),
         };
         let msg = RunMessage {
-            tenant: "acme".into(),
+            tenant: TenantId::from_record("acme").unwrap(),
             run_id: "run-from-signal".into(),
             start: Some(RunStart {
                 signal: "anomaly.error_rate".into(),
@@ -168,8 +170,10 @@ mod tests {
         assert_eq!((run.requested_by.as_str(), run.request.signal.as_str()), ("detector", "anomaly.error_rate"));
         // No WPK handles the signal: the run is refused with the reason, which is still a record.
         assert_eq!(run.status, RunStatus::Rejected);
-        let bad = RunMessage { tenant: "ACME#x".into(), ..msg };
-        handle(&agent, &event(&[bad])).await;
+        let mut bad = serde_json::to_value(&msg).unwrap();
+        bad["tenant"] = "ACME#x".into();
+        bad["run_id"] = "another-run".into();
+        handle(&agent, &raw_event(&[serde_json::to_vec(&bad).unwrap()])).await;
         assert_eq!(mem.runs.lock().unwrap().len(), 1, "an invalid tenant creates nothing");
     }
 }

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use naksha_contracts::signing::{
+    Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical_json, sha256_hex,
+};
 use naksha_core::problem::FieldError;
-use naksha_core::signing::{Signature, SignatureError, TrustedKeys, canonical_json, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -441,13 +443,31 @@ pub enum WpkIntegrityError {
     Inconsistent(String, u32),
 }
 
-/// A WPK whose bytes and signature were verified. The agent only acts on these.
+/// A WPK whose bytes and signature were verified: the only form the agent acts on. The fields are
+/// private, so one exists only through [`StoredWpk::verify`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedWpk {
-    pub wpk: Wpk,
-    pub sha256: String,
-    pub key_id: String,
-    pub standing_approval: Option<StandingApproval>,
+    wpk: Verified<Wpk>,
+    standing_approval: Option<StandingApproval>,
+}
+
+impl SignedWpk {
+    pub fn wpk(&self) -> &Wpk {
+        &self.wpk
+    }
+
+    /// sha256 of the signed canonical bytes.
+    pub fn sha256(&self) -> &str {
+        self.wpk.sha256()
+    }
+
+    pub fn key_id(&self) -> &str {
+        self.wpk.key_id()
+    }
+
+    pub fn standing_approval(&self) -> Option<&StandingApproval> {
+        self.standing_approval.as_ref()
+    }
 }
 
 impl StoredWpk {
@@ -459,17 +479,18 @@ impl StoredWpk {
         }
         let signature = Signature::from_base64(&self.signature, &self.key_id)
             .map_err(|e| WpkIntegrityError::BadSignature(id.clone(), v, e))?;
-        keys.verify(self.doc.as_bytes(), &signature).map_err(|e| WpkIntegrityError::BadSignature(id.clone(), v, e))?;
-        let wpk: Wpk = serde_json::from_str(&self.doc).map_err(|_| WpkIntegrityError::Inconsistent(id.clone(), v))?;
-        if wpk.id != self.id || wpk.version != self.version {
-            return Err(WpkIntegrityError::Inconsistent(id, v));
-        }
-        Ok(SignedWpk {
-            wpk,
-            sha256: self.sha256.clone(),
-            key_id: self.key_id.clone(),
-            standing_approval: self.standing_approval.clone(),
+        let wpk = Verified::verify(self.doc.as_bytes(), &signature, keys, |bytes| {
+            let wpk: Wpk = serde_json::from_slice(bytes).map_err(|_| WpkIntegrityError::Inconsistent(id.clone(), v))?;
+            if wpk.id != self.id || wpk.version != self.version {
+                return Err(WpkIntegrityError::Inconsistent(id.clone(), v));
+            }
+            Ok(wpk)
         })
+        .map_err(|e| match e {
+            VerifyError::Signature(s) => WpkIntegrityError::BadSignature(id.clone(), v, s),
+            VerifyError::Content(c) => c,
+        })?;
+        Ok(SignedWpk { wpk, standing_approval: self.standing_approval.clone() })
     }
 
     /// The unverified document, for ranking and listing (never for acting).

@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use naksha_core::model::{DetectorModel, Metrics, ModelArtifact, TrainingWindow};
+use naksha_contracts::TenantId;
+use naksha_contracts::models::{DetectorModel, Metrics, ModelArtifact, TrainingWindow};
+use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, RunOutcome};
 use naksha_detector::detector::Params;
-use naksha_trainer::store::{decode_aggregate, decode_outcome};
+use naksha_trainer::store::training_source::{decode_aggregate, decode_outcome};
 use naksha_trainer::train::{SeriesData, Settings, TrainingData, train};
 
 #[global_allocator]
@@ -56,7 +58,8 @@ fn main() {
     // 1. Read: pages of 1,000 items (a DynamoDB query page of these items is ~1 MB), decoded
     //    and dropped page by page, as the worker does.
     let t0 = Instant::now();
-    let mut data = TrainingData { tenant: "acme".into(), ..Default::default() };
+    let acme = TenantId::from_record("acme").unwrap();
+    let mut data = TrainingData::new(acme.clone());
     let mut left = rows;
     for s in 0..series as u64 {
         let take = left.min(per_series);
@@ -74,29 +77,28 @@ fn main() {
                     ])
                 })
                 .collect();
-            points.extend(page.iter().filter_map(decode_aggregate));
+            points.extend(page.into_iter().filter_map(decode_aggregate));
         }
         data.series.push(SeriesData { series_id: format!("{s:032x}"), points });
     }
     for r in 0..5_000u64 {
         let minute = from + (r as i64 * per_series as i64) / 5_000;
-        let state = serde_json::json!({
-            "audit_seq": r,
-            "request": {"signal": format!("anomaly.metric_{}", r % 10)},
-            "decision": {"wpk_id": format!("wpk-{}", r % 3)},
-            "outcome": {"status": if noise(r) < 0.2 * (r % 3) as f64 - 0.1 { "succeeded" } else { "failed" }},
-        });
+        let finished_at = chrono::DateTime::from_timestamp(minute * 60, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let outcome = RunOutcome {
+            run_id: format!("run-{r}"),
+            signal: format!("anomaly.metric_{}", r % 10),
+            wpk_id: format!("wpk-{}", r % 3),
+            wpk_version: 1,
+            succeeded: noise(r) < 0.2 * (r % 3) as f64 - 0.1,
+            audit_seq: r,
+            finished_at: finished_at.clone(),
+        };
         let item = HashMap::from([
             ("run_id".to_owned(), AttributeValue::S(format!("run-{r}"))),
-            (
-                "updated_at".to_owned(),
-                AttributeValue::S(
-                    chrono::DateTime::from_timestamp(minute * 60, 0)
-                        .unwrap()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ),
-            ),
-            ("state".to_owned(), AttributeValue::S(state.to_string())),
+            ("updated_at".to_owned(), AttributeValue::S(finished_at)),
+            (OUTCOME_ATTRIBUTE.to_owned(), AttributeValue::S(serde_json::to_string(&outcome).unwrap())),
         ]);
         data.outcomes.extend(decode_outcome(&item));
     }
@@ -108,7 +110,7 @@ fn main() {
     let champion = ModelArtifact {
         schema: 1,
         model_id: "m-00000000000000000000".into(),
-        tenant: "acme".into(),
+        tenant: acme.clone(),
         created_at: "then".into(),
         code_version: "bench".into(),
         data_digest: "none".into(),

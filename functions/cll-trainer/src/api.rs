@@ -2,17 +2,17 @@
 //! Every handler verifies the caller's token and only ever sees the caller's tenant.
 
 use lambda_http::{Body, Request, Response};
-use naksha_core::auth::{Principal, Role, Verifier};
-use naksha_core::model::{CHAMPION, ModelError, ModelRegistry, StoredModel};
+use naksha_contracts::TenantId;
+use naksha_contracts::models::{CHAMPION, StoredModel, is_model_id};
+use naksha_contracts::signing::TrustedKeys;
+use naksha_core::auth::{Principal, READERS, Role, Verifier};
 use naksha_core::problem::FieldError;
-use naksha_core::signing::TrustedKeys;
 use naksha_core::{Problem, http};
 use serde_json::{Value, json};
 
-use crate::store::{JobQueue, Jobs};
-use crate::worker::{DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS, new_job, submit};
-
-const READERS: [Role; 3] = [Role::Operator, Role::Approver, Role::Admin];
+use crate::jobs::{DEFAULT_WINDOW_HOURS, Job, MAX_WINDOW_HOURS, is_job_id};
+use crate::ports::{JobQueue, JobStore, Registry, StoreError};
+use crate::worker::submit;
 
 fn method(req: &Request, expected: lambda_http::http::Method) -> Result<(), Problem> {
     if req.method() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
@@ -22,16 +22,16 @@ fn method(req: &Request, expected: lambda_http::http::Method) -> Result<(), Prob
 async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
     method(req, lambda_http::http::Method::GET)?;
     let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(&READERS)?;
+    principal.require_any(READERS)?;
     Ok(principal)
 }
 
-fn registry_unavailable(e: ModelError) -> Problem {
+fn registry_unavailable(e: StoreError) -> Problem {
     Problem::unavailable("the model registry could not be read").with_internal(e)
 }
 
 /// The champion and the earlier champions of a tenant.
-async fn champions(registry: &ModelRegistry, tenant: &str) -> Result<(Option<String>, Vec<String>), Problem> {
+async fn champions<R: Registry>(registry: &R, tenant: &TenantId) -> Result<(Option<String>, Vec<String>), Problem> {
     let alias = registry.alias(tenant, CHAMPION).await.map_err(registry_unavailable)?;
     Ok(alias.map(|a| (Some(a.model_id), a.history)).unwrap_or_default())
 }
@@ -70,10 +70,10 @@ fn window_hours(req: &Request) -> Result<u32, Problem> {
 
 /// `POST /models/train` (role admin) → 202 `{job_id, status, ...}`; the worker picks it up from
 /// the jobs stream.
-pub async fn train(
+pub async fn train<J: JobStore, Q: JobQueue>(
     verifier: &Verifier,
-    jobs: &Jobs,
-    queue: &JobQueue,
+    jobs: &J,
+    queue: &Q,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
     method(&req, lambda_http::http::Method::POST)?;
@@ -81,7 +81,7 @@ pub async fn train(
     let hours = window_hours(&req)?;
     let to_minute = chrono::Utc::now().timestamp().div_euclid(60);
     let job_id = format!("job-{}", uuid::Uuid::now_v7().simple());
-    let job = new_job(principal.tenant.as_str(), job_id, "on_demand", &principal.subject, hours, to_minute);
+    let job = Job::new(&principal.tenant, job_id, "on_demand", &principal.subject, hours, to_minute);
     submit(jobs, queue, &job).await.map_err(|e| {
         Problem::unavailable("the training job could not be queued; nothing was started").with_internal(e)
     })?;
@@ -97,20 +97,12 @@ fn id_param(req: &Request, name: &str, valid: fn(&str) -> bool, what: &str) -> R
     if valid(&id) { Ok(id) } else { Err(Problem::not_found(format!("no {what} with that id"))) }
 }
 
-fn is_job_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-}
-
-fn is_model_id(id: &str) -> bool {
-    id.len() == 22 && id.starts_with("m-") && id[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// `GET /jobs/{job_id}` (a reading role) → the job, its stage, progress and result.
-pub async fn job(verifier: &Verifier, jobs: &Jobs, req: Request) -> Result<Response<Body>, Problem> {
+pub async fn job<J: JobStore>(verifier: &Verifier, jobs: &J, req: Request) -> Result<Response<Body>, Problem> {
     let principal = reader(verifier, &req).await?;
     let id = id_param(&req, "job_id", is_job_id, "job")?;
     let job = jobs
-        .get(principal.tenant.as_str(), &id)
+        .get(&principal.tenant, &id)
         .await
         .map_err(|e| Problem::unavailable("the jobs table could not be read").with_internal(e))?
         .ok_or_else(|| Problem::not_found("no job with that id"))?;
@@ -148,14 +140,14 @@ fn summary(m: &StoredModel, keys: &TrustedKeys, champion: Option<&str>, history:
 
 /// `GET /models` (a reading role) → every version of the caller's tenant, newest first, with
 /// its status (champion, challenger, retired) and whether its signature verifies.
-pub async fn models(
+pub async fn models<R: Registry>(
     verifier: &Verifier,
-    registry: &ModelRegistry,
+    registry: &R,
     keys: &TrustedKeys,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
     let principal = reader(verifier, &req).await?;
-    let tenant = principal.tenant.as_str();
+    let tenant = &principal.tenant;
     let (champion, history) = champions(registry, tenant).await?;
     let versions = registry.list(tenant).await.map_err(registry_unavailable)?;
     let list: Vec<Value> = versions.iter().map(|m| summary(m, keys, champion.as_deref(), &history)).collect();
@@ -165,14 +157,14 @@ pub async fn models(
 /// `GET /models/{model_id}` (a reading role) → one version: summary, the signed manifest (the
 /// exact bytes that were signed), the signature (base64 DER), and the document (parsed, and as
 /// the exact canonical text the manifest's sha256 covers).
-pub async fn model(
+pub async fn model<R: Registry>(
     verifier: &Verifier,
-    registry: &ModelRegistry,
+    registry: &R,
     keys: &TrustedKeys,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
     let principal = reader(verifier, &req).await?;
-    let tenant = principal.tenant.as_str();
+    let tenant = &principal.tenant;
     let id = id_param(&req, "model_id", is_model_id, "model")?;
     let m = registry
         .get(tenant, &id)
@@ -186,18 +178,4 @@ pub async fn model(
     // The exact canonical bytes the manifest's sha256 covers, for checking without re-encoding.
     out["document_json"] = m.doc.clone().into();
     http::json(200, &out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_checked_before_any_lookup() {
-        assert!(is_job_id("job-0193a1b2c3d4") && is_job_id("sched-20261125T16"));
-        assert!(!is_job_id("") && !is_job_id("a/b") && !is_job_id(&"x".repeat(65)));
-        assert!(is_model_id("m-0123456789abcdef0123"));
-        assert!(!is_model_id("m-0123456789abcdef012") && !is_model_id("x-0123456789abcdef0123"));
-        assert!(!is_model_id("m-0123456789abcdef012g"));
-    }
 }

@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use aws_lc_rs::digest;
-use naksha_core::model::{
+use naksha_contracts::TenantId;
+use naksha_contracts::models::{
     Arm, ChampionMetrics, DetectorMetrics, DetectorModel, Metrics, ModelArtifact, RemediationMetrics, SCHEMA,
     SeriesFit, TrainingWindow, model_id,
 };
@@ -48,9 +49,9 @@ pub struct Outcome {
     pub ok: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainingData {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub series: Vec<SeriesData>,
     pub outcomes: Vec<Outcome>,
 }
@@ -99,6 +100,11 @@ pub struct Trained {
 }
 
 impl TrainingData {
+    /// No data yet, for `tenant`.
+    pub fn new(tenant: TenantId) -> Self {
+        Self { tenant, series: Vec::new(), outcomes: Vec::new() }
+    }
+
     /// Put the data in canonical order (series by id, points by minute, outcomes by time and id)
     /// and drop what cannot be used (non-finite values, repeated minutes).
     pub fn normalise(&mut self) {
@@ -119,7 +125,7 @@ impl TrainingData {
     /// SHA-256 over the canonical form of everything training reads.
     pub fn digest(&self) -> String {
         let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(self.tenant.as_bytes());
+        ctx.update(self.tenant.as_str().as_bytes());
         for s in &self.series {
             ctx.update(b"\ns:");
             ctx.update(s.series_id.as_bytes());
@@ -131,7 +137,7 @@ impl TrainingData {
         for o in &self.outcomes {
             ctx.update(format!("\no:{}|{}|{}|{}|{}", o.minute, o.run_id, o.signal, o.wpk, o.ok).as_bytes());
         }
-        naksha_core::signing::hex(ctx.finish().as_ref())
+        naksha_contracts::signing::hex(ctx.finish().as_ref())
     }
 
     fn span(&self) -> Option<(i64, i64)> {

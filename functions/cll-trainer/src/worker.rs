@@ -1,194 +1,188 @@
-//! Running a training job (the jobs-stream worker) and fanning out the hourly schedule.
+//! Running a training job (the jobs-stream worker) and fanning out the hourly schedule: read
+//! aggregates and outcomes, train, judge against the champion, sign, register, promote.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use naksha_core::metrics::{CounterStore, DynamoCounters};
-use naksha_core::model::{CHAMPION, ModelRegistry, StoredModel};
-use naksha_core::signing::{KmsSigner, TrustedKeys};
+use naksha_contracts::TenantId;
+use naksha_contracts::models::{CHAMPION, StoredModel};
+use naksha_contracts::signing::TrustedKeys;
+use naksha_core::metrics::CounterStore;
 use serde_json::{Value, json};
 
-use crate::store::{FAILED, Job, JobMessage, JobQueue, Jobs, QUEUED, RUNNING, SUCCEEDED, TrainingSource};
+use crate::jobs::{FAILED, Job, JobMessage, RUNNING, SUCCEEDED, now};
+use crate::ports::{JobQueue, JobStore, ModelSigner, Registry, TrainingSource};
 use crate::train::{Settings, train};
 
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// Why a job failed (its `error`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Store(#[from] crate::ports::StoreError),
+    #[error("{0}")]
+    Train(#[from] crate::train::TrainError),
+    #[error("signing the model failed: {0}")]
+    Sign(String),
+    #[error("training panicked: {0}")]
+    Panicked(String),
 }
 
-/// Default training window when a request or the schedule names none (one week).
-pub const DEFAULT_WINDOW_HOURS: u32 = 168;
-pub const MAX_WINDOW_HOURS: u32 = 720;
-
+/// The training worker, generic over where it reads, keeps jobs, registers and signs.
 #[derive(Debug)]
-pub struct Trainer {
-    pub source: TrainingSource,
-    pub jobs: Jobs,
-    pub registry: ModelRegistry,
-    pub signer: KmsSigner,
+pub struct Trainer<S, J, R, K, C> {
+    pub source: S,
+    pub jobs: J,
+    pub registry: R,
+    pub signer: K,
     pub keys: TrustedKeys,
     pub settings: Settings,
-    pub counters: DynamoCounters,
+    pub counters: C,
 }
 
-/// Process the jobs in a batch of stream records (batch size 1 in the template). A job that
-/// fails is marked failed with its reason; nothing is retried blindly.
-pub async fn handle(t: &Trainer, event: &KinesisEvent) {
-    for record in &event.records {
-        let Ok(msg) = serde_json::from_slice::<JobMessage>(&record.kinesis.data.0) else {
-            tracing::warn!(seq = %record.kinesis.sequence_number, "undecodable job message skipped");
-            continue;
-        };
-        run_job(t, &msg.tenant, &msg.job_id).await;
-    }
-}
-
-async fn save(t: &Trainer, job: &mut Job, status: &str, stage: &str, progress: f64) {
-    job.status = status.to_owned();
-    job.stage = stage.to_owned();
-    job.progress = progress;
-    job.updated_at = now();
-    if let Err(e) = t.jobs.save(job).await {
-        tracing::warn!(job_id = %job.job_id, error = %e, "could not record job progress");
-    }
-}
-
-pub async fn run_job(t: &Trainer, tenant: &str, job_id: &str) {
-    let mut job = match t.jobs.get(tenant, job_id).await {
-        Ok(Some(j)) => j,
-        Ok(None) => return tracing::warn!(tenant, job_id, "message for an unknown job skipped"),
-        Err(e) => return tracing::error!(tenant, job_id, error = %e, "could not read the job"),
-    };
-    if job.is_final() {
-        return tracing::info!(job_id, status = %job.status, "duplicate delivery of a finished job skipped");
-    }
-    let counts = match execute(t, &mut job).await {
-        Ok(result) => {
-            tracing::info!(job_id, result = %result, "training job succeeded");
-            let registered = u64::from(result["registered"] == true);
-            let promoted = u64::from(result["alias"] == CHAMPION);
-            let refused = result["refused"].as_array().map_or(0, Vec::len) as u64;
-            job.result = Some(result);
-            save(t, &mut job, SUCCEEDED, "done", 1.0).await;
-            [
-                ("trainer_jobs_total{status=\"succeeded\"}", 1),
-                ("trainer_models_registered_total", registered),
-                ("trainer_models_promoted_total", promoted),
-                ("trainer_models_refused_total", refused),
-            ]
+impl<S: TrainingSource, J: JobStore, R: Registry, K: ModelSigner, C: CounterStore> Trainer<S, J, R, K, C> {
+    /// Process the jobs in a batch of stream records (batch size 1 in the template). A job that
+    /// fails is marked failed with its reason; nothing is retried blindly.
+    pub async fn handle(&self, event: &KinesisEvent) {
+        for record in &event.records {
+            let Ok(msg) = serde_json::from_slice::<JobMessage>(&record.kinesis.data.0) else {
+                tracing::warn!(seq = %record.kinesis.sequence_number, "undecodable job message skipped");
+                continue;
+            };
+            self.run_job(&msg.tenant, &msg.job_id).await;
         }
-        Err(e) => {
-            tracing::error!(job_id, error = %e, "training job failed");
-            job.error = Some(e);
-            let stage = job.stage.clone();
-            let progress = job.progress;
-            save(t, &mut job, FAILED, &stage, progress).await;
-            [
-                ("trainer_jobs_total{status=\"failed\"}", 1),
-                ("trainer_models_registered_total", 0),
-                ("trainer_models_promoted_total", 0),
-                ("trainer_models_refused_total", 0),
-            ]
+    }
+
+    async fn save(&self, job: &mut Job, status: &str, stage: &str, progress: f64) {
+        job.status = status.to_owned();
+        job.stage = stage.to_owned();
+        job.progress = progress;
+        job.updated_at = now();
+        if let Err(e) = self.jobs.save(job).await {
+            tracing::warn!(job_id = %job.job_id, error = %e, "could not record job progress");
         }
-    };
-    if let Err(e) = t.counters.add("trainer", &counts).await {
-        tracing::warn!(job_id, error = %e, "could not count the job in the fleet-wide metrics");
     }
-}
 
-async fn execute(t: &Trainer, job: &mut Job) -> Result<Value, String> {
-    save(t, job, RUNNING, "reading aggregates and run outcomes", 0.1).await;
-    let to = job.window_to_minute;
-    let from = to - i64::from(job.window_hours) * 60;
-    let data = t.source.load(&job.tenant, from, to).await?;
-    let alias_before = t.registry.alias(&job.tenant, CHAMPION).await.map_err(|e| e.to_string())?;
-    let loaded = t.registry.load_champion(&job.tenant, &t.keys).await.map_err(|e| e.to_string())?;
-    let refused: Vec<Value> = loaded.refused.iter().map(|(id, why)| json!({"model_id": id, "reason": why})).collect();
-    let champion = loaded.artifact;
-
-    save(t, job, RUNNING, "training", 0.2).await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, f64)>();
-    let settings = t.settings.clone();
-    let created_at = now();
-    let champion_for_training = champion.clone();
-    let work = tokio::task::spawn_blocking(move || {
-        let mut progress = |stage: &str, f: f64| {
-            let _ = tx.send((stage.to_owned(), f));
+    pub async fn run_job(&self, tenant: &TenantId, job_id: &str) {
+        let mut job = match self.jobs.get(tenant, job_id).await {
+            Ok(Some(j)) => j,
+            Ok(None) => return tracing::warn!(tenant = %tenant, job_id, "message for an unknown job skipped"),
+            Err(e) => return tracing::error!(tenant = %tenant, job_id, error = %e, "could not read the job"),
         };
-        train(&data, champion_for_training.as_deref(), &settings, &created_at, &mut progress)
-    });
-    while let Some((stage, f)) = rx.recv().await {
-        save(t, job, RUNNING, &stage, f).await;
+        if job.is_final() {
+            return tracing::info!(job_id, status = %job.status, "duplicate delivery of a finished job skipped");
+        }
+        let counts = match self.execute(&mut job).await {
+            Ok(result) => {
+                tracing::info!(job_id, result = %result, "training job succeeded");
+                let registered = u64::from(result["registered"] == true);
+                let promoted = u64::from(result["alias"] == CHAMPION);
+                let refused = result["refused"].as_array().map_or(0, Vec::len) as u64;
+                job.result = Some(result);
+                self.save(&mut job, SUCCEEDED, "done", 1.0).await;
+                [
+                    ("trainer_jobs_total{status=\"succeeded\"}", 1),
+                    ("trainer_models_registered_total", registered),
+                    ("trainer_models_promoted_total", promoted),
+                    ("trainer_models_refused_total", refused),
+                ]
+            }
+            Err(e) => {
+                tracing::error!(job_id, error = %e, "training job failed");
+                job.error = Some(e.to_string());
+                let (stage, progress) = (job.stage.clone(), job.progress);
+                self.save(&mut job, FAILED, &stage, progress).await;
+                [
+                    ("trainer_jobs_total{status=\"failed\"}", 1),
+                    ("trainer_models_registered_total", 0),
+                    ("trainer_models_promoted_total", 0),
+                    ("trainer_models_refused_total", 0),
+                ]
+            }
+        };
+        if let Err(e) = self.counters.add("trainer", &counts).await {
+            tracing::warn!(job_id, error = %e, "could not count the job in the fleet-wide metrics");
+        }
     }
-    let trained = work.await.map_err(|e| format!("training panicked: {e}"))?.map_err(|e| e.to_string())?;
-    let a = &trained.artifact;
-    let summary = json!({
-        "model_id": a.model_id,
-        "rows": a.window.rows,
-        "series": a.window.series,
-        "outcomes": a.window.outcomes,
-        "metrics": a.metrics,
-        "refused": refused,
-    });
-    if t.registry.get(&job.tenant, &a.model_id).await.map_err(|e| e.to_string())?.is_some() {
+
+    async fn execute(&self, job: &mut Job) -> Result<Value, JobError> {
+        self.save(job, RUNNING, "reading aggregates and run outcomes", 0.1).await;
+        let to = job.window_to_minute;
+        let from = to - i64::from(job.window_hours) * 60;
+        let data = self.source.load(&job.tenant, from, to).await?;
+        let alias_before = self.registry.alias(&job.tenant, CHAMPION).await?;
+        let loaded = self.registry.load_champion(&job.tenant, &self.keys).await?;
+        let refused: Vec<Value> =
+            loaded.refused.iter().map(|(id, why)| json!({"model_id": id, "reason": why.to_string()})).collect();
+        let champion = loaded.model;
+
+        self.save(job, RUNNING, "training", 0.2).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, f64)>();
+        let settings = self.settings.clone();
+        let created_at = now();
+        let champion_for_training = champion.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut progress = |stage: &str, f: f64| {
+                let _ = tx.send((stage.to_owned(), f));
+            };
+            train(&data, champion_for_training.as_deref().map(|m| &**m), &settings, &created_at, &mut progress)
+        });
+        while let Some((stage, f)) = rx.recv().await {
+            self.save(job, RUNNING, &stage, f).await;
+        }
+        let trained = work.await.map_err(|e| JobError::Panicked(e.to_string()))??;
+        let a = &trained.artifact;
+        let summary = json!({
+            "model_id": a.model_id,
+            "rows": a.window.rows,
+            "series": a.window.series,
+            "outcomes": a.window.outcomes,
+            "metrics": a.metrics,
+            "refused": refused,
+        });
+        if self.registry.get(&job.tenant, &a.model_id).await?.is_some() {
+            let mut out = summary;
+            out["registered"] = false.into();
+            out["reason"] =
+                "a version trained on the same data by the same code exists already; nothing new registered".into();
+            return Ok(out);
+        }
+
+        self.save(job, RUNNING, "signing and registering", 0.9).await;
+        let (doc, manifest, bytes) = StoredModel::prepare(a).map_err(|e| JobError::Sign(e.to_string()))?;
+        let signature = self.signer.sign(&bytes).await.map_err(|e| JobError::Sign(e.to_string()))?;
+        let stored = StoredModel::assemble(doc, manifest, &bytes, signature);
+        let created = self.registry.put(&stored).await?;
         let mut out = summary;
-        out["registered"] = false.into();
-        out["reason"] =
-            "a version trained on the same data by the same code exists already; nothing new registered".into();
-        return Ok(out);
-    }
-
-    save(t, job, RUNNING, "signing and registering", 0.9).await;
-    let stored = StoredModel::sign(a, &t.signer).await.map_err(|e| e.to_string())?;
-    let created = t.registry.put(&stored).await.map_err(|e| e.to_string())?;
-    let mut out = summary;
-    out["registered"] = created.into();
-    out["sha256"] = stored.sha256.clone().into();
-    if !created {
-        out["reason"] = "registered concurrently by another job".into();
-        return Ok(out);
-    }
-    let mut alias = "challenger";
-    let mut reason = trained.reason.clone();
-    if trained.promote {
-        // Conditional on the alias as it was when the champion was loaded: if another job moved
-        // it meanwhile, this version was judged against the wrong champion and stays challenger.
-        let moved = t
-            .registry
-            .move_alias(&job.tenant, CHAMPION, &a.model_id, alias_before.as_ref(), &now())
-            .await
-            .map_err(|e| e.to_string())?;
-        if moved {
-            alias = CHAMPION;
-        } else {
-            reason = format!("{reason}; the champion moved meanwhile, so this version stays challenger");
+        out["registered"] = created.into();
+        out["sha256"] = stored.sha256.clone().into();
+        if !created {
+            out["reason"] = "registered concurrently by another job".into();
+            return Ok(out);
         }
-    }
-    out["alias"] = alias.into();
-    out["reason"] = reason.into();
-    Ok(out)
-}
-
-/// New job for a tenant (queued), fixed to the window ending at `to_minute`.
-pub fn new_job(tenant: &str, job_id: String, kind: &str, requested_by: &str, window_hours: u32, to_minute: i64) -> Job {
-    let at = now();
-    Job {
-        job_id,
-        tenant: tenant.to_owned(),
-        kind: kind.to_owned(),
-        status: QUEUED.into(),
-        stage: "queued".into(),
-        progress: 0.0,
-        requested_by: requested_by.to_owned(),
-        requested_at: at.clone(),
-        window_hours,
-        window_to_minute: to_minute,
-        updated_at: at,
-        result: None,
-        error: None,
+        let mut alias = "challenger";
+        let mut reason = trained.reason.clone();
+        if trained.promote {
+            // Conditional on the alias as it was when the champion was loaded: if another job moved
+            // it meanwhile, this version was judged against the wrong champion and stays challenger.
+            let moved =
+                self.registry.move_alias(&job.tenant, CHAMPION, &a.model_id, alias_before.as_ref(), &now()).await?;
+            if moved {
+                alias = CHAMPION;
+            } else {
+                reason = format!("{reason}; the champion moved meanwhile, so this version stays challenger");
+            }
+        }
+        out["alias"] = alias.into();
+        out["reason"] = reason.into();
+        Ok(out)
     }
 }
 
 /// Create a job and put it on the stream; if the stream refuses it, the job is removed again
 /// (no job that nothing will run). `Ok(false)`: the job existed already.
-pub async fn submit(jobs: &Jobs, queue: &JobQueue, job: &Job) -> Result<bool, String> {
+pub async fn submit<J: JobStore, Q: JobQueue>(
+    jobs: &J,
+    queue: &Q,
+    job: &Job,
+) -> Result<bool, crate::ports::StoreError> {
     if !jobs.create(job).await? {
         return Ok(false);
     }
@@ -201,31 +195,49 @@ pub async fn submit(jobs: &Jobs, queue: &JobQueue, job: &Job) -> Result<bool, St
     Ok(true)
 }
 
+/// Why the schedule could not fan out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the scheduled event has no time")]
+    NoTime,
+    #[error("event time {0:?}: {1}")]
+    BadTime(String, String),
+    #[error("{0}")]
+    Store(#[from] crate::ports::StoreError),
+}
+
 /// The hourly schedule: one job per tenant with series, id derived from the hour so a repeated
 /// delivery of the same event creates nothing. `detail.tenants` (optional) limits the run to
 /// the named tenants, for an operator re-running the schedule by hand.
-pub async fn schedule(
-    source: &TrainingSource,
-    jobs: &Jobs,
-    queue: &JobQueue,
+pub async fn schedule<S: TrainingSource, J: JobStore, Q: JobQueue>(
+    source: &S,
+    jobs: &J,
+    queue: &Q,
     event: &Value,
     window_hours: u32,
-) -> Result<Value, String> {
-    let time = event.get("time").and_then(Value::as_str).ok_or("the scheduled event has no time")?;
-    let at = chrono::DateTime::parse_from_rfc3339(time).map_err(|e| format!("event time {time:?}: {e}"))?;
+) -> Result<Value, ScheduleError> {
+    let time = event.get("time").and_then(Value::as_str).ok_or(ScheduleError::NoTime)?;
+    let at =
+        chrono::DateTime::parse_from_rfc3339(time).map_err(|e| ScheduleError::BadTime(time.into(), e.to_string()))?;
     let to_minute = at.timestamp().div_euclid(60);
     let hour = at.format("%Y%m%dT%H").to_string();
-    let tenants: Vec<String> = match event.pointer("/detail/tenants").and_then(Value::as_array) {
-        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+    let tenants: Vec<TenantId> = match event.pointer("/detail/tenants").and_then(Value::as_array) {
+        Some(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|t| {
+                let parsed = TenantId::from_record(t);
+                if parsed.is_err() {
+                    tracing::warn!(tenant = %t, "not a tenant id; skipped");
+                }
+                parsed.ok()
+            })
+            .collect(),
         None => source.tenants().await?.into_iter().collect(),
     };
     let (mut created, mut existing) = (Vec::new(), 0usize);
     for tenant in tenants {
-        if naksha_core::auth::TenantId::from_internal_record(&tenant).is_none() {
-            tracing::warn!(tenant = %tenant, "not a tenant id; skipped");
-            continue;
-        }
-        let job = new_job(&tenant, format!("sched-{hour}"), "scheduled", "schedule", window_hours, to_minute);
+        let job = Job::new(&tenant, format!("sched-{hour}"), "scheduled", "schedule", window_hours, to_minute);
         if submit(jobs, queue, &job).await? {
             created.push(json!({"tenant": tenant, "job_id": job.job_id}));
         } else {
@@ -238,6 +250,92 @@ pub async fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::Job;
+    use crate::memory::{MemoryJobs, MemoryQueue, MemoryRegistry, MemorySource};
+    use crate::train::{SeriesData, TrainingData};
+    use naksha_contracts::signing::LocalKey;
+    use naksha_core::metrics::MemoryCounters;
+
+    type TestTrainer = Trainer<MemorySource, MemoryJobs, MemoryRegistry, LocalKey, MemoryCounters>;
+
+    const TO: i64 = 29_000_000;
+
+    fn trainer(with_data: bool) -> TestTrainer {
+        let key = LocalKey::generate("model-key").unwrap();
+        let source = MemorySource::default();
+        if with_data {
+            let tenant = TenantId::from_record("acme").unwrap();
+            let mut data = TrainingData::new(tenant.clone());
+            let points = (0..3 * 1440).map(|i| (TO - 3 * 1440 + i, 100.0 + ((i * 7919) % 13) as f64 * 0.1)).collect();
+            data.series.push(SeriesData { series_id: "s1".into(), points });
+            source.data.lock().unwrap().insert(tenant, data);
+        }
+        Trainer {
+            source,
+            jobs: MemoryJobs::default(),
+            registry: MemoryRegistry::default(),
+            keys: key.trusted(),
+            signer: key,
+            settings: Settings::default(),
+            counters: MemoryCounters::default(),
+        }
+    }
+
+    async fn job(t: &TestTrainer, id: &str) -> Job {
+        let acme = TenantId::from_record("acme").unwrap();
+        let job = Job::new(&acme, id.into(), "on_demand", "ada", 72, TO);
+        assert!(t.jobs.create(&job).await.unwrap());
+        t.run_job(&acme, id).await;
+        t.jobs.get(&acme, id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_job_registers_a_signed_version_and_the_first_one_becomes_champion() {
+        let t = trainer(true);
+        let done = job(&t, "job-1").await;
+        assert_eq!((done.status.as_str(), done.progress), (SUCCEEDED, 1.0), "{:?}", done.error);
+        let result = done.result.unwrap();
+        assert_eq!((result["registered"].as_bool(), result["alias"].as_str()), (Some(true), Some(CHAMPION)));
+        let acme = TenantId::from_record("acme").unwrap();
+        let stored = t.registry.get(&acme, result["model_id"].as_str().unwrap()).await.unwrap().unwrap();
+        assert!(stored.verify(&t.keys).is_ok(), "registered signed, verifiable with the trusted key");
+        assert_eq!(t.registry.alias(&acme, CHAMPION).await.unwrap().unwrap().model_id, stored.model_id);
+        let stages: Vec<String> = t.jobs.history.lock().unwrap().iter().map(|j| j.stage.clone()).collect();
+        assert!(stages.iter().any(|s| s == "signing and registering"), "{stages:?}");
+        assert_eq!(t.counters.get("trainer_models_promoted_total"), 1);
+
+        // The same data trained again: the same id, nothing new registered.
+        let again = job(&t, "job-2").await.result.unwrap();
+        assert_eq!(
+            (again["registered"].as_bool(), again["model_id"].clone()),
+            (Some(false), result["model_id"].clone())
+        );
+        assert_eq!(t.registry.list(&acme).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_without_data_fails_with_its_reason_and_is_counted() {
+        let t = trainer(false);
+        let done = job(&t, "job-1").await;
+        assert_eq!(done.status, FAILED);
+        assert!(done.error.unwrap().contains("no aggregates"));
+        assert_eq!(t.counters.get("trainer_jobs_total{status=\"failed\"}"), 1);
+        assert!(t.registry.versions.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_schedule_queues_one_job_per_tenant_per_hour() {
+        let t = trainer(true);
+        let queue = MemoryQueue::default();
+        let event = json!({"time": "2026-11-25T16:00:00Z"});
+        let first = schedule(&t.source, &t.jobs, &queue, &event, 24).await.unwrap();
+        assert_eq!(first["created"].as_array().unwrap().len(), 1);
+        let again = schedule(&t.source, &t.jobs, &queue, &event, 24).await.unwrap();
+        assert_eq!((again["created"].as_array().unwrap().len(), again["already_existed"].as_u64()), (0, Some(1)));
+        assert_eq!(queue.sent.lock().unwrap().len(), 1);
+        let bad = json!({"time": "2026-11-25T17:00:00Z", "detail": {"tenants": ["ACME#x"]}});
+        assert_eq!(schedule(&t.source, &t.jobs, &queue, &bad, 24).await.unwrap()["created"], json!([]));
+    }
 
     fn sample(name: &str) -> String {
         std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -247,17 +345,13 @@ mod tests {
     fn the_sample_events_parse_as_the_functions_receive_them() {
         let worker: KinesisEvent = serde_json::from_str(&sample("trainer-worker.json")).unwrap();
         let msg: JobMessage = serde_json::from_slice(&worker.records[0].kinesis.data.0).unwrap();
-        assert_eq!(msg, JobMessage { tenant: "acme".into(), job_id: "sched-20261125T16".into() });
+        assert_eq!(
+            msg,
+            JobMessage { tenant: TenantId::from_record("acme").unwrap(), job_id: "sched-20261125T16".into() }
+        );
         let schedule: Value = serde_json::from_str(&sample("trainer-schedule.json")).unwrap();
         assert_eq!(schedule["time"], "2026-11-25T16:00:00Z");
         let http: lambda_http::request::LambdaRequest = serde_json::from_str(&sample("models-train.json")).unwrap();
         assert!(matches!(http, lambda_http::request::LambdaRequest::ApiGatewayV2(_)));
-    }
-
-    #[test]
-    fn new_jobs_are_queued_with_their_window_fixed() {
-        let j = new_job("acme", "job-1".into(), "on_demand", "ada", 24, 29_000_000);
-        assert_eq!((j.status.as_str(), j.progress, j.window_hours, j.window_to_minute), (QUEUED, 0.0, 24, 29_000_000));
-        assert!(!j.is_final());
     }
 }

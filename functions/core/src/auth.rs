@@ -24,98 +24,11 @@ const JWKS_REFRESH_COOLDOWN: Duration = Duration::from_secs(60);
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 
-/// A tenant, known only from a verified token or from a record this system wrote after
-/// verifying one. Lowercase letters, digits, `-` and `_`; 1 to 64 characters; so it can lead a
-/// DynamoDB key followed by `#` without ambiguity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(String);
+pub use naksha_contracts::identity::{MissingRole, Principal, READERS, Role, TenantId};
 
-impl TenantId {
-    fn parse(raw: &str) -> Option<Self> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && raw.as_bytes()[0].is_ascii_alphanumeric();
-        ok.then(|| Self(raw.to_owned()))
-    }
-
-    /// Rebuild a tenant from a record that this system wrote after verifying a token (a
-    /// stream record, a stored item). Never call this with request input.
-    pub fn from_internal_record(raw: &str) -> Option<Self> {
-        Self::parse(raw)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a token may allow. Roles are not hierarchical: each route names the role it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    Operator,
-    Approver,
-    Admin,
-    Edge,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-            Role::Edge => "edge",
-        }
-    }
-
-    fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "operator" => Some(Role::Operator),
-            "approver" => Some(Role::Approver),
-            "admin" => Some(Role::Admin),
-            "edge" => Some(Role::Edge),
-            _ => None,
-        }
-    }
-}
-
-/// The verified caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub tenant: TenantId,
-    /// The token's `sub`: the person or node acting (an approver's id).
-    pub subject: String,
-    pub roles: BTreeSet<Role>,
-}
-
-impl Principal {
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-
-    /// 403 unless the caller holds `role`.
-    pub fn require(&self, role: Role) -> Result<(), Problem> {
-        if self.has(role) {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!("this action needs the {} role", role.as_str())))
-        }
-    }
-
-    /// 403 unless the caller holds at least one of `roles`.
-    pub fn require_any(&self, roles: &[Role]) -> Result<(), Problem> {
-        if roles.iter().any(|r| self.has(*r)) {
-            Ok(())
-        } else {
-            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
-            Err(Problem::forbidden(format!("this action needs one of the roles: {}", names.join(", "))))
-        }
+impl From<MissingRole> for Problem {
+    fn from(e: MissingRole) -> Self {
+        Problem::forbidden(e.to_string())
     }
 }
 
@@ -326,7 +239,7 @@ impl Verifier {
         let tenant_claim = &self.config.tenant_claim;
         let tenant = match claims.get(tenant_claim) {
             Some(Value::String(s)) => {
-                TenantId::parse(s).ok_or_else(|| AuthError::InvalidClaim(tenant_claim.clone()))?
+                TenantId::from_verified_claim(s).map_err(|_| AuthError::InvalidClaim(tenant_claim.clone()))?
             }
             Some(_) => return Err(AuthError::InvalidClaim(tenant_claim.clone())),
             None => return Err(AuthError::MissingClaim(tenant_claim.clone())),
@@ -675,12 +588,12 @@ mod tests {
     #[test]
     fn role_checks_answer_403() {
         let p = Principal {
-            tenant: TenantId::parse("acme").unwrap(),
+            tenant: TenantId::from_record("acme").unwrap(),
             subject: "bob".into(),
             roles: [Role::Operator].into(),
         };
         assert!(p.require(Role::Operator).is_ok());
-        assert_eq!(p.require(Role::Approver).unwrap_err().status, 403);
+        assert_eq!(Problem::from(p.require(Role::Approver).unwrap_err()).status, 403);
         assert!(p.require_any(&[Role::Admin, Role::Operator]).is_ok());
     }
 }

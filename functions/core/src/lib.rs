@@ -1,29 +1,32 @@
-//! naksha-core: what every Naksha Lambda shares.
+//! naksha-core: the platform every Naksha Lambda stands on. Domain records and signature
+//! verification are in naksha-contracts; this crate adds what needs AWS, Lambda or HTTP.
 //!
-//! - [`config`]: settings read from the environment once, at cold start, with every
-//!   missing or invalid variable reported together.
-//! - [`aws`]: the one AWS client factory (honours `AWS_ENDPOINT_URL`, so the same binary talks
-//!   to AWS, LocalStack or moto).
-//! - [`auth`]: JWT verification against a JWKS, producing a verified [`auth::Principal`];
-//!   [`auth::TenantId`] can only be built from verified claims.
+//! - [`boot`]: the one bootstrap (logging → config → AWS → the function's state → the loop).
+//! - [`config`]: settings read from the environment once, every problem reported together.
+//! - [`aws`]: the one AWS client factory (honours `AWS_ENDPOINT_URL`: AWS, LocalStack or moto).
+//! - [`auth`]: JWT verification against a JWKS, producing a verified `Principal`.
 //! - [`problem`] and [`http`]: RFC 9457 errors, body limits, JSON responses, one log line per request.
+//! - [`ddb`]: DynamoDB helpers (attribute values, typed items, BatchGetItem, condition failures).
+//! - [`signing`]: KMS signing and loading the trusted public keys (P-2).
+//! - [`models`]: the read-only view of the trainer's model registry (verified champions).
 //! - [`privacy`]: keyed pseudonyms for PII (P-1), keyed from KMS once per cold start.
 //! - [`metrics`]: fleet-wide counters kept in DynamoDB and rendered as Prometheus text (P-4).
-//! - [`signing`]: canonical JSON, KMS ECDSA P-256 signatures, verification against trusted keys (P-2).
 //! - [`logging`]: JSON logs carrying the Lambda request id.
 
 pub mod auth;
 pub mod aws;
+pub mod boot;
 pub mod config;
+pub mod ddb;
 pub mod http;
 pub mod logging;
 pub mod metrics;
-pub mod model;
+pub mod models;
 pub mod privacy;
 pub mod problem;
-pub mod runs;
 pub mod signing;
 
+pub use naksha_contracts as contracts;
 pub use problem::Problem;
 
 /// The allocator every Naksha Lambda (and benchmark) uses: mimalloc, which makes the many small

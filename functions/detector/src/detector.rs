@@ -18,59 +18,9 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// Tunable parameters (the trainer may fit them per series; these defaults are fixed for NAB).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Params {
-    /// Trailing values for the robust median/MAD.
-    pub window: usize,
-    /// Values averaged for the level-shift score.
-    pub short: usize,
-    /// Surprises kept to learn what is ordinary for this series.
-    pub history: usize,
-    /// Surprises averaged before the tail probability.
-    pub averaging: usize,
-    /// Tail probability at which the score reaches 0.5.
-    pub alarm_tail: f64,
-    /// Values after an alarm during which no new alarm is raised.
-    pub refractory: usize,
-    /// Values seen before any alarm is possible.
-    pub warmup: usize,
-    /// Time-of-day buckets for the seasonal profile (0 disables it).
-    pub buckets: usize,
-    /// Weight of a new value in its bucket's running level and spread.
-    pub seasonal_rate: f64,
-    /// Days of data before the seasonal profile may explain a value.
-    pub seasonal_days: f64,
-    /// Days of data before any alarm: a new series is learned before it is judged.
-    pub learning_days: f64,
-    /// A single surprise at least this large alarms on its own (0 disables).
-    pub extreme: f64,
-    /// Values over which one alarm's extra strictness (×10) wears off (0 disables).
-    pub relax: usize,
-}
-
-impl Default for Params {
-    /// Chosen on the NAB development split with a coarse grid, checked by leaving each category
-    /// out in turn (the same settings win whichever category is held out); see docs/detection.md.
-    fn default() -> Self {
-        Self {
-            window: 200,
-            short: 2,
-            history: 600,
-            averaging: 12,
-            alarm_tail: 1e-3,
-            refractory: 150,
-            warmup: 100,
-            buckets: 96,
-            seasonal_rate: 0.05,
-            seasonal_days: 2.0,
-            learning_days: 2.0,
-            extreme: 0.98,
-            relax: 3000,
-        }
-    }
-}
+/// Tunable parameters: part of the model contract, since the trainer fits them per series and the
+/// consumer loads them from the tenant's champion (defaults fixed for NAB, see docs/detection.md).
+pub use naksha_contracts::models::DetectorParams as Params;
 
 /// Everything the detector remembers about one series. Small: a few hundred numbers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use naksha_contracts::TenantId;
 use naksha_core::metrics::MemoryCounters;
-use naksha_insight_stream::aggregate::memory::{MemoryAggregates, MemoryDeadLetters};
-use naksha_insight_stream::aggregate::{Consumer, InRecord};
+use naksha_insight_stream::consumer::Consumer;
 use naksha_insight_stream::event::{Kind, StreamRecord};
+use naksha_insight_stream::memory::{MemoryAggregates, MemoryDeadLetters};
+use naksha_insight_stream::series::InRecord;
 
 /// 1,000 records: `series` distinct series, spread over `minutes` minutes.
 #[global_allocator]
@@ -22,7 +24,7 @@ fn records(series: usize, minutes: i64) -> (Vec<String>, Vec<Vec<u8>>) {
             serde_json::to_vec(&StreamRecord {
                 v: 1,
                 id: format!("e{i}"),
-                tenant: "acme".into(),
+                tenant: TenantId::from_record("acme").unwrap(),
                 source: format!("host-{}", i % series),
                 name: None,
                 kind: Kind::Metric,

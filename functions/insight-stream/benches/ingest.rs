@@ -38,7 +38,8 @@ fn ingest(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.throughput(Throughput::Elements(500));
     group.bench_function("prepare_500_events", |b| {
-        b.iter(|| prepare(&key, "acme", std::hint::black_box(&body), now).unwrap())
+        let acme = naksha_contracts::TenantId::from_record("acme").unwrap();
+        b.iter(|| prepare(&key, &acme, std::hint::black_box(&body), now).unwrap())
     });
     group.finish();
     eprintln!("ingest batch body: {} bytes for 500 events", body.len());

@@ -1,16 +1,36 @@
 //! The HTTP routes of insight-stream, independent of how they are wired into Lambda.
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use naksha_core::auth::{Role, Verifier};
+use naksha_core::auth::{READERS, Role, Verifier};
 use naksha_core::http;
 use naksha_core::metrics::{CounterStore, render};
 use naksha_core::problem::{FieldError, Problem};
 
-use crate::detection::OpenSignals;
-use crate::ingest::{Ingest, RecordSink};
+use crate::ingest::{Ingest, IngestError};
+use crate::ports::{OpenSignals, RecordSink};
 
 /// The most signals `GET /signals` returns.
 pub const MAX_SIGNALS: usize = 500;
+
+/// Every way ingest can refuse, as problem+json (mapped here, once).
+pub fn ingest_problem(e: IngestError) -> Problem {
+    match e {
+        IngestError::Invalid(body) if body.errors.is_empty() => Problem::bad_request(body.detail),
+        IngestError::Invalid(body) => Problem::invalid_fields(body.errors),
+        IngestError::Encode(cause) => Problem::internal(cause),
+        IngestError::Unavailable(cause) => {
+            Problem::unavailable("the telemetry stream refused the events; nothing was written, retry")
+                .with_internal(cause)
+        }
+        IngestError::Partial { accepted, failed, total, cause } => Problem::unavailable(format!(
+            "{} of {total} events were written; resend only the failed ones",
+            accepted.len()
+        ))
+        .with_extension("accepted_event_ids", serde_json::json!(accepted))
+        .with_extension("failed_event_ids", serde_json::json!(failed))
+        .with_internal(cause),
+    }
+}
 
 /// `POST /ingest` (role `operator`) → 202 `{"accepted", "event_ids"}`.
 pub async fn ingest<S: RecordSink, C: CounterStore>(
@@ -23,7 +43,8 @@ pub async fn ingest<S: RecordSink, C: CounterStore>(
     }
     let principal = verifier.authorize(req.headers(), Role::Operator).await?;
     let body = http::body_bytes(&req)?;
-    let accepted = ingest.ingest(&principal, body, chrono::Utc::now().timestamp_millis()).await?;
+    let accepted =
+        ingest.ingest(&principal, body, chrono::Utc::now().timestamp_millis()).await.map_err(ingest_problem)?;
     http::json(202, &accepted)
 }
 
@@ -34,7 +55,7 @@ pub async fn signals<O: OpenSignals>(verifier: &Verifier, store: &O, req: Reques
         return Err(Problem::method_not_allowed(req.method().as_str()));
     }
     let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(&[Role::Operator, Role::Approver, Role::Admin])?;
+    principal.require_any(READERS)?;
     let limit = match req.query_string_parameters_ref().and_then(|q| q.first("limit")) {
         None => 100,
         Some(raw) => match raw.parse::<usize>() {
@@ -48,7 +69,7 @@ pub async fn signals<O: OpenSignals>(verifier: &Verifier, store: &O, req: Reques
         },
     };
     let found = store
-        .open_signals(principal.tenant.as_str(), limit)
+        .open_signals(&principal.tenant, limit)
         .await
         .map_err(|e| Problem::unavailable("the series table could not be read").with_internal(e))?;
     let signals: Vec<serde_json::Value> = found
@@ -79,7 +100,28 @@ pub async fn metrics<C: CounterStore>(counters: &C) -> Result<Response<Body>, Pr
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::event::parse_body;
     use lambda_http::request::LambdaRequest;
+
+    #[test]
+    fn ingest_errors_map_to_their_status_once_and_never_carry_the_cause() {
+        let invalid = parse_body(br#"{"events":[{"name":5}]}"#, 0).unwrap_err();
+        let p = ingest_problem(IngestError::Invalid(invalid));
+        assert_eq!((p.status, p.errors[0].pointer.as_str()), (400, "/events/0/name"));
+        let p = ingest_problem(IngestError::Invalid(parse_body(b"{not json", 0).unwrap_err()));
+        assert_eq!((p.status, p.errors.len()), (400, 0));
+        let p = ingest_problem(IngestError::Unavailable("ThrottlingException: arn:aws:kinesis:secret".into()));
+        assert_eq!(p.status, 503);
+        assert!(!p.body().to_string().contains("arn:aws"));
+        let p = ingest_problem(IngestError::Partial {
+            accepted: vec!["a".into()],
+            failed: vec!["b".into()],
+            total: 2,
+            cause: "x".into(),
+        });
+        assert_eq!((p.status, p.extensions["failed_event_ids"][0].as_str()), (503, Some("b")));
+    }
 
     #[test]
     fn the_sample_http_events_in_events_parse_as_api_gateway_v2_requests() {

@@ -9,18 +9,18 @@
 //! once per batch, conditionally on the version read, with the shard's sequence watermark: a
 //! redelivered batch feeds nothing twice and raises nothing twice.
 
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use futures::StreamExt;
-use naksha_core::model::{ChampionCache, ModelArtifact};
-use naksha_core::runs::{RunMessage, RunStart};
+use naksha_contracts::TenantId;
+use naksha_contracts::runs::{RunMessage, RunStart};
+use naksha_contracts::telemetry::SeriesMeta;
 use naksha_detector::detector::{Params, State};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::aggregate::{CommitError, SeqNo, SeriesMeta, StoreError};
+use crate::ports::{CommitError, ModelSource, SeriesStore, SignalSink};
+use crate::series::{BatchSeries, Sample, SeqNo, SeriesKey};
 
 /// Calm minutes after which an open signal closes.
 pub const CLOSE_AFTER: u32 = 15;
@@ -58,65 +58,12 @@ pub struct SeriesState {
     pub model_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesKey {
-    pub tenant: String,
-    pub series_id: String,
-}
-
-impl SeriesKey {
-    pub fn pk(&self) -> String {
-        format!("{}#{}", self.tenant, self.series_id)
-    }
-}
-
 /// A series' state as stored, with this shard's watermark.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredSeries {
     pub state: SeriesState,
     pub version: u64,
     pub watermark: Option<SeqNo>,
-}
-
-/// One sample of a series in a batch: record index, sequence number, minute, value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub record: usize,
-    pub seq: SeqNo,
-    pub minute: i64,
-    pub value: f64,
-}
-
-/// A series' samples in one batch, in sequence order.
-#[derive(Debug, Clone)]
-pub struct SeriesInput {
-    pub meta: SeriesMeta,
-    pub samples: Vec<Sample>,
-}
-
-pub trait SeriesStore: Send + Sync {
-    fn load(
-        &self,
-        shard: &str,
-        keys: &[SeriesKey],
-    ) -> impl Future<Output = Result<HashMap<SeriesKey, StoredSeries>, StoreError>> + Send;
-    /// Write the state if its version is still `expected_version` (0: must not exist).
-    fn commit(
-        &self,
-        shard: &str,
-        key: &SeriesKey,
-        meta: &SeriesMeta,
-        state: &SeriesState,
-        expected_version: u64,
-        watermark: &SeqNo,
-    ) -> impl Future<Output = Result<(), CommitError>> + Send;
-    /// Record that the open signal `run_id` was sent.
-    fn mark_sent(&self, key: &SeriesKey, run_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Where signals go: the agent's runs stream.
-pub trait SignalSink: Send + Sync {
-    fn send(&self, message: &RunMessage, resource: &str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The signal name for a series: `anomaly.<name>` in the characters WPK signals allow.
@@ -181,7 +128,7 @@ fn on_score(state: &mut SeriesState, minute: i64, score: f64, new_run_id: &mut d
 
 /// The run message of an open signal.
 pub fn signal_message(
-    tenant: &str,
+    tenant: &TenantId,
     meta: &SeriesMeta,
     series_id: &str,
     open: &OpenSignal,
@@ -190,7 +137,7 @@ pub fn signal_message(
 ) -> RunMessage {
     let window_from = open.minute - 60 * averaging as i64;
     RunMessage {
-        tenant: tenant.to_owned(),
+        tenant: tenant.clone(),
         run_id: open.run_id.clone(),
         start: Some(RunStart {
             signal: signal_name(&meta.name),
@@ -225,15 +172,6 @@ pub struct SignalView {
     pub current_score: f64,
 }
 
-/// The open signals of a tenant, newest first.
-pub trait OpenSignals: Send + Sync {
-    fn open_signals(
-        &self,
-        tenant: &str,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<SignalView>, StoreError>> + Send;
-}
-
 /// What detection did with a batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WatchReport {
@@ -246,35 +184,12 @@ pub struct WatchReport {
 
 /// Something that watches series as the consumer folds them. `()` watches nothing.
 pub trait SeriesWatch: Send + Sync {
-    fn observe(
-        &self,
-        shard: &str,
-        series: &BTreeMap<SeriesKey, SeriesInput>,
-    ) -> impl Future<Output = WatchReport> + Send;
+    fn observe(&self, shard: &str, series: &BatchSeries) -> impl std::future::Future<Output = WatchReport> + Send;
 }
 
 impl SeriesWatch for () {
-    async fn observe(&self, _: &str, _: &BTreeMap<SeriesKey, SeriesInput>) -> WatchReport {
+    async fn observe(&self, _: &str, _: &BatchSeries) -> WatchReport {
         WatchReport::default()
-    }
-}
-
-/// Where detector parameters come from: the tenant's champion model (verified before use), if
-/// it has one; otherwise `Detection::params`.
-pub trait ModelSource: Send + Sync {
-    fn champion(&self, tenant: &str) -> impl Future<Output = Option<Arc<ModelArtifact>>> + Send;
-}
-
-/// No trained models: every series uses the default parameters.
-impl ModelSource for () {
-    async fn champion(&self, _: &str) -> Option<Arc<ModelArtifact>> {
-        None
-    }
-}
-
-impl ModelSource for ChampionCache {
-    async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
-        self.get(tenant).await
     }
 }
 
@@ -298,7 +213,13 @@ enum Outcome {
 }
 
 impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
-    async fn one(&self, shard: &str, key: &SeriesKey, input: &SeriesInput, loaded: Option<&StoredSeries>) -> Outcome {
+    async fn one(
+        &self,
+        shard: &str,
+        key: &SeriesKey,
+        input: &crate::series::SeriesInput,
+        loaded: Option<&StoredSeries>,
+    ) -> Outcome {
         let first = input.samples.first().map_or(0, |s| s.record);
         let model = self.models.champion(&key.tenant).await;
         let params = model.as_ref().map_or_else(|| self.params.clone(), |m| m.params_for(&key.series_id));
@@ -354,7 +275,7 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
 }
 
 impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> SeriesWatch for Detection<SS, SK, M> {
-    async fn observe(&self, shard: &str, series: &BTreeMap<SeriesKey, SeriesInput>) -> WatchReport {
+    async fn observe(&self, shard: &str, series: &BatchSeries) -> WatchReport {
         let mut report = WatchReport::default();
         if series.is_empty() {
             return report;
@@ -387,111 +308,13 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> SeriesWatch for Detection<
     }
 }
 
-/// In-memory stores for unit tests.
-pub mod memory {
-    use super::*;
-    use std::sync::Mutex;
-
-    /// A stored series: state, version, watermark per shard.
-    pub type Item = (SeriesState, u64, HashMap<String, SeqNo>);
-
-    #[derive(Debug, Default)]
-    pub struct MemorySeries {
-        pub items: Mutex<HashMap<SeriesKey, Item>>,
-    }
-
-    impl SeriesStore for MemorySeries {
-        async fn load(&self, shard: &str, keys: &[SeriesKey]) -> Result<HashMap<SeriesKey, StoredSeries>, StoreError> {
-            let items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
-            Ok(keys
-                .iter()
-                .filter_map(|k| {
-                    items.get(k).map(|(s, v, w)| {
-                        (k.clone(), StoredSeries { state: s.clone(), version: *v, watermark: w.get(shard).cloned() })
-                    })
-                })
-                .collect())
-        }
-
-        async fn commit(
-            &self,
-            shard: &str,
-            key: &SeriesKey,
-            _: &SeriesMeta,
-            state: &SeriesState,
-            expected: u64,
-            wm: &SeqNo,
-        ) -> Result<(), CommitError> {
-            let mut items = self.items.lock().map_err(|_| CommitError::Failed("poisoned".into()))?;
-            let version = items.get(key).map_or(0, |i| i.1);
-            if version != expected {
-                return Err(CommitError::Conflict);
-            }
-            let mut wms = items.get(key).map(|i| i.2.clone()).unwrap_or_default();
-            wms.insert(shard.to_owned(), wm.clone());
-            items.insert(key.clone(), (state.clone(), version + 1, wms));
-            Ok(())
-        }
-
-        async fn mark_sent(&self, key: &SeriesKey, run_id: &str) -> Result<(), StoreError> {
-            let mut items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
-            if let Some(open) =
-                items.get_mut(key).and_then(|(state, _, _)| state.open_signal.as_mut()).filter(|o| o.run_id == run_id)
-            {
-                open.sent = true;
-            }
-            Ok(())
-        }
-    }
-
-    impl OpenSignals for MemorySeries {
-        async fn open_signals(&self, tenant: &str, limit: usize) -> Result<Vec<SignalView>, StoreError> {
-            let items = self.items.lock().map_err(|_| StoreError::Failed("poisoned".into()))?;
-            let mut out: Vec<SignalView> = items
-                .iter()
-                .filter(|(k, _)| k.tenant == tenant)
-                .filter_map(|(k, (state, _, _))| {
-                    let open = state.open_signal.as_ref()?;
-                    Some(SignalView {
-                        series_id: k.series_id.clone(),
-                        source: String::new(),
-                        name: String::new(),
-                        labels: BTreeMap::new(),
-                        run_id: open.run_id.clone(),
-                        minute: open.minute,
-                        score: open.score,
-                        model_id: state.model_id.clone().unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
-                        current_score: state.last_score,
-                    })
-                })
-                .collect();
-            out.sort_by_key(|s| std::cmp::Reverse(s.minute));
-            out.truncate(limit);
-            Ok(out)
-        }
-    }
-
-    #[derive(Debug, Default)]
-    pub struct MemorySignals {
-        pub sent: Mutex<Vec<(RunMessage, String)>>,
-        pub fail: std::sync::atomic::AtomicBool,
-    }
-
-    impl SignalSink for MemorySignals {
-        async fn send(&self, message: &RunMessage, resource: &str) -> Result<(), String> {
-            if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err("stream unavailable".into());
-            }
-            self.sent.lock().map_err(|_| "poisoned")?.push((message.clone(), resource.to_owned()));
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::memory::*;
     use super::*;
+    use crate::memory::{MemorySeries, MemorySignals, verified_model};
+    use crate::series::SeriesInput;
+    use naksha_contracts::models::ModelArtifact;
+    use naksha_core::models::Model;
     use std::sync::atomic::Ordering;
 
     /// Parameters that judge from the start, so short unit-test series reach an alarm.
@@ -504,7 +327,11 @@ mod tests {
     }
 
     fn key() -> SeriesKey {
-        SeriesKey { tenant: "acme".into(), series_id: meta().id() }
+        SeriesKey { tenant: acme(), series_id: meta().id() }
+    }
+
+    fn acme() -> TenantId {
+        TenantId::from_record("acme").unwrap()
     }
 
     /// Deterministic noise in [-1, 1].
@@ -514,7 +341,7 @@ mod tests {
     }
 
     /// One sample per minute for minutes `from..to`, sequence numbers following the minute.
-    fn batch(from: i64, to: i64, value: impl Fn(i64) -> f64) -> BTreeMap<SeriesKey, SeriesInput> {
+    fn batch(from: i64, to: i64, value: impl Fn(i64) -> f64) -> BatchSeries {
         let samples = (from..to)
             .enumerate()
             .filter_map(|(i, m)| {
@@ -536,19 +363,19 @@ mod tests {
         Sample { record: 0, seq: SeqNo::parse("1").unwrap_or_else(|| unreachable!()), minute, value }
     }
 
-    struct Champion(Arc<ModelArtifact>);
+    struct Champion(Model);
     impl ModelSource for Champion {
-        async fn champion(&self, tenant: &str) -> Option<Arc<ModelArtifact>> {
-            (tenant == self.0.tenant).then(|| Arc::clone(&self.0))
+        async fn champion(&self, tenant: &TenantId) -> Option<Model> {
+            (*tenant == self.0.tenant).then(|| Model::clone(&self.0))
         }
     }
 
-    fn model(fit: Option<naksha_core::model::SeriesFit>) -> ModelArtifact {
-        use naksha_core::model::{DetectorModel, Metrics, TrainingWindow};
+    fn model(fit: Option<naksha_contracts::models::SeriesFit>) -> ModelArtifact {
+        use naksha_contracts::models::{DetectorModel, Metrics, TrainingWindow};
         ModelArtifact {
             schema: 1,
             model_id: "m-aaaaaaaaaaaaaaaaaaaa".into(),
-            tenant: "acme".into(),
+            tenant: acme(),
             created_at: "now".into(),
             code_version: "test".into(),
             data_digest: "d".into(),
@@ -577,7 +404,7 @@ mod tests {
             store: MemorySeries::default(),
             sink: MemorySignals::default(),
             params: Params { alarm_tail: 1e-300, extreme: 0.0, ..quick() },
-            models: Champion(Arc::new(model(None))),
+            models: Champion(verified_model(model(None)).unwrap()),
         };
         d.observe("shard-0", &batch(0, 340, jump)).await;
         let sent = d.sink.sent.lock().unwrap().clone();
@@ -593,12 +420,12 @@ mod tests {
         strict
             .detector
             .series
-            .insert(key().series_id, naksha_core::model::SeriesFit { buckets: 0, alarm_tail: 1e-300 });
+            .insert(key().series_id, naksha_contracts::models::SeriesFit { buckets: 0, alarm_tail: 1e-300 });
         let d = Detection {
             store: MemorySeries::default(),
             sink: MemorySignals::default(),
             params: quick(),
-            models: Champion(Arc::new(strict)),
+            models: Champion(verified_model(strict).unwrap()),
         };
         d.observe("shard-0", &batch(0, 340, jump)).await;
         assert!(d.sink.sent.lock().unwrap().is_empty());
@@ -637,7 +464,7 @@ mod tests {
         assert_eq!(sent.len(), 1);
         let (msg, resource) = &sent[0];
         assert_eq!(resource, "checkout-api");
-        assert_eq!(msg.tenant, "acme");
+        assert_eq!(msg.tenant, acme());
         let start = msg.start.as_ref().unwrap();
         assert_eq!(start.signal, "anomaly.latency_p99");
         assert_eq!(start.resource, "checkout-api");

@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
+use naksha_contracts::TenantId;
 use naksha_core::privacy::{Pseudonymiser, is_identifier_key};
-use naksha_core::problem::{FieldError, Problem};
+use naksha_core::problem::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -58,7 +59,7 @@ pub struct Event {
 pub struct StreamRecord {
     pub v: u8,
     pub id: String,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -73,14 +74,32 @@ pub struct StreamRecord {
     pub attrs: Map<String, Value>,
 }
 
+/// Why a body was refused: what is wrong, and each problem located by a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct InvalidBody {
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl InvalidBody {
+    fn new(detail: impl Into<String>) -> Self {
+        Self { detail: detail.into(), errors: Vec::new() }
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Self {
+        Self { detail: String::new(), errors }
+    }
+}
+
 /// Parse a request body: one event object, or `{"events": [...]}` with 1 to 500 events.
 /// All or nothing: any problem in any event fails the whole body.
-pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
+pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, InvalidBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::bad_request("the body is empty; send one event object or {\"events\": [...]}"));
+        return Err(InvalidBody::new("the body is empty; send one event object or {\"events\": [...]}"));
     }
     let doc: Value =
-        serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+        serde_json::from_slice(body).map_err(|e| InvalidBody::new(format!("the body is not valid JSON: {e}")))?;
     let mut errors = Vec::new();
     let events = match doc {
         Value::Object(mut obj) if matches!(obj.get("events"), Some(Value::Array(_))) => {
@@ -92,10 +111,10 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
                 ));
             }
             let Some(Value::Array(items)) = obj.remove("events") else {
-                return Err(Problem::bad_request("events must be an array"));
+                return Err(InvalidBody::new("events must be an array"));
             };
             if items.is_empty() || items.len() > MAX_EVENTS {
-                return Err(Problem::invalid_fields(vec![FieldError::new(
+                return Err(InvalidBody::fields(vec![FieldError::new(
                     "/events",
                     format!("must hold 1 to {MAX_EVENTS} events; got {}", items.len()),
                 )]));
@@ -118,7 +137,7 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
         }
         Value::Object(map) => parse_event(map, At::Root, now_ms, &mut errors).into_iter().collect(),
         other => {
-            return Err(Problem::bad_request(format!(
+            return Err(InvalidBody::new(format!(
                 "expected one event object or {{\"events\": [...]}}, not {}",
                 type_name(&other)
             )));
@@ -128,7 +147,7 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, Problem> {
         Ok(events)
     } else {
         errors.truncate(100);
-        Err(Problem::invalid_fields(errors))
+        Err(InvalidBody::fields(errors))
     }
 }
 
@@ -318,7 +337,7 @@ fn parse_labels(l: Map<String, Value>, at: At, out: &mut Map<String, Value>, err
 
 impl Event {
     /// Anonymise for `tenant` and turn into the stream record.
-    pub fn into_record(self, id: String, tenant: &str, p: &Pseudonymiser<'_>) -> StreamRecord {
+    pub fn into_record(self, id: String, tenant: &TenantId, p: &Pseudonymiser<'_>) -> StreamRecord {
         let mut labels = self.labels;
         p.scrub_object(&mut labels);
         let labels = labels
@@ -333,7 +352,7 @@ impl Event {
         StreamRecord {
             v: RECORD_VERSION,
             id,
-            tenant: tenant.to_owned(),
+            tenant: tenant.clone(),
             source: p.scrub_text(&self.source).into_owned(),
             name: self.name.map(|n| p.scrub_text(&n).into_owned()),
             kind: self.kind,
@@ -353,11 +372,11 @@ mod tests {
 
     const NOW: i64 = 1_764_072_000_000; // 2025-11-25T12:00:00Z
 
-    fn parse(v: Value) -> Result<Vec<Event>, Problem> {
+    fn parse(v: Value) -> Result<Vec<Event>, InvalidBody> {
         parse_body(v.to_string().as_bytes(), NOW)
     }
 
-    fn pointers(p: &Problem) -> Vec<&str> {
+    fn pointers(p: &InvalidBody) -> Vec<&str> {
         p.errors.iter().map(|e| e.pointer.as_str()).collect()
     }
 
@@ -388,12 +407,12 @@ mod tests {
 
     #[test]
     fn rejects_arrays_scalars_and_empty_batches() {
-        assert_eq!(parse(json!([{"m": 1}])).unwrap_err().status, 400);
-        assert_eq!(parse(json!(5)).unwrap_err().status, 400);
+        assert!(parse(json!([{"m": 1}])).is_err());
+        assert!(parse(json!(5)).is_err());
         let p = parse(json!({"events": []})).unwrap_err();
         assert_eq!(pointers(&p), ["/events"]);
-        assert_eq!(parse_body(b"{not json", NOW).unwrap_err().status, 400);
-        assert_eq!(parse_body(b"   ", NOW).unwrap_err().status, 400);
+        assert!(parse_body(b"{not json", NOW).is_err());
+        assert!(parse_body(b"   ", NOW).is_err());
     }
 
     #[test]
@@ -475,13 +494,13 @@ mod tests {
         }))
         .unwrap()
         .remove(0);
-        let r = e.into_record("id-1".into(), "acme", &p);
+        let r = e.into_record("id-1".into(), &TenantId::from_record("acme").unwrap(), &p);
         let text = serde_json::to_string(&r).unwrap();
         for raw in ["10.0.0.9", "alice", "192.168.1.20", "2001:db8::1"] {
             assert!(!text.contains(raw), "{raw} in {text}");
         }
         assert_eq!(r.labels["region"], "eu");
-        assert_eq!(r.tenant, "acme");
+        assert_eq!(r.tenant.as_str(), "acme");
         let back: StreamRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
     }

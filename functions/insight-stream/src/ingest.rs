@@ -1,15 +1,13 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
-use std::future::Future;
-
-use aws_lc_rs::digest;
-use naksha_core::auth::Principal;
+use naksha_contracts::signing::{hex, sha256};
+use naksha_contracts::{Principal, TenantId};
 use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::PiiKey;
-use naksha_core::problem::Problem;
 use serde::Serialize;
 
-use crate::event::{Event, parse_body};
+use crate::event::{Event, InvalidBody, parse_body};
+use crate::ports::{RecordSink, SinkError};
 
 /// Kinesis limits a partition key to 256 characters.
 const MAX_PARTITION_KEY: usize = 256;
@@ -20,22 +18,6 @@ pub struct OutRecord {
     pub event_id: String,
     pub partition_key: String,
     pub data: Vec<u8>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// Some records were written, these were not (after retries).
-    #[error("{} record(s) were not written: {cause}", failed_event_ids.len())]
-    Partial { failed_event_ids: Vec<String>, cause: String },
-    /// Nothing was written.
-    #[error("no record was written: {0}")]
-    Failed(String),
-}
-
-/// Where accepted events go (Kinesis in production).
-pub trait RecordSink: Send + Sync {
-    /// Write all records in one request, retrying the ones the stream refused.
-    fn put(&self, records: &[OutRecord]) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -54,26 +36,41 @@ pub struct Ingest<S, C> {
 
 /// The partition key keeps one source's events in order on one shard and spreads a tenant's
 /// sources over shards (Kinesis hashes the key with MD5).
-pub fn partition_key(tenant: &str, source: &str) -> String {
+pub fn partition_key(tenant: &TenantId, source: &str) -> String {
     let key = format!("{tenant}/{source}");
     if key.chars().count() <= MAX_PARTITION_KEY {
         return key;
     }
-    let d = digest::digest(&digest::SHA256, source.as_bytes());
-    let hex: String = d.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{tenant}/#{hex}")
+    format!("{tenant}/#{}", hex(&sha256(source.as_bytes())[..16]))
+}
+
+/// Why events were not (all) accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not valid; nothing was written.
+    #[error("{0}")]
+    Invalid(#[from] InvalidBody),
+    /// An event could not be encoded as a stream record; nothing was written.
+    #[error("encoding a record failed: {0}")]
+    Encode(String),
+    /// The stream took nothing; a retry may succeed.
+    #[error("no record was written: {0}")]
+    Unavailable(String),
+    /// The stream took some events and not others.
+    #[error("{} of {total} events were written", accepted.len())]
+    Partial { accepted: Vec<String>, failed: Vec<String>, total: usize, cause: String },
 }
 
 /// Parse, validate, anonymise and encode a body: the CPU-only part of ingest.
-pub fn prepare(pii: &PiiKey, tenant: &str, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, Problem> {
+pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
     let events: Vec<Event> = parse_body(body, now_ms)?;
-    let p = pii.for_tenant(tenant);
+    let p = pii.for_tenant(tenant.as_str());
     events
         .into_iter()
         .map(|event| {
             let id = uuid::Uuid::now_v7().to_string();
             let record = event.into_record(id.clone(), tenant, &p);
-            let data = serde_json::to_vec(&record).map_err(Problem::internal)?;
+            let data = serde_json::to_vec(&record).map_err(|e| IngestError::Encode(e.to_string()))?;
             Ok(OutRecord { partition_key: partition_key(tenant, &record.source), event_id: id, data })
         })
         .collect()
@@ -84,29 +81,16 @@ impl<S: RecordSink, C: CounterStore> Ingest<S, C> {
         Self { sink, counters, pii }
     }
 
-    pub async fn ingest(&self, principal: &Principal, body: &[u8], now_ms: i64) -> Result<Accepted, Problem> {
-        let records = prepare(&self.pii, principal.tenant.as_str(), body, now_ms)?;
+    pub async fn ingest(&self, principal: &Principal, body: &[u8], now_ms: i64) -> Result<Accepted, IngestError> {
+        let records = prepare(&self.pii, &principal.tenant, body, now_ms)?;
         match self.sink.put(&records).await {
             Ok(()) => {}
-            Err(SinkError::Failed(cause)) => {
-                return Err(Problem::unavailable(
-                    "the telemetry stream refused the events; nothing was written, retry",
-                )
-                .with_internal(cause));
-            }
+            Err(SinkError::Failed(cause)) => return Err(IngestError::Unavailable(cause)),
             Err(SinkError::Partial { failed_event_ids, cause }) => {
-                let written = records.len() - failed_event_ids.len();
-                self.count(written).await;
-                let accepted: Vec<_> =
+                let accepted: Vec<String> =
                     records.iter().map(|r| &r.event_id).filter(|id| !failed_event_ids.contains(id)).cloned().collect();
-                return Err(Problem::unavailable(format!(
-                    "{} of {} events were written; resend only the failed ones",
-                    written,
-                    records.len()
-                ))
-                .with_extension("accepted_event_ids", serde_json::json!(accepted))
-                .with_extension("failed_event_ids", serde_json::json!(failed_event_ids))
-                .with_internal(cause));
+                self.count(accepted.len()).await;
+                return Err(IngestError::Partial { accepted, failed: failed_event_ids, total: records.len(), cause });
             }
         }
         self.count(records.len()).await;
@@ -126,30 +110,15 @@ impl<S: RecordSink, C: CounterStore> Ingest<S, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemorySink;
+    use naksha_contracts::Role;
     use naksha_core::metrics::MemoryCounters;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct MemorySink {
-        puts: Mutex<Vec<Vec<OutRecord>>>,
-        fail: Option<fn(&[OutRecord]) -> SinkError>,
-    }
-
-    impl RecordSink for MemorySink {
-        async fn put(&self, records: &[OutRecord]) -> Result<(), SinkError> {
-            if let Some(f) = self.fail {
-                return Err(f(records));
-            }
-            self.puts.lock().unwrap().push(records.to_vec());
-            Ok(())
-        }
-    }
 
     fn principal(tenant: &str) -> Principal {
         Principal {
-            tenant: naksha_core::auth::TenantId::from_internal_record(tenant).unwrap(),
+            tenant: TenantId::from_record(tenant).unwrap(),
             subject: "alice".into(),
-            roles: [naksha_core::auth::Role::Operator].into(),
+            roles: [Role::Operator].into(),
         }
     }
 
@@ -173,7 +142,8 @@ mod tests {
     async fn invalid_body_writes_nothing_and_counts_nothing() {
         let ingest = Ingest::new(MemorySink::default(), MemoryCounters::default(), PiiKey::from_secret(b"k"));
         let body = serde_json::json!({"events": [{"m": 1}, {"name": 5}]}).to_string();
-        assert_eq!(ingest.ingest(&principal("acme"), body.as_bytes(), NOW).await.unwrap_err().status, 400);
+        let err = ingest.ingest(&principal("acme"), body.as_bytes(), NOW).await.unwrap_err();
+        assert!(matches!(err, IngestError::Invalid(ref e) if e.errors[0].pointer == "/events/1/name"), "{err:?}");
         assert!(ingest.sink.puts.lock().unwrap().is_empty());
         assert_eq!(ingest.counters.get("insight_ingested_total"), 0);
     }
@@ -182,28 +152,27 @@ mod tests {
     async fn stream_outage_is_503_and_partial_failure_names_the_failed_events() {
         let sink = MemorySink { fail: Some(|_| SinkError::Failed("throttled".into())), ..Default::default() };
         let ingest = Ingest::new(sink, MemoryCounters::default(), PiiKey::from_secret(b"k"));
-        let p = ingest.ingest(&principal("acme"), b"{\"m\":1}", NOW).await.unwrap_err();
-        assert_eq!(p.status, 503);
-        assert!(!p.body().to_string().contains("throttled"));
+        let err = ingest.ingest(&principal("acme"), b"{\"m\":1}", NOW).await.unwrap_err();
+        assert_eq!(err, IngestError::Unavailable("throttled".into()));
 
         let sink = MemorySink {
             fail: Some(|r| SinkError::Partial { failed_event_ids: vec![r[1].event_id.clone()], cause: "x".into() }),
             ..Default::default()
         };
         let ingest = Ingest::new(sink, MemoryCounters::default(), PiiKey::from_secret(b"k"));
-        let p = ingest.ingest(&principal("acme"), br#"{"events":[{"m":1},{"m":2},{"m":3}]}"#, NOW).await.unwrap_err();
-        assert_eq!(p.status, 503);
-        assert_eq!(p.extensions["failed_event_ids"].as_array().unwrap().len(), 1);
-        assert_eq!(p.extensions["accepted_event_ids"].as_array().unwrap().len(), 2);
+        let err = ingest.ingest(&principal("acme"), br#"{"events":[{"m":1},{"m":2},{"m":3}]}"#, NOW).await.unwrap_err();
+        let IngestError::Partial { accepted, failed, total, .. } = err else { panic!("{err:?}") };
+        assert_eq!((accepted.len(), failed.len(), total), (2, 1, 3));
         assert_eq!(ingest.counters.get("insight_ingested_total"), 2);
     }
 
     #[test]
     fn partition_keys_spread_sources_and_stay_within_kinesis_limits() {
-        assert_ne!(partition_key("acme", "web-1"), partition_key("acme", "web-2"));
+        let acme = TenantId::from_record("acme").unwrap();
+        assert_ne!(partition_key(&acme, "web-1"), partition_key(&acme, "web-2"));
         let long = "s".repeat(400);
-        let k = partition_key("acme", &long);
+        let k = partition_key(&acme, &long);
         assert!(k.chars().count() <= MAX_PARTITION_KEY);
-        assert_eq!(k, partition_key("acme", &long));
+        assert_eq!(k, partition_key(&acme, &long));
     }
 }

@@ -4,8 +4,10 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use naksha_core::metrics::CounterStore;
 
-use crate::aggregate::{AggregateStore, BatchReport, Consumer, DeadLetterStore, InRecord};
+use crate::consumer::{BatchReport, Consumer};
 use crate::detection::SeriesWatch;
+use crate::ports::{AggregateStore, DeadLetterStore};
+use crate::series::InRecord;
 
 /// The shard a record came from: its event id is `<shard id>:<sequence number>`.
 fn shard_of(event_id: Option<&str>) -> &str {
@@ -63,7 +65,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::memory::{MemoryAggregates, MemoryDeadLetters};
+    use crate::memory::{MemoryAggregates, MemoryDeadLetters};
     use naksha_core::metrics::MemoryCounters;
 
     #[tokio::test]

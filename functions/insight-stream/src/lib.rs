@@ -1,20 +1,28 @@
-//! D.1 insight-stream: telemetry in over HTTP, anonymised, streamed, aggregated.
+//! D.1 insight-stream: telemetry in over HTTP, anonymised, streamed, aggregated, watched by the
+//! streaming detector (D.3).
 //!
-//! - [`event`]: the ingest contract (parse and validate bodies; the stream record format).
+//! - [`event`]: the ingest contract (parse and validate bodies; the telemetry stream record).
 //! - [`ingest`]: `POST /ingest` — anonymise and put one batch on Kinesis.
-//! - [`aggregate`]: the consumer — fold stream batches into per-minute aggregates, idempotently.
-//! - [`store`]: the DynamoDB and Kinesis adapters.
-//! - [`api`]: the HTTP routes (`POST /ingest`, `GET /metrics`).
-//! - [`kinesis`]: the consumer Lambda's event adapter.
-//! - [`health`]: `GET /health` — checks the stream, tables and key this service needs.
+//! - [`series`]: a batch as the consumer sees it (sequence numbers, each series' samples).
+//! - [`aggregate`]: fold a batch into per-minute aggregates, idempotently.
+//! - [`detection`]: the streaming detector in the consumer path; signals start agent runs.
+//! - [`consumer`]: one shard's batch through both, poison set aside; [`kinesis`]: the event adapter.
+//! - [`health`]: `GET /health` — checks the streams, tables and keys of the deployment.
+//! - [`ports`]: the traits the domain needs; [`store`]: DynamoDB/Kinesis; [`memory`]: for tests.
+//! - [`api`]: the HTTP routes; [`wiring`]: each Lambda's state, built once per cold start.
 //!
-//! Each Lambda is a thin `src/bin/*.rs` that wires these together.
+//! Each Lambda is a thin `src/bin/*.rs`.
 
 pub mod aggregate;
 pub mod api;
+pub mod consumer;
 pub mod detection;
 pub mod event;
 pub mod health;
 pub mod ingest;
 pub mod kinesis;
+pub mod memory;
+pub mod ports;
+pub mod series;
 pub mod store;
+pub mod wiring;

@@ -11,6 +11,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::ports::ActError;
+
 #[derive(Debug, Clone)]
 pub struct K8sAdapter {
     base: String,
@@ -19,10 +21,25 @@ pub struct K8sAdapter {
     http: reqwest::Client,
 }
 
-fn split_target(target: &str) -> Result<(&str, &str), String> {
+fn split_target(target: &str) -> Result<(&str, &str), ActError> {
     match target.split_once('/') {
         Some(("deployment", name)) if !name.is_empty() && !name.contains('/') => Ok(("deployment", name)),
-        _ => Err(format!("the k8s adapter acts on deployment/<name>, not {target:?}")),
+        _ => Err(ActError::Refused(format!("the k8s adapter acts on deployment/<name>, not {target:?}"))),
+    }
+}
+
+/// What the API server answered, when it was not a success.
+enum ApiError {
+    NotFound,
+    Failed(ActError),
+}
+
+impl From<ApiError> for ActError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::NotFound => ActError::Refused("not found".into()),
+            ApiError::Failed(e) => e,
+        }
     }
 }
 
@@ -40,27 +57,30 @@ impl K8sAdapter {
         args.get("namespace").and_then(Value::as_str).unwrap_or(&self.namespace)
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ApiError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.map_err(|e| format!("kubernetes API unreachable: {e}"))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::Failed(ActError::Unavailable(format!("kubernetes API unreachable: {e}"))))?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             Ok(body)
         } else if status.as_u16() == 404 {
-            Err("not found".into())
+            Err(ApiError::NotFound)
         } else {
-            Err(format!(
+            Err(ApiError::Failed(ActError::Refused(format!(
                 "kubernetes API answered {status}: {}",
                 body.get("message").and_then(Value::as_str).unwrap_or("")
-            ))
+            ))))
         }
     }
 
-    pub async fn describe(&self, target: &str) -> Result<Option<Value>, String> {
+    pub async fn describe(&self, target: &str) -> Result<Option<Value>, ActError> {
         let (_, name) = split_target(target)?;
         let url = format!("{}/apis/apps/v1/namespaces/{}/deployments/{name}", self.base, self.namespace);
         match self.send(self.http.get(url)).await {
@@ -76,8 +96,8 @@ impl K8sAdapter {
                     "generation": d["metadata"]["generation"],
                 })))
             }
-            Err(e) if e == "not found" => Ok(None),
-            Err(e) => Err(e),
+            Err(ApiError::NotFound) => Ok(None),
+            Err(ApiError::Failed(e)) => Err(e),
         }
     }
 
@@ -88,14 +108,17 @@ impl K8sAdapter {
         target: &str,
         args: &Map<String, Value>,
         dry_run: bool,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    ) -> Result<reqwest::RequestBuilder, ActError> {
         let (_, name) = split_target(target)?;
         let ns = self.namespace(args);
         let query: &[(&str, &str)] = if dry_run { &[("dryRun", "All")] } else { &[] };
         let apps = format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.base);
         Ok(match action {
             "scale" => {
-                let replicas = args.get("replicas").and_then(Value::as_u64).ok_or("scale needs replicas")?;
+                let replicas = args
+                    .get("replicas")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| ActError::Refused("scale needs replicas".into()))?;
                 self.http
                     .patch(format!("{apps}/scale"))
                     .query(query)
@@ -112,19 +135,22 @@ impl K8sAdapter {
                     .body(patch.to_string())
             }
             "delete_pod" => {
-                let pod = args.get("pod").and_then(Value::as_str).ok_or("delete_pod needs pod")?;
+                let pod = args
+                    .get("pod")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ActError::Refused("delete_pod needs pod".into()))?;
                 self.http.delete(format!("{}/api/v1/namespaces/{ns}/pods/{pod}", self.base)).query(query)
             }
-            other => return Err(format!("the k8s adapter cannot {other}")),
+            other => return Err(ActError::Refused(format!("the k8s adapter cannot {other}"))),
         })
     }
 
-    pub async fn dry_run(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, String> {
+    pub async fn dry_run(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, ActError> {
         let body = self.send(self.request(action, target, args, true)?).await?;
         Ok(json!({"server_dry_run": true, "action": action, "target": target, "response_kind": body["kind"]}))
     }
 
-    pub async fn execute(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, String> {
+    pub async fn execute(&self, action: &str, target: &str, args: &Map<String, Value>) -> Result<Value, ActError> {
         let body = self.send(self.request(action, target, args, false)?).await?;
         Ok(
             json!({"action": action, "target": target, "response_kind": body["kind"], "generation": body["metadata"]["generation"]}),

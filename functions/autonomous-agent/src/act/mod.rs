@@ -5,9 +5,10 @@ pub mod sim;
 
 use std::future::Future;
 
+use naksha_contracts::TenantId;
 use serde_json::{Map, Value};
 
-use crate::ports::Actuator;
+use crate::ports::{ActError, Actuator};
 use k8s::K8sAdapter;
 use sim::{SimAdapter, SimStore};
 
@@ -16,10 +17,12 @@ use sim::{SimAdapter, SimStore};
 /// known, and refuses one whose outcome is not.
 pub trait Receipts: Send + Sync {
     /// `Some((done, result))` when a receipt exists.
-    fn get(&self, tenant: &str, key: &str) -> impl Future<Output = Result<Option<(bool, Value)>, String>> + Send;
+    fn get(&self, tenant: &TenantId, key: &str)
+    -> impl Future<Output = Result<Option<(bool, Value)>, ActError>> + Send;
     /// Create a pending receipt; `false` if one already exists.
-    fn begin(&self, tenant: &str, key: &str) -> impl Future<Output = Result<bool, String>> + Send;
-    fn finish(&self, tenant: &str, key: &str, result: &Value) -> impl Future<Output = Result<(), String>> + Send;
+    fn begin(&self, tenant: &TenantId, key: &str) -> impl Future<Output = Result<bool, ActError>> + Send;
+    fn finish(&self, tenant: &TenantId, key: &str, result: &Value)
+    -> impl Future<Output = Result<(), ActError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -29,43 +32,43 @@ pub struct Adapters<S, R> {
     pub receipts: R,
 }
 
-fn missing(adapter: &str) -> String {
-    format!("the {adapter} adapter is not configured in this deployment")
+fn missing(adapter: &str) -> ActError {
+    ActError::NotConfigured(adapter.to_owned())
 }
 
 impl<S: SimStore, R: Receipts> Actuator for Adapters<S, R> {
-    async fn describe(&self, tenant: &str, adapter: &str, target: &str) -> Result<Option<Value>, String> {
+    async fn describe(&self, tenant: &TenantId, adapter: &str, target: &str) -> Result<Option<Value>, ActError> {
         match adapter {
             "sim" => self.sim.as_ref().ok_or_else(|| missing(adapter))?.describe(tenant, target).await,
             "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.describe(target).await,
-            other => Err(format!("unknown adapter {other}")),
+            other => Err(ActError::UnknownAdapter(other.to_owned())),
         }
     }
 
     async fn dry_run(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         adapter: &str,
         action: &str,
         target: &str,
         args: &Map<String, Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, ActError> {
         match adapter {
             "sim" => self.sim.as_ref().ok_or_else(|| missing(adapter))?.dry_run(tenant, action, target, args).await,
             "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.dry_run(action, target, args).await,
-            other => Err(format!("unknown adapter {other}")),
+            other => Err(ActError::UnknownAdapter(other.to_owned())),
         }
     }
 
     async fn execute(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         adapter: &str,
         action: &str,
         target: &str,
         args: &Map<String, Value>,
         key: &str,
-    ) -> Result<(Value, bool), String> {
+    ) -> Result<(Value, bool), ActError> {
         match adapter {
             "sim" => {
                 self.sim.as_ref().ok_or_else(|| missing(adapter))?.execute(tenant, action, target, args, key).await
@@ -75,21 +78,21 @@ impl<S: SimStore, R: Receipts> Actuator for Adapters<S, R> {
                 match self.receipts.get(tenant, key).await? {
                     Some((true, result)) => return Ok((result, true)),
                     Some((false, _)) => {
-                        return Err(
+                        return Err(ActError::Refused(
                             "an earlier attempt of this step did not report back; check the cluster before retrying"
                                 .into(),
-                        );
+                        ));
                     }
                     None => {}
                 }
                 if !self.receipts.begin(tenant, key).await? {
-                    return Err("another attempt of this step is in progress".into());
+                    return Err(ActError::Refused("another attempt of this step is in progress".into()));
                 }
                 let result = k8s.execute(action, target, args).await?;
                 self.receipts.finish(tenant, key, &result).await?;
                 Ok((result, false))
             }
-            other => Err(format!("unknown adapter {other}")),
+            other => Err(ActError::UnknownAdapter(other.to_owned())),
         }
     }
 }

@@ -7,8 +7,11 @@
 
 use std::future::Future;
 
+use naksha_contracts::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use crate::ports::ActError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,7 +59,11 @@ impl SimResource {
 }
 
 /// The simulation's rules: the resource after `action`.
-pub fn apply(action: &str, args: &Map<String, Value>, r: &SimResource) -> Result<SimResource, String> {
+pub fn apply(action: &str, args: &Map<String, Value>, r: &SimResource) -> Result<SimResource, ActError> {
+    apply_rules(action, args, r).map_err(ActError::Refused)
+}
+
+fn apply_rules(action: &str, args: &Map<String, Value>, r: &SimResource) -> Result<SimResource, String> {
     let mut next = r.clone();
     match action {
         "restart" => {
@@ -97,19 +104,28 @@ pub fn change(before: &SimResource, after: &SimResource) -> Value {
 
 /// Where the simulated cluster lives.
 pub trait SimStore: Send + Sync {
-    fn get(&self, tenant: &str, resource: &str) -> impl Future<Output = Result<Option<SimResource>, String>> + Send;
-    fn put(&self, tenant: &str, resource: &str, r: &SimResource) -> impl Future<Output = Result<(), String>> + Send;
+    fn get(
+        &self,
+        tenant: &TenantId,
+        resource: &str,
+    ) -> impl Future<Output = Result<Option<SimResource>, ActError>> + Send;
+    fn put(
+        &self,
+        tenant: &TenantId,
+        resource: &str,
+        r: &SimResource,
+    ) -> impl Future<Output = Result<(), ActError>> + Send;
     /// Replace `before` with `after` and store `receipt` under `key`, atomically; when `key`
     /// already has a receipt, change nothing and return it (`true` = reused).
     fn apply(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         resource: &str,
         before: &SimResource,
         after: &SimResource,
         key: &str,
         receipt: &Value,
-    ) -> impl Future<Output = Result<(Value, bool), String>> + Send;
+    ) -> impl Future<Output = Result<(Value, bool), ActError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -118,31 +134,39 @@ pub struct SimAdapter<S> {
 }
 
 impl<S: SimStore> SimAdapter<S> {
-    pub async fn describe(&self, tenant: &str, target: &str) -> Result<Option<Value>, String> {
+    pub async fn describe(&self, tenant: &TenantId, target: &str) -> Result<Option<Value>, ActError> {
         Ok(self.store.get(tenant, target).await?.map(|r| json!(r)))
     }
 
     pub async fn dry_run(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         action: &str,
         target: &str,
         args: &Map<String, Value>,
-    ) -> Result<Value, String> {
-        let before = self.store.get(tenant, target).await?.ok_or_else(|| format!("{target} does not exist"))?;
+    ) -> Result<Value, ActError> {
+        let before = self
+            .store
+            .get(tenant, target)
+            .await?
+            .ok_or_else(|| ActError::Refused(format!("{target} does not exist")))?;
         let after = apply(action, args, &before)?;
         Ok(change(&before, &after))
     }
 
     pub async fn execute(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         action: &str,
         target: &str,
         args: &Map<String, Value>,
         key: &str,
-    ) -> Result<(Value, bool), String> {
-        let before = self.store.get(tenant, target).await?.ok_or_else(|| format!("{target} does not exist"))?;
+    ) -> Result<(Value, bool), ActError> {
+        let before = self
+            .store
+            .get(tenant, target)
+            .await?
+            .ok_or_else(|| ActError::Refused(format!("{target} does not exist")))?;
         let after = apply(action, args, &before)?;
         let receipt = json!({"action": action, "target": target, "change": change(&before, &after), "after": after});
         self.store.apply(tenant, target, &before, &after, key, &receipt).await

@@ -1,21 +1,17 @@
 //! `POST /agent/runs/{run_id}/approve` (role approver): approve exactly the plan awaiting approval.
 
-use naksha_agent::{api, wiring::Boot};
-use naksha_core::{config::ConfigReader, http, logging};
+use std::sync::Arc;
+
+use naksha_agent::{api, wiring::QueueApp};
+use naksha_core::boot;
 
 #[global_allocator]
 static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    logging::init();
-    let mut cfg = ConfigReader::from_env();
-    let boot = Boot::read(&mut cfg);
-    let stream = cfg.required("AGENT_STREAM");
-    cfg.finish()?;
-    let ctx = boot.start().await;
-    http::serve_with((ctx.queue(&stream), ctx), |app, req| async move {
-        api::approve(&app.1.verifier, &app.1.store, &app.0, req).await
+async fn main() -> Result<(), boot::BootError> {
+    boot::http(|app: Arc<QueueApp>, req| async move {
+        api::approve(&app.route.verifier, &app.route.store, &app.queue, req).await
     })
     .await
 }

@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use super::telemetry::ObserveError;
+
 #[derive(Debug, Clone)]
 pub struct PrometheusObserver {
     base: String,
@@ -29,17 +31,17 @@ impl PrometheusObserver {
     }
 
     /// Run an instant query; the result is `[{metric, value}]` for vectors, or the scalar.
-    pub async fn query(&self, promql: &str) -> Result<Value, String> {
+    pub async fn query(&self, promql: &str) -> Result<Value, ObserveError> {
         let resp = self
             .http
             .get(format!("{}/api/v1/query", self.base))
             .query(&[("query", promql)])
             .send()
             .await
-            .map_err(|e| format!("prometheus unreachable: {e}"))?;
-        let body: Value = resp.json().await.map_err(|e| format!("prometheus answered non-JSON: {e}"))?;
+            .map_err(|e| ObserveError(format!("prometheus unreachable: {e}")))?;
+        let body: Value = resp.json().await.map_err(|e| ObserveError(format!("prometheus answered non-JSON: {e}")))?;
         if body["status"] != "success" {
-            return Err(format!("prometheus: {} {}", body["errorType"], body["error"]));
+            return Err(ObserveError(format!("prometheus: {} {}", body["errorType"], body["error"])));
         }
         let data = &body["data"];
         Ok(match data["resultType"].as_str() {
@@ -56,7 +58,7 @@ impl PrometheusObserver {
         })
     }
 
-    pub async fn query_for(&self, template: &str, resource: &str) -> Result<Value, String> {
+    pub async fn query_for(&self, template: &str, resource: &str) -> Result<Value, ObserveError> {
         self.query(&render(template, resource)).await
     }
 }

@@ -4,28 +4,23 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use naksha_contracts::TenantId;
+use naksha_contracts::telemetry::AggregateRow;
 use serde_json::{Value, json};
 
-/// One stored minute aggregate of a series.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MinuteRow {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub minute: i64,
-    pub count: f64,
-    pub sum: f64,
-    pub min: f64,
-    pub max: f64,
-}
+/// An observe plugin could not see what it was asked to; its output names why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ObserveError(pub String);
 
 pub trait AggregateQuery: Send + Sync {
     /// Rows of `tenant`'s series with `source`, from `since_minute` (epoch s) on.
     fn by_source(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         source: &str,
         since_minute: i64,
-    ) -> impl Future<Output = Result<Vec<MinuteRow>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<AggregateRow>, ObserveError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -34,7 +29,7 @@ pub struct TelemetryObserver<T> {
 }
 
 impl<T: AggregateQuery> TelemetryObserver<T> {
-    pub async fn observe(&self, tenant: &str, resource: &str, window_minutes: i64) -> Result<Value, String> {
+    pub async fn observe(&self, tenant: &TenantId, resource: &str, window_minutes: i64) -> Result<Value, ObserveError> {
         let since = (chrono::Utc::now().timestamp() / 60 - window_minutes) * 60;
         let rows = self.query.by_source(tenant, resource, since).await?;
         Ok(summarise(&rows))
@@ -42,8 +37,8 @@ impl<T: AggregateQuery> TelemetryObserver<T> {
 }
 
 /// Per series: samples, mean, min, max over the window, and the latest minute's mean.
-pub fn summarise(rows: &[MinuteRow]) -> Value {
-    let mut by_series: BTreeMap<(String, String), Vec<&MinuteRow>> = BTreeMap::new();
+pub fn summarise(rows: &[AggregateRow]) -> Value {
+    let mut by_series: BTreeMap<(String, String), Vec<&AggregateRow>> = BTreeMap::new();
     for r in rows {
         let labels = serde_json::to_string(&r.labels).unwrap_or_default();
         by_series.entry((r.name.clone(), labels)).or_default().push(r);
@@ -52,7 +47,7 @@ pub fn summarise(rows: &[MinuteRow]) -> Value {
         .into_values()
         .map(|mut rs| {
             rs.sort_by_key(|r| r.minute);
-            let count: f64 = rs.iter().map(|r| r.count).sum();
+            let count: f64 = rs.iter().map(|r| r.count as f64).sum();
             let sum: f64 = rs.iter().map(|r| r.sum).sum();
             let last = rs[rs.len() - 1];
             json!({
@@ -64,7 +59,7 @@ pub fn summarise(rows: &[MinuteRow]) -> Value {
                 "min": rs.iter().map(|r| r.min).fold(f64::INFINITY, f64::min),
                 "max": rs.iter().map(|r| r.max).fold(f64::NEG_INFINITY, f64::max),
                 "latest_minute": last.minute,
-                "latest_mean": if last.count > 0.0 { last.sum / last.count } else { 0.0 },
+                "latest_mean": last.mean(),
             })
         })
         .collect();
@@ -75,13 +70,28 @@ pub fn summarise(rows: &[MinuteRow]) -> Value {
 mod tests {
     use super::*;
 
-    fn row(name: &str, minute: i64, count: f64, sum: f64) -> MinuteRow {
-        MinuteRow { name: name.into(), labels: BTreeMap::new(), minute, count, sum, min: sum / count, max: sum / count }
+    fn row(name: &str, minute: i64, count: u64, sum: f64) -> AggregateRow {
+        let mean = sum / count as f64;
+        AggregateRow {
+            tenant: TenantId::from_record("acme").unwrap(),
+            series_id: name.into(),
+            source: "deployment/a".into(),
+            name: name.into(),
+            labels: BTreeMap::new(),
+            minute,
+            count,
+            sum,
+            min: mean,
+            max: mean,
+            sumsq: mean * sum,
+            first_ts: minute * 1000,
+            last_ts: minute * 1000,
+        }
     }
 
     #[test]
     fn summarises_each_series_over_the_window() {
-        let v = summarise(&[row("errors", 60, 2.0, 4.0), row("errors", 120, 1.0, 10.0), row("latency", 60, 1.0, 5.0)]);
+        let v = summarise(&[row("errors", 60, 2, 4.0), row("errors", 120, 1, 10.0), row("latency", 60, 1, 5.0)]);
         let errors = &v["series"][0];
         assert_eq!(errors["name"], "errors");
         assert_eq!((errors["samples"].as_f64(), errors["mean"].as_f64()), (Some(3.0), Some(14.0 / 3.0)));

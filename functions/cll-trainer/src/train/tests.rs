@@ -1,5 +1,9 @@
 use super::*;
 
+fn tenant(name: &str) -> TenantId {
+    TenantId::from_record(name).unwrap()
+}
+
 /// Deterministic noise in [-1, 1].
 fn noise(i: usize) -> f64 {
     let x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -18,7 +22,7 @@ const DAY: usize = 1440;
 
 fn data() -> TrainingData {
     let mut d = TrainingData {
-        tenant: "acme".into(),
+        tenant: tenant("acme"),
         series: vec![
             series("calm", 4 * DAY, |i| 100.0 + noise(i)),
             series("daily", 4 * DAY, |i| {
@@ -59,7 +63,7 @@ fn the_digest_is_canonical_and_sees_every_value() {
 #[test]
 fn normalise_drops_non_finite_and_repeated_minutes_and_empty_series() {
     let mut d = TrainingData {
-        tenant: "t".into(),
+        tenant: tenant("t"),
         series: vec![
             SeriesData {
                 series_id: "b".into(),
@@ -76,7 +80,7 @@ fn normalise_drops_non_finite_and_repeated_minutes_and_empty_series() {
 
 #[test]
 fn no_data_is_an_error_not_a_model() {
-    let d = TrainingData { tenant: "t".into(), ..Default::default() };
+    let d = TrainingData::new(tenant("t"));
     let r = train(&d, None, &Settings::default(), "now", &mut |_, _| {});
     assert!(matches!(r, Err(TrainError::NoData)));
 }
@@ -205,7 +209,7 @@ fn training_is_deterministic_and_judges_the_champion_on_the_same_data() {
 fn held_back_time_is_measured_in_time_not_points() {
     // Five-minute samples over four days: the held-back fifth is 0.8 days, not 0.16.
     let mut d = TrainingData {
-        tenant: "acme".into(),
+        tenant: tenant("acme"),
         series: vec![SeriesData {
             series_id: "five-minutely".into(),
             points: (0..(4 * DAY / 5)).map(|i| (1_000_000 + 5 * i as i64, 100.0 + noise(i))).collect(),

@@ -2,22 +2,13 @@
 
 use std::sync::Arc;
 
-use naksha_core::{aws::Aws, config::ConfigReader, http, logging, metrics::DynamoCounters};
-use naksha_insight_stream::api;
+use naksha_core::boot;
+use naksha_insight_stream::{api, wiring::MetricsApp};
 
 #[global_allocator]
 static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    logging::init();
-    let mut cfg = ConfigReader::from_env();
-    let table = cfg.required("COUNTERS_TABLE");
-    cfg.finish()?;
-    let counters = Arc::new(DynamoCounters::new(Aws::load().await.dynamodb(), table));
-    http::serve(move |_req| {
-        let counters = Arc::clone(&counters);
-        async move { api::metrics(counters.as_ref()).await }
-    })
-    .await
+async fn main() -> Result<(), boot::BootError> {
+    boot::http(|app: Arc<MetricsApp>, _req| async move { api::metrics(&app.counters).await }).await
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use naksha_detector::detector::{Params, score_series};
-use naksha_detector::nab::{FileScoring, baselines, normalised, parse_time, profiles, raw_score, window_rows};
+use naksha_nab::{FileScoring, baselines, normalised, parse_time, profiles, raw_score, window_rows};
 
 const THRESHOLD: f64 = 0.5;
 
@@ -152,10 +152,10 @@ fn main() -> ExitCode {
                 eprintln!(
                     "{rel}: rows {} probation {} windows {windows:?} alarms {alarms:?}",
                     times.len(),
-                    naksha_detector::nab::probationary_length(times.len())
+                    naksha_nab::probationary_length(times.len())
                 );
             }
-            let probation = naksha_detector::nab::probationary_length(times.len());
+            let probation = naksha_nab::probationary_length(times.len());
             counts.0 += windows.len();
             counts.1 += windows.iter().filter(|(l, r)| detections[*l..=*r].iter().any(|d| *d)).count();
             counts.2 += (probation..times.len())
@@ -163,7 +163,7 @@ fn main() -> ExitCode {
                 .count();
             for (l, r) in &windows {
                 if let Some(first) = (*l..=*r).find(|i| detections[*i] && *i >= probation) {
-                    tp_sum += naksha_detector::nab::scaled_sigmoid(-((r - first + 1) as f64) / ((r - l + 1) as f64));
+                    tp_sum += naksha_nab::scaled_sigmoid(-((r - first + 1) as f64) / ((r - l + 1) as f64));
                 }
             }
             let std_raw = raw_score(&f, &profiles()[0].1);

@@ -1,12 +1,29 @@
-//! The append-only audit log: each act's record carries the hash of the one before it, so an
-//! edited, removed or reordered record breaks the chain at a point [`verify_chain`] names.
+//! The append-only audit log (P-3): each act's record carries the hash of the one before it, so
+//! an edited, removed or reordered record breaks the chain at a point [`verify_chain`] names.
+//! Written by the agent; read by the agent's API and, later, by the policy learner.
+//!
+//! | item | table `naksha.audit` | key |
+//! |---|---|---|
+//! | the chain head | | `pk` = tenant, `seq` = 0 |
+//! | an [`AuditRecord`] | written only if absent, in one transaction with the head | `pk` = tenant, `seq` = 1, 2, … |
+//! | a run's marker (one record per run) | | `pk` = [`run_marker_pk`] = `<tenant>#run#<run id>`, `seq` = 0 |
 
-use naksha_core::signing::{canonical_json, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::identity::TenantId;
+use crate::signing::{canonical_json, sha256_hex};
+
 /// `prev_hash` of the first record of a tenant's chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The `seq` of the chain head item.
+pub const HEAD_SEQ: u64 = 0;
+
+/// The marker that a run has appended its record.
+pub fn run_marker_pk(tenant: &TenantId, run_id: &str) -> String {
+    tenant.key(&["run", run_id])
+}
 
 /// What the agent asks to record; the log assigns `seq`, `prev_hash` and `hash`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +45,7 @@ pub struct AuditEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub seq: u64,
     #[serde(flatten)]
     pub entry: AuditEntry,
@@ -38,9 +55,9 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// Seal an entry as the record after `prev` (`None`: the first record).
-    pub fn seal(tenant: &str, entry: AuditEntry, prev: Option<&AuditRecord>) -> Self {
+    pub fn seal(tenant: &TenantId, entry: AuditEntry, prev: Option<&AuditRecord>) -> Self {
         let mut r = Self {
-            tenant: tenant.to_owned(),
+            tenant: tenant.clone(),
             seq: prev.map_or(1, |p| p.seq + 1),
             entry,
             prev_hash: prev.map_or(GENESIS.to_owned(), |p| p.hash.clone()),
@@ -60,7 +77,7 @@ impl AuditRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokenLink {
     pub seq: u64,
     pub reason: String,
@@ -118,18 +135,23 @@ mod tests {
     }
 
     fn chain(n: usize) -> Vec<AuditRecord> {
+        let tenant = TenantId::from_record("acme").unwrap();
         let mut out: Vec<AuditRecord> = Vec::new();
         for i in 0..n {
-            let r = AuditRecord::seal("acme", entry(&format!("run-{i}")), out.last());
+            let r = AuditRecord::seal(&tenant, entry(&format!("run-{i}")), out.last());
             out.push(r);
         }
         out
     }
 
     #[test]
-    fn an_intact_chain_verifies() {
-        assert_eq!(verify_chain(&chain(5)), Ok(()));
-        assert_eq!(chain(3)[0].prev_hash, GENESIS);
+    fn an_intact_chain_verifies_and_round_trips() {
+        let c = chain(5);
+        assert_eq!(verify_chain(&c), Ok(()));
+        assert_eq!(c[0].prev_hash, GENESIS);
+        let back: Vec<AuditRecord> = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(run_marker_pk(&c[0].tenant, "r1"), "acme#run#r1");
     }
 
     #[test]

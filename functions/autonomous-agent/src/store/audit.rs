@@ -1,0 +1,173 @@
+//! The hash-chained audit log; the layout is naksha-contracts' [`naksha_contracts::audit`].
+//!
+//! | item | `pk` | `seq` | attributes |
+//! |---|---|---|---|
+//! | the head | the tenant | 0 | `head_seq`, `head_record` (the newest record) |
+//! | a record | the tenant | 1, 2, … | `record` (JSON), `run_id`, `hash`, `prev_hash` |
+//! | a run's marker | [`run_marker_pk`] = `<tenant>#run#<run id>` | 0 | `record_seq` |
+//!
+//! An append writes record, head and marker in one transaction, conditional on the head not
+//! having moved and the marker not existing (one record per run).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use naksha_contracts::TenantId;
+use naksha_contracts::audit::{AuditEntry, AuditRecord, HEAD_SEQ, run_marker_pk};
+use naksha_core::ddb::{get_n, get_s, n, s, transaction_cancelled};
+
+use super::{DynamoAgentStore, built, failed, json_of};
+use crate::ports::{AuditLog, StoreError};
+
+impl DynamoAgentStore {
+    /// The audit record a run already appended, if any.
+    async fn record_of_run(&self, tenant: &TenantId, run_id: &str) -> Result<Option<AuditRecord>, StoreError> {
+        let marker = self
+            .db
+            .get_item()
+            .table_name(&self.t.audit)
+            .key("pk", s(run_marker_pk(tenant, run_id)))
+            .key("seq", n(HEAD_SEQ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        let Some(seq) = marker.item().and_then(|m| get_n::<u64>(m, "record_seq")) else { return Ok(None) };
+        let item = self
+            .db
+            .get_item()
+            .table_name(&self.t.audit)
+            .key("pk", s(tenant.as_str()))
+            .key("seq", n(seq))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(item.item().and_then(|i| get_s(i, "record")).and_then(|r| serde_json::from_str(r).ok()))
+    }
+}
+
+impl AuditLog for DynamoAgentStore {
+    async fn append(&self, tenant: &TenantId, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+        // Optimistic: read the head, seal after it, and write record + new head in one
+        // transaction conditional on the head not having moved.
+        for attempt in 0..8u32 {
+            let head = self
+                .db
+                .get_item()
+                .table_name(&self.t.audit)
+                .key("pk", s(tenant.as_str()))
+                .key("seq", n(HEAD_SEQ))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(failed)?;
+            let prev = head.item().and_then(|h| {
+                let seq: u64 = get_n(h, "head_seq")?;
+                let record = get_s(h, "head_record")?;
+                serde_json::from_str::<AuditRecord>(record).ok().filter(|r| r.seq == seq)
+            });
+            let record = AuditRecord::seal(tenant, entry.clone(), prev.as_ref());
+            let text = json_of(&record)?;
+            let put_record = built(
+                Put::builder()
+                    .table_name(&self.t.audit)
+                    .item("pk", s(tenant.as_str()))
+                    .item("seq", n(record.seq))
+                    .item("run_id", s(&record.entry.run_id))
+                    .item("hash", s(&record.hash))
+                    .item("prev_hash", s(&record.prev_hash))
+                    .item("record", s(text.clone()))
+                    .condition_expression("attribute_not_exists(seq)")
+                    .build(),
+            )?;
+            let mut head_put = Put::builder()
+                .table_name(&self.t.audit)
+                .item("pk", s(tenant.as_str()))
+                .item("seq", n(HEAD_SEQ))
+                .item("head_seq", n(record.seq))
+                .item("head_record", s(text));
+            head_put = match &prev {
+                None => head_put.condition_expression("attribute_not_exists(seq)"),
+                Some(p) => {
+                    head_put.condition_expression("head_seq = :prev").expression_attribute_values(":prev", n(p.seq))
+                }
+            };
+            let head_put = built(head_put.build())?;
+            // One record per run: a run resumed after a crash must not append twice.
+            let marker = built(
+                Put::builder()
+                    .table_name(&self.t.audit)
+                    .item("pk", s(run_marker_pk(tenant, &record.entry.run_id)))
+                    .item("seq", n(HEAD_SEQ))
+                    .item("record_seq", n(record.seq))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build(),
+            )?;
+            let result = self
+                .db
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put_record).build())
+                .transact_items(TransactWriteItem::builder().put(head_put).build())
+                .transact_items(TransactWriteItem::builder().put(marker).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(record),
+                Err(e) if transaction_cancelled(&e) => {
+                    if let Some(existing) = self.record_of_run(tenant, &record.entry.run_id).await? {
+                        return Ok(existing);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20 << attempt.min(5))).await;
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn records(&self, tenant: &TenantId) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .db
+            .query()
+            .table_name(&self.t.audit)
+            .key_condition_expression("pk = :pk AND seq > :zero")
+            .expression_attribute_values(":pk", s(tenant.as_str()))
+            .expression_attribute_values(":zero", n(HEAD_SEQ))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for item in page.map_err(failed)?.items() {
+                let text = get_s(item, "record").unwrap_or_default();
+                // A record that no longer parses is kept as a broken shell, so verification
+                // names it instead of silently skipping it.
+                let record = serde_json::from_str::<AuditRecord>(text).unwrap_or_else(|_| AuditRecord {
+                    tenant: tenant.clone(),
+                    seq: get_n(item, "seq").unwrap_or(0),
+                    entry: AuditEntry {
+                        run_id: get_s(item, "run_id").unwrap_or_default().to_owned(),
+                        wpk_id: String::new(),
+                        wpk_version: 0,
+                        wpk_sha256: String::new(),
+                        approver: String::new(),
+                        justification: String::new(),
+                        standing_approval: false,
+                        plan_sha256: String::new(),
+                        before_sha256: String::new(),
+                        after_sha256: String::new(),
+                        actions: Vec::new(),
+                        outcome: "unreadable".into(),
+                        at: String::new(),
+                    },
+                    prev_hash: get_s(item, "prev_hash").unwrap_or_default().to_owned(),
+                    hash: String::new(),
+                });
+                out.push(record);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+}

@@ -1,0 +1,79 @@
+//! The DynamoDB and Kinesis adapters of the agent's ports, one file per table or stream; each
+//! opens with its key table. Every tenant-owned key starts with the tenant (P-5) and is built
+//! by one function per item type.
+//!
+//! | file | what | written by |
+//! |---|---|---|
+//! | [`runs`] | `naksha.runs`: runs and their step checkpoints | the agent |
+//! | [`wpks`] | `naksha.wpks`: signed playbook versions | the agent |
+//! | [`audit`] | `naksha.audit`: the hash-chained audit log | the agent |
+//! | [`agent_state`] | `naksha.agent-state`: kill switch, rate-limit slots, outcome counts, act receipts | the agent |
+//! | [`sim`] | `naksha.sim`: the simulated cluster (simulation mode) | the agent |
+//! | [`runs_stream`] | Kinesis `naksha.agent-runs` | the agent (and insight-stream's signals) |
+//! | [`aggregates`] | `naksha.aggregates`, read only | insight-stream |
+
+pub mod agent_state;
+pub mod aggregates;
+pub mod audit;
+pub mod runs;
+pub mod runs_stream;
+pub mod sim;
+pub mod wpks;
+
+pub use aggregates::DynamoAggregateQuery;
+pub use runs_stream::KinesisRunQueue;
+pub use sim::DynamoSim;
+
+use naksha_core::aws::describe_error;
+use naksha_core::config::ConfigReader;
+
+use crate::ports::StoreError;
+
+/// Names of the agent's tables.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub runs: String,
+    pub wpks: String,
+    pub audit: String,
+    pub state: String,
+}
+
+impl Tables {
+    /// `RUNS_TABLE`, `WPKS_TABLE`, `AUDIT_TABLE`, `AGENT_STATE_TABLE`.
+    pub fn from_config(r: &mut ConfigReader) -> Self {
+        Self {
+            runs: r.required("RUNS_TABLE"),
+            wpks: r.required("WPKS_TABLE"),
+            audit: r.required("AUDIT_TABLE"),
+            state: r.required("AGENT_STATE_TABLE"),
+        }
+    }
+}
+
+/// The agent's own tables behind every store port (runs, WPKs, audit, control, receipts).
+#[derive(Debug, Clone)]
+pub struct DynamoAgentStore {
+    db: aws_sdk_dynamodb::Client,
+    t: Tables,
+}
+
+impl DynamoAgentStore {
+    pub fn new(db: aws_sdk_dynamodb::Client, tables: Tables) -> Self {
+        Self { db, t: tables }
+    }
+}
+
+fn failed<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    StoreError::Failed(describe_error(&e))
+}
+
+fn json_of<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Failed(e.to_string()))
+}
+
+fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Failed(e.to_string()))
+}

@@ -1,0 +1,218 @@
+//! Runs and their step checkpoints.
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | a run | [`run_pk`] = `<tenant>#<run id>` | `run` | `state` (the [`RunState`] as JSON), `tenant`, `run_id`, `status`, `signal`, `resource`, `plan_sha256`, `updated_at`; `outcome` ([`RunOutcome`] JSON) once a run that acted has ended |
+//! | a checkpoint | the same | [`step_sk`] = `step#000001`… | `node`, `checkpoint` (JSON) |
+//!
+//! The `by_tenant` index (`tenant`, `updated_at`) is how the trainer reads outcomes.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use naksha_contracts::TenantId;
+use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, RunOutcome, run_pk};
+use naksha_core::ddb::{Item, condition_failed, get_s, s};
+
+use super::{DynamoAgentStore, built, failed, json_of};
+use crate::ports::{Checkpoint, RunStore, StoreError};
+use crate::state::{Approval, RunState, RunStatus};
+
+/// The sort key of the run item itself.
+pub const RUN_SK: &str = "run";
+
+/// The sort key of a step's checkpoint.
+pub fn step_sk(step: u32) -> String {
+    format!("step#{step:06}")
+}
+
+fn run_key(tenant: &TenantId, run_id: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(run_pk(tenant, run_id))), ("sk".to_owned(), s(RUN_SK))])
+}
+
+/// The run item: the state, and what conditional writes and the indexes need beside it.
+pub fn run_item(state: &RunState) -> Result<Item, StoreError> {
+    let mut item = run_key(&state.tenant, &state.run_id);
+    item.insert("tenant".into(), s(state.tenant.as_str()));
+    item.insert("run_id".into(), s(&state.run_id));
+    item.insert("status".into(), s(state.status.as_str()));
+    item.insert("signal".into(), s(&state.request.signal));
+    item.insert("resource".into(), s(&state.request.resource));
+    item.insert("state".into(), s(json_of(state)?));
+    item.insert("updated_at".into(), s(&state.updated_at));
+    if let Some(p) = &state.plan {
+        item.insert("plan_sha256".into(), s(&p.sha256));
+    }
+    if let Some(outcome) = state.training_outcome() {
+        item.insert(OUTCOME_ATTRIBUTE.into(), s(json_of::<RunOutcome>(&outcome)?));
+    }
+    Ok(item)
+}
+
+impl DynamoAgentStore {
+    /// Change the run item only if it is awaiting approval for exactly `plan_sha256`.
+    async fn conclude_approval(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+        plan_sha256: Option<&str>,
+        update: impl FnOnce(&mut RunState),
+    ) -> Result<RunState, StoreError> {
+        let mut state = self.load_run(tenant, run_id).await?.ok_or(StoreError::NotFound)?;
+        if state.status != RunStatus::AwaitingApproval {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(sha) = plan_sha256
+            && state.plan.as_ref().is_none_or(|p| p.sha256 != sha)
+        {
+            return Err(StoreError::Conflict);
+        }
+        update(&mut state);
+        let mut put = self
+            .db
+            .put_item()
+            .table_name(&self.t.runs)
+            .set_item(Some(run_item(&state)?))
+            .condition_expression("#status = :awaiting")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":awaiting", s("awaiting_approval"));
+        if let Some(sha) = plan_sha256 {
+            put = put
+                .condition_expression("#status = :awaiting AND plan_sha256 = :sha")
+                .expression_attribute_values(":sha", s(sha));
+        }
+        match put.send().await {
+            Ok(_) => Ok(state),
+            Err(e) if condition_failed(&e) => Err(StoreError::Conflict),
+            Err(e) => Err(failed(e)),
+        }
+    }
+}
+
+impl RunStore for DynamoAgentStore {
+    async fn create_run(&self, state: &RunState) -> Result<(), StoreError> {
+        match self
+            .db
+            .put_item()
+            .table_name(&self.t.runs)
+            .set_item(Some(run_item(state)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Exists),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    async fn load_run(&self, tenant: &TenantId, run_id: &str) -> Result<Option<RunState>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.runs)
+            .set_key(Some(run_key(tenant, run_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        let Some(item) = out.item() else { return Ok(None) };
+        let text = get_s(item, "state").ok_or_else(|| StoreError::Failed("run item without state".into()))?;
+        let state: RunState = serde_json::from_str(text).map_err(|e| StoreError::Failed(e.to_string()))?;
+        // The key already names the tenant; the state must agree (defence in depth).
+        Ok((state.tenant == *tenant).then_some(state))
+    }
+
+    async fn save_step(&self, state: &RunState, c: &Checkpoint) -> Result<(), StoreError> {
+        let step = built(
+            Put::builder()
+                .table_name(&self.t.runs)
+                .item("pk", s(run_pk(&state.tenant, &state.run_id)))
+                .item("sk", s(step_sk(c.step)))
+                .item("node", s(&c.node))
+                .item("checkpoint", s(json_of(c)?))
+                .build(),
+        )?;
+        let run = built(Put::builder().table_name(&self.t.runs).set_item(Some(run_item(state)?)).build())?;
+        self.db
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(step).build())
+            .transact_items(TransactWriteItem::builder().put(run).build())
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    async fn save_run(&self, state: &RunState) -> Result<(), StoreError> {
+        self.db.put_item().table_name(&self.t.runs).set_item(Some(run_item(state)?)).send().await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, tenant: &TenantId, run_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .db
+            .query()
+            .table_name(&self.t.runs)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :step)")
+            .expression_attribute_values(":pk", s(run_pk(tenant, run_id)))
+            .expression_attribute_values(":step", s("step#"))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for item in page.map_err(failed)?.items() {
+                if let Some(c) = get_s(item, "checkpoint").and_then(|j| serde_json::from_str(j).ok()) {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn approve(&self, tenant: &TenantId, run_id: &str, approval: &Approval) -> Result<RunState, StoreError> {
+        self.conclude_approval(tenant, run_id, Some(&approval.plan_sha256), |st| {
+            st.approval = Some(approval.clone());
+            st.status = RunStatus::Queued;
+        })
+        .await
+    }
+
+    async fn reject(&self, tenant: &TenantId, run_id: &str, rejection: &Approval) -> Result<RunState, StoreError> {
+        self.conclude_approval(tenant, run_id, None, |st| {
+            st.rejection = Some(rejection.clone());
+            st.conclude(
+                RunStatus::Rejected,
+                format!("rejected by {}: {}", rejection.approver, rejection.justification),
+            );
+            st.status = RunStatus::Rejected;
+            st.cursor = None;
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_items_carry_what_conditional_writes_need() {
+        let req = crate::state::RunRequest {
+            signal: "s".into(),
+            resource: "deployment/a".into(),
+            telemetry: None,
+            dry_run: false,
+        };
+        let tenant = TenantId::from_record("acme").unwrap();
+        let st = RunState::new("r1".into(), tenant, "u".into(), req, "now".into());
+        let item = run_item(&st).unwrap();
+        assert_eq!(get_s(&item, "pk"), Some("acme#r1"));
+        assert_eq!(get_s(&item, "status"), Some("queued"));
+        assert!(!item.contains_key(OUTCOME_ATTRIBUTE), "a run that has not acted teaches the trainer nothing");
+        let back: RunState = serde_json::from_str(get_s(&item, "state").unwrap()).unwrap();
+        assert_eq!(back, st);
+        assert_eq!(step_sk(7), "step#000007");
+    }
+}

@@ -1,0 +1,140 @@
+//! The simulated cluster (simulation mode's world), with each act's receipt in the agent-state
+//! table, written in the same transaction as the change.
+//!
+//! | table | `pk` | attributes |
+//! |---|---|---|
+//! | `naksha.sim` | [`sim_pk`] = `<tenant>#<resource>` | `tenant`, `resource`, `doc` (the [`SimResource`] as JSON) |
+//! | `naksha.agent-state` | [`receipt_pk`] = `<tenant>#receipt#<idempotency key>` | `done`, `result`, `at` |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use naksha_contracts::TenantId;
+use naksha_core::aws::describe_error;
+use naksha_core::ddb::{Item, get_s, s, transaction_cancelled};
+use serde_json::Value;
+
+use super::agent_state::receipt_pk;
+use crate::act::sim::{SimResource, SimStore};
+use crate::ports::ActError;
+
+pub fn sim_pk(tenant: &TenantId, resource: &str) -> String {
+    tenant.key(&[resource])
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoSim {
+    db: aws_sdk_dynamodb::Client,
+    table: String,
+    state_table: String,
+}
+
+impl DynamoSim {
+    pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>, state_table: impl Into<String>) -> Self {
+        Self { db, table: table.into(), state_table: state_table.into() }
+    }
+}
+
+fn encode(r: &SimResource) -> Result<String, ActError> {
+    serde_json::to_string(r).map_err(|e| ActError::Refused(e.to_string()))
+}
+
+fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> ActError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    ActError::Unavailable(describe_error(&e))
+}
+
+fn sim_item(tenant: &TenantId, resource: &str, r: &SimResource) -> Result<Item, ActError> {
+    Ok(HashMap::from([
+        ("pk".to_owned(), s(sim_pk(tenant, resource))),
+        ("tenant".to_owned(), s(tenant.as_str())),
+        ("resource".to_owned(), s(resource)),
+        ("doc".to_owned(), s(encode(r)?)),
+    ]))
+}
+
+impl SimStore for DynamoSim {
+    async fn get(&self, tenant: &TenantId, resource: &str) -> Result<Option<SimResource>, ActError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(sim_pk(tenant, resource)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item().and_then(|i| get_s(i, "doc")).and_then(|d| serde_json::from_str(d).ok()))
+    }
+
+    async fn put(&self, tenant: &TenantId, resource: &str, r: &SimResource) -> Result<(), ActError> {
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(sim_item(tenant, resource, r)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        resource: &str,
+        before: &SimResource,
+        after: &SimResource,
+        key: &str,
+        receipt: &Value,
+    ) -> Result<(Value, bool), ActError> {
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| ActError::Refused(e.to_string());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(sim_pk(tenant, resource)))
+            .update_expression("SET doc = :after")
+            .condition_expression("doc = :before")
+            .expression_attribute_values(":after", s(encode(after)?))
+            .expression_attribute_values(":before", s(encode(before)?))
+            .build()
+            .map_err(invalid)?;
+        let put_receipt = Put::builder()
+            .table_name(&self.state_table)
+            .item("pk", s(receipt_pk(tenant, key)))
+            .item("done", AttributeValue::Bool(true))
+            .item("result", s(receipt.to_string()))
+            .item("at", s(chrono::Utc::now().to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(invalid)?;
+        let result = self
+            .db
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(put_receipt).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok((receipt.clone(), false)),
+            Err(e) if transaction_cancelled(&e) => {
+                // Either the receipt exists (the act already happened: reuse it) or the
+                // resource moved under us (refuse).
+                let stored = self
+                    .db
+                    .get_item()
+                    .table_name(&self.state_table)
+                    .key("pk", s(receipt_pk(tenant, key)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                match stored.item().and_then(|i| get_s(i, "result")).and_then(|r| serde_json::from_str(r).ok()) {
+                    Some(previous) => Ok((previous, true)),
+                    None => Err(ActError::Refused("the resource changed while acting".into())),
+                }
+            }
+            Err(e) => Err(ActError::Unavailable(describe_error(&e))),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Signed playbook versions; a version is immutable once written.
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `pk` | the tenant |
+//! | `sk` | [`wpk_sk`] = `<id>#<version, 10 digits>` |
+//! | `id`, `version`, `doc`, `sha256`, `signature`, `key_id` | the canonical document, its digest and KMS signature |
+//! | `created_at`, `created_by` | who registered it |
+//! | `signals`, `resources` | `match` copied out for choosing candidates (never trusted for acting) |
+//! | `standing_approval` | JSON, set by `POST /wpk/{id}/promote` |
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use naksha_contracts::TenantId;
+use naksha_core::ddb::{Item, condition_failed, get_n, get_s, get_strings, n, query_all, s};
+
+use super::{DynamoAgentStore, failed, json_of};
+use crate::ports::{StoreError, WpkStore};
+use crate::wpk::{StandingApproval, StoredWpk};
+
+/// The sort key of a WPK version (versions sort numerically within an id).
+pub fn wpk_sk(id: &str, version: u32) -> String {
+    format!("{id}#{version:010}")
+}
+
+fn parse_wpk(item: &Item) -> Option<StoredWpk> {
+    Some(StoredWpk {
+        id: get_s(item, "id")?.to_owned(),
+        version: get_n(item, "version")?,
+        doc: get_s(item, "doc")?.to_owned(),
+        sha256: get_s(item, "sha256")?.to_owned(),
+        signature: get_s(item, "signature")?.to_owned(),
+        key_id: get_s(item, "key_id")?.to_owned(),
+        created_at: get_s(item, "created_at").unwrap_or_default().to_owned(),
+        created_by: get_s(item, "created_by").unwrap_or_default().to_owned(),
+        standing_approval: get_s(item, "standing_approval").and_then(|j| serde_json::from_str(j).ok()),
+        signals: get_strings(item, "signals"),
+        resources: get_strings(item, "resources"),
+    })
+}
+
+impl WpkStore for DynamoAgentStore {
+    async fn put_wpk(&self, tenant: &TenantId, w: &StoredWpk) -> Result<(), StoreError> {
+        let mut put = self
+            .db
+            .put_item()
+            .table_name(&self.t.wpks)
+            .item("pk", s(tenant.as_str()))
+            .item("sk", s(wpk_sk(&w.id, w.version)))
+            .item("id", s(&w.id))
+            .item("version", n(w.version))
+            .item("doc", s(&w.doc))
+            .item("sha256", s(&w.sha256))
+            .item("signature", s(&w.signature))
+            .item("key_id", s(&w.key_id))
+            .item("created_at", s(&w.created_at))
+            .item("created_by", s(&w.created_by))
+            .item("signals", AttributeValue::L(w.signals.iter().map(s).collect()))
+            .item("resources", AttributeValue::L(w.resources.iter().map(s).collect()))
+            .condition_expression("attribute_not_exists(sk)");
+        if let Some(a) = &w.standing_approval {
+            put = put.item("standing_approval", s(json_of(a)?));
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::Exists),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    async fn get_wpk(&self, tenant: &TenantId, id: &str, version: u32) -> Result<Option<StoredWpk>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.wpks)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(wpk_sk(id, version)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(out.item().and_then(parse_wpk))
+    }
+
+    async fn list_wpks(&self, tenant: &TenantId) -> Result<Vec<StoredWpk>, StoreError> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.t.wpks)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(tenant.as_str()));
+        let items = query_all(query).await?;
+        Ok(items.iter().filter_map(parse_wpk).collect())
+    }
+
+    async fn set_standing_approval(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: u32,
+        a: &StandingApproval,
+    ) -> Result<(), StoreError> {
+        match self
+            .db
+            .update_item()
+            .table_name(&self.t.wpks)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(wpk_sk(id, version)))
+            .update_expression("SET standing_approval = :a")
+            .condition_expression("attribute_exists(sk)")
+            .expression_attribute_values(":a", s(json_of(a)?))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(failed(e)),
+        }
+    }
+}

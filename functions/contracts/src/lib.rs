@@ -1,0 +1,21 @@
+//! naksha-contracts: what crosses a service boundary, and nothing that needs AWS, Lambda or HTTP,
+//! so every service and the edge node can use it.
+//!
+//! - [`identity`]: [`identity::TenantId`] (tenant-first keys), [`identity::Role`], [`identity::Principal`].
+//! - [`signing`]: canonical JSON, signature verification against trusted keys, and
+//!   [`signing::Verified`], the only way to hold a signed object as trusted.
+//! - The records services read from each other, each with its key functions and the table that
+//!   holds it: [`runs`] (run messages, run outcomes), [`telemetry`] (series and per-minute
+//!   aggregates), [`models`] (model versions, manifests, the champion alias), [`audit`] (the
+//!   hash-chained audit log).
+//!
+//! One service writes each table; a service that reads another's records decodes these types.
+
+pub mod audit;
+pub mod identity;
+pub mod models;
+pub mod runs;
+pub mod signing;
+pub mod telemetry;
+
+pub use identity::{Principal, Role, TenantId};

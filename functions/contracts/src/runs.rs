@@ -1,0 +1,115 @@
+//! Runs: the message that starts or resumes one (the agent's API and the telemetry consumer put it
+//! on the runs stream), and the outcome of a finished run that acted (what the trainer learns from).
+//!
+//! | record | where | key |
+//! |---|---|---|
+//! | [`RunMessage`] | Kinesis `naksha.agent-runs` | partition key [`RunMessage::partition_key`] = `<tenant>/<resource>` |
+//! | run item | DynamoDB `naksha.runs` (written by the agent) | `pk` = [`run_pk`] = `<tenant>#<run id>`, `sk` = `run` |
+//! | [`RunOutcome`] | attribute `outcome` of the run item, once a run that acted has ended | read through the `by_tenant` index |
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::identity::TenantId;
+
+/// Start or resume a run. Runs on one resource share a partition key, so they are processed in
+/// order, never at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMessage {
+    pub tenant: TenantId,
+    pub run_id: String,
+    /// Present when the run does not exist yet: the worker creates it (idempotently, by id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<RunStart>,
+}
+
+/// What a run created from a message is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStart {
+    pub signal: String,
+    pub resource: String,
+    pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Value>,
+}
+
+impl RunMessage {
+    /// The stream partition key for a run on `resource` (Kinesis allows 256 characters).
+    pub fn partition_key(tenant: &TenantId, resource: &str) -> String {
+        format!("{tenant}/{resource}").chars().take(256).collect()
+    }
+
+    /// Decode a message from the stream; a message that does not decode is poison, not a retry.
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// The run item's partition key.
+pub fn run_pk(tenant: &TenantId, run_id: &str) -> String {
+    tenant.key(&[run_id])
+}
+
+/// Name of the run item attribute that holds its [`RunOutcome`] as JSON.
+pub const OUTCOME_ATTRIBUTE: &str = "outcome";
+
+/// How a run that acted (and so has an audit record) ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub signal: String,
+    pub wpk_id: String,
+    pub wpk_version: u32,
+    /// `true`: acted and verified; `false`: acted and failed.
+    pub succeeded: bool,
+    /// The audit record of the act.
+    pub audit_seq: u64,
+    /// RFC 3339.
+    pub finished_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_a_bad_tenant_does_not_decode() {
+        let m = RunMessage {
+            tenant: TenantId::from_record("acme").unwrap(),
+            run_id: "r1".into(),
+            start: Some(RunStart {
+                signal: "anomaly.cpu".into(),
+                resource: "deployment/a".into(),
+                requested_by: "detector".into(),
+                telemetry: Some(serde_json::json!({"score": 0.9})),
+            }),
+        };
+        let bytes = serde_json::to_vec(&m).unwrap();
+        assert_eq!(RunMessage::decode(&bytes).unwrap(), m);
+        assert!(RunMessage::decode(br#"{"tenant":"ACME#x","run_id":"r1"}"#).is_err());
+        let resume = RunMessage { start: None, ..m };
+        assert!(!String::from_utf8(serde_json::to_vec(&resume).unwrap()).unwrap().contains("start"));
+    }
+
+    #[test]
+    fn keys_start_with_the_tenant_and_partition_keys_fit_kinesis() {
+        let t = TenantId::from_record("acme").unwrap();
+        assert_eq!(run_pk(&t, "r1"), "acme#r1");
+        assert_eq!(RunMessage::partition_key(&t, "deployment/a"), "acme/deployment/a");
+        assert_eq!(RunMessage::partition_key(&t, &"x".repeat(400)).chars().count(), 256);
+    }
+
+    #[test]
+    fn outcomes_round_trip() {
+        let o = RunOutcome {
+            run_id: "r1".into(),
+            signal: "anomaly.cpu".into(),
+            wpk_id: "shed".into(),
+            wpk_version: 2,
+            succeeded: true,
+            audit_seq: 7,
+            finished_at: "2026-11-25T10:00:30.123Z".into(),
+        };
+        assert_eq!(serde_json::from_str::<RunOutcome>(&serde_json::to_string(&o).unwrap()).unwrap(), o);
+    }
+}

@@ -1,0 +1,378 @@
+//! The telemetry consumer's use case: one Kinesis batch of one shard, decoded once, folded into
+//! per-minute aggregates ([`crate::aggregate`]) and shown to the detector ([`crate::detection`])
+//! side by side; each keeps its own watermarks, so a retry redoes only what did not happen.
+//!
+//! A record that cannot be decoded (poison) is set aside in the dead-letter store and does not
+//! block the records after it; only a failure that a retry could fix (a write that did not
+//! happen) is reported back, from the earliest record it affects.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use naksha_contracts::signing::sha256_hex;
+use naksha_contracts::telemetry::SeriesMeta;
+use naksha_core::metrics::CounterStore;
+use serde::Serialize;
+
+use crate::aggregate::{AggKey, Contribution, Group, fold_groups};
+use crate::detection::SeriesWatch;
+use crate::event::{RECORD_VERSION, StreamRecord};
+use crate::ports::{AggregateStore, DeadLetterStore, PoisonRecord};
+use crate::series::{BatchSeries, InRecord, Sample, SeqNo, SeriesInput, SeriesKey, minute_of};
+
+/// What happened to a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// Sequence number to report in `batchItemFailures` (Lambda retries from there).
+    pub failed_from: Option<String>,
+    pub records: usize,
+    pub applied_records: usize,
+    pub applied_samples: usize,
+    pub duplicate_samples: usize,
+    pub writes: usize,
+    pub poison: usize,
+    pub new_poison: usize,
+    /// Minutes the detector scored, signals it raised, and series-state writes it made.
+    pub scored_minutes: usize,
+    pub signals: usize,
+    pub detector_writes: usize,
+}
+
+/// Decode one record; the error is the reason it is poison.
+pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
+    let record: StreamRecord = serde_json::from_slice(data).map_err(|e| format!("not a telemetry record: {e}"))?;
+    if record.v != RECORD_VERSION {
+        return Err(format!("unsupported record version {}", record.v));
+    }
+    if record.samples.iter().any(|(_, v)| !v.is_finite()) {
+        return Err("record has a non-finite sample".into());
+    }
+    Ok(record)
+}
+
+/// The consumer, generic over its stores. `W` watches each batch's series (the D.3 detector);
+/// `()` watches nothing.
+#[derive(Debug)]
+pub struct Consumer<S, D, C, W = ()> {
+    store: S,
+    dead: D,
+    counters: C,
+    watch: W,
+}
+
+impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore> Consumer<S, D, C> {
+    pub fn new(store: S, dead: D, counters: C) -> Self {
+        Self { store, dead, counters, watch: () }
+    }
+}
+
+impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Consumer<S, D, C, W> {
+    /// The same consumer, with every batch's series also shown to `watch`.
+    pub fn with_watch<W2: SeriesWatch>(self, watch: W2) -> Consumer<S, D, C, W2> {
+        Consumer { store: self.store, dead: self.dead, counters: self.counters, watch }
+    }
+
+    pub fn watch(&self) -> &W {
+        &self.watch
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn dead_letters(&self) -> &D {
+        &self.dead
+    }
+
+    pub fn counters(&self) -> &C {
+        &self.counters
+    }
+
+    /// Fold one shard's batch. Never fails as a whole: what could not be done is reported
+    /// through `failed_from`.
+    pub async fn process(&self, shard: &str, records: &[InRecord<'_>]) -> BatchReport {
+        let mut report = BatchReport { records: records.len(), ..Default::default() };
+        let mut poison = Vec::new();
+        let mut poison_index = Vec::new();
+        let mut groups: BTreeMap<AggKey, Group> = BTreeMap::new();
+        let mut series: BatchSeries = BTreeMap::new();
+        for (i, r) in records.iter().enumerate() {
+            let decoded = SeqNo::parse(r.seq)
+                .ok_or_else(|| "sequence number is not decimal".to_owned())
+                .and_then(|seq| decode(r.data).map(|rec| (seq, rec)));
+            let (seq, rec) = match decoded {
+                Ok(ok) => ok,
+                Err(reason) => {
+                    poison.push(PoisonRecord {
+                        shard: shard.to_owned(),
+                        seq: r.seq.to_owned(),
+                        reason,
+                        size: r.data.len(),
+                        sha256: sha256_hex(r.data),
+                    });
+                    poison_index.push(i);
+                    continue;
+                }
+            };
+            let minute = minute_of(rec.ts);
+            for (name, value) in rec.samples {
+                let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
+                let key = AggKey { tenant: rec.tenant.clone(), series_id: meta.id(), minute };
+                series
+                    .entry(SeriesKey { tenant: key.tenant.clone(), series_id: key.series_id.clone() })
+                    .or_insert_with(|| SeriesInput { meta: meta.clone(), samples: Vec::new() })
+                    .samples
+                    .push(Sample { record: i, seq: seq.clone(), minute, value });
+                groups
+                    .entry(key)
+                    .or_insert_with(|| Group { meta, contributions: Vec::new() })
+                    .contributions
+                    .push(Contribution { record: i, seq: seq.clone(), value, ts: rec.ts });
+            }
+        }
+        report.poison = poison.len();
+
+        let (watched, folded) =
+            futures::join!(self.watch.observe(shard, &series), fold_groups(&self.store, shard, &groups));
+        let mut failed: BTreeSet<usize> = folded.failed;
+        failed.extend(watched.failed.iter().copied());
+        report.writes = folded.writes;
+        report.applied_samples = folded.applied_samples;
+        report.duplicate_samples = folded.duplicate_samples;
+        report.applied_records = folded.applied_records.len();
+        report.scored_minutes = watched.scored;
+        report.signals = watched.raised;
+        report.detector_writes = watched.writes;
+
+        if !poison.is_empty() {
+            for p in &poison {
+                tracing::warn!(shard = %p.shard, seq = %p.seq, reason = %p.reason, size = p.size, "poison record set aside");
+            }
+            match self.dead.record(&poison).await {
+                Ok(new) => report.new_poison = new,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not record poison records; the batch will be retried");
+                    failed.extend(poison_index.iter().copied());
+                }
+            }
+        }
+
+        report.failed_from = failed.first().map(|i| records[*i].seq.to_owned());
+        let increments = [
+            ("insight_stream_records_total", report.applied_records as u64),
+            ("insight_aggregated_samples_total", report.applied_samples as u64),
+            ("insight_aggregate_writes_total", report.writes as u64),
+            ("insight_poison_records_total", report.new_poison as u64),
+            ("insight_detector_scored_total", report.scored_minutes as u64),
+            ("insight_signals_total", report.signals as u64),
+        ];
+        if let Err(e) = self.counters.add("insight-consumer", &increments).await {
+            tracing::warn!(error = %e, "could not update the consumer counters");
+        }
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::Stats;
+    use crate::memory::{MemoryAggregates, MemoryDeadLetters};
+    use naksha_contracts::TenantId;
+    use naksha_core::metrics::MemoryCounters;
+    use std::sync::atomic::Ordering;
+
+    type TestConsumer = Consumer<MemoryAggregates, MemoryDeadLetters, MemoryCounters>;
+
+    fn consumer() -> TestConsumer {
+        Consumer::new(MemoryAggregates::default(), MemoryDeadLetters::default(), MemoryCounters::default())
+    }
+
+    fn rec(tenant: &str, source: &str, name: &str, value: f64, ts: i64) -> Vec<u8> {
+        serde_json::to_vec(&StreamRecord {
+            v: 1,
+            id: format!("{name}-{ts}"),
+            tenant: TenantId::from_record(tenant).unwrap(),
+            source: source.into(),
+            name: None,
+            kind: crate::event::Kind::Metric,
+            ts,
+            samples: vec![(name.into(), value)],
+            labels: BTreeMap::new(),
+            attrs: Default::default(),
+        })
+        .unwrap()
+    }
+
+    fn batch<'a>(seqs: &'a [String], datas: &'a [Vec<u8>]) -> Vec<InRecord<'a>> {
+        seqs.iter().zip(datas).map(|(s, d)| InRecord { seq: s, data: d }).collect()
+    }
+
+    fn stats_of(c: &TestConsumer) -> Vec<(String, i64, Stats)> {
+        let items = c.store().items.lock().unwrap();
+        let mut out: Vec<_> = items.iter().map(|(k, v)| (v.meta.name.clone(), k.minute, v.stats)).collect();
+        out.sort_by_key(|a| (a.0.clone(), a.1));
+        out
+    }
+
+    const T0: i64 = 1_764_072_000_000; // a minute boundary
+
+    #[tokio::test]
+    async fn folds_samples_per_series_and_minute_with_one_write_per_key() {
+        let c = consumer();
+        let datas = vec![
+            rec("acme", "web", "cpu", 1.0, T0),
+            rec("acme", "web", "cpu", 3.0, T0 + 10_000),
+            rec("acme", "web", "cpu", 5.0, T0 + 70_000),
+            rec("acme", "web", "mem", 2.0, T0 + 1_000),
+        ];
+        let seqs: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from, None);
+        assert_eq!(report.writes, 3);
+        assert_eq!(c.store().writes.load(Ordering::Relaxed), 3);
+        let s = stats_of(&c);
+        assert_eq!(s[0].0, "cpu");
+        assert_eq!(
+            s[0].2,
+            Stats { count: 2, sum: 4.0, min: 1.0, max: 3.0, sumsq: 10.0, first_ts: T0, last_ts: T0 + 10_000 }
+        );
+        assert_eq!(s[1].1, minute_of(T0 + 70_000));
+        assert_eq!(s[1].2.count, 1);
+        assert!((s[0].2.variance() - 1.0).abs() < 1e-12);
+        assert_eq!(c.counters().get("insight_aggregated_samples_total"), 4);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_batch_changes_nothing() {
+        let c = consumer();
+        let datas: Vec<_> = (0..20).map(|i| rec("acme", "web", "cpu", i as f64, T0 + i * 1000)).collect();
+        let seqs: Vec<String> = (100..120).map(|i| i.to_string()).collect();
+        c.process("s", &batch(&seqs, &datas)).await;
+        let first = stats_of(&c);
+        let writes = c.store().writes.load(Ordering::Relaxed);
+        let again = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(stats_of(&c), first);
+        assert_eq!(again.applied_samples, 0);
+        assert_eq!(again.duplicate_samples, 20);
+        assert_eq!(c.store().writes.load(Ordering::Relaxed), writes, "a redelivery must not write");
+        assert_eq!(c.counters().get("insight_aggregated_samples_total"), 20);
+    }
+
+    #[tokio::test]
+    async fn an_overlapping_redelivery_applies_only_the_new_records() {
+        let c = consumer();
+        let datas: Vec<_> = (0..10).map(|i| rec("acme", "web", "cpu", 1.0, T0 + i * 1000)).collect();
+        let seqs: Vec<String> = (1..=10).map(|i| i.to_string()).collect();
+        c.process("s", &batch(&seqs[..6], &datas[..6])).await;
+        c.process("s", &batch(&seqs[3..], &datas[3..])).await;
+        assert_eq!(stats_of(&c)[0].2.count, 10);
+    }
+
+    #[tokio::test]
+    async fn poison_is_set_aside_and_does_not_block_later_records() {
+        let c = consumer();
+        let datas = vec![
+            rec("acme", "web", "cpu", 1.0, T0),
+            b"\x00garbage".to_vec(),
+            br#"{"v":1,"id":"x","tenant":"ACME#evil","source":"s","kind":"metric","ts":1}"#.to_vec(),
+            rec("acme", "web", "cpu", 2.0, T0 + 1),
+        ];
+        let seqs: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+        let report = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from, None, "poison must not be retried");
+        assert_eq!(report.poison, 2);
+        assert_eq!(stats_of(&c)[0].2.count, 2);
+        {
+            let letters = c.dead_letters().letters.lock().unwrap();
+            assert_eq!(letters.len(), 2);
+            assert!(letters.values().all(|l| l.sha256.len() == 64 && !l.reason.is_empty()));
+        }
+        let again = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(again.new_poison, 0);
+        assert_eq!(c.counters().get("insight_poison_records_total"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_from_its_first_record_and_the_retry_completes_the_batch() {
+        let c = consumer();
+        let datas = vec![
+            rec("acme", "web", "cpu", 1.0, T0),
+            rec("acme", "web", "mem", 7.0, T0),
+            rec("acme", "web", "cpu", 2.0, T0 + 1),
+            rec("acme", "web", "mem", 8.0, T0 + 1),
+        ];
+        let seqs: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+        *c.store().fail_series.lock().unwrap() = Some("mem".into());
+        let report = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from.as_deref(), Some("2"));
+        // Lambda redelivers from the reported record on; cpu must not double count.
+        *c.store().fail_series.lock().unwrap() = None;
+        let retry = c.process("s", &batch(&seqs[1..], &datas[1..])).await;
+        assert_eq!(retry.failed_from, None);
+        let s = stats_of(&c);
+        assert_eq!((s[0].0.as_str(), s[0].2.count, s[0].2.sum), ("cpu", 2, 3.0));
+        assert_eq!((s[1].0.as_str(), s[1].2.count, s[1].2.sum), ("mem", 2, 15.0));
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_reread_and_retried() {
+        let c = consumer();
+        c.store().conflicts.store(2, Ordering::Relaxed);
+        let datas = vec![rec("acme", "web", "cpu", 1.0, T0)];
+        let seqs = vec!["1".to_owned()];
+        let report = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from, None);
+        assert_eq!(stats_of(&c)[0].2.count, 1);
+    }
+
+    #[tokio::test]
+    async fn the_detector_sees_each_series_and_a_signal_that_could_not_be_sent_retries_the_batch() {
+        use crate::detection::Detection;
+        use crate::memory::{MemorySeries, MemorySignals};
+        let params = naksha_detector::detector::Params {
+            warmup: 30,
+            learning_days: 0.0,
+            ..naksha_detector::detector::Params::default()
+        };
+        let c = consumer().with_watch(Detection {
+            store: MemorySeries::default(),
+            sink: MemorySignals::default(),
+            params,
+            models: (),
+        });
+        // Two series; "lat" jumps at minute 200. One record per series per minute.
+        let mut datas = Vec::new();
+        for m in 0..230i64 {
+            let wobble = (m % 7) as f64 * 0.1;
+            datas.push(rec("acme", "web", "cpu", 40.0 + wobble, T0 + m * 60_000));
+            datas.push(rec("acme", "web", "lat", if m < 200 { 10.0 + wobble } else { 90.0 }, T0 + m * 60_000));
+        }
+        let seqs: Vec<String> = (1..=datas.len()).map(|i| i.to_string()).collect();
+        let records = batch(&seqs, &datas);
+        c.watch().sink.fail.store(true, Ordering::Relaxed);
+        let report = c.process("shard-0", &records).await;
+        assert_eq!(report.scored_minutes, 2 * 229, "every closed minute of both series");
+        assert_eq!(report.signals, 0);
+        assert_eq!(report.failed_from.as_deref(), Some("2"), "from the anomalous series' first record");
+        c.watch().sink.fail.store(false, Ordering::Relaxed);
+        let retry = c.process("shard-0", &records[1..]).await;
+        assert_eq!((retry.failed_from, retry.signals, retry.scored_minutes, retry.writes), (None, 1, 0, 0));
+        let sent = c.watch().sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0.start.as_ref().unwrap().signal, "anomaly.lat");
+    }
+
+    #[tokio::test]
+    async fn tenants_never_share_an_aggregate() {
+        let c = consumer();
+        let datas = vec![rec("acme", "web", "cpu", 1.0, T0), rec("globex", "web", "cpu", 100.0, T0)];
+        let seqs: Vec<String> = (1..=2).map(|i| i.to_string()).collect();
+        c.process("s", &batch(&seqs, &datas)).await;
+        let items = c.store().items.lock().unwrap();
+        assert_eq!(items.len(), 2);
+        for (k, v) in items.iter() {
+            assert!(k.pk().starts_with(&format!("{}#", k.tenant)));
+            assert_eq!(v.stats.count, 1);
+        }
+    }
+}
