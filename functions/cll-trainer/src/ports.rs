@@ -13,16 +13,7 @@ use naksha_core::signing::KmsSigner;
 use crate::jobs::{Job, JobMessage};
 use crate::train::TrainingData;
 
-/// A table, stream or key could not be used; a retry may succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
-
-impl From<naksha_core::ddb::DdbError> for StoreError {
-    fn from(e: naksha_core::ddb::DdbError) -> Self {
-        StoreError(e.0)
-    }
-}
+pub use naksha_core::StoreError;
 
 /// What training reads: the aggregates and run outcomes other services wrote.
 pub trait TrainingSource: Send + Sync {

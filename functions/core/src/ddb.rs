@@ -14,10 +14,7 @@ use crate::aws::describe_error;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// A DynamoDB call failed, or an item did not have the shape its type needs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DdbError(pub String);
+pub use crate::StoreError as DdbError;
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())

@@ -29,6 +29,12 @@ pub mod signing;
 pub use naksha_contracts as contracts;
 pub use problem::Problem;
 
+/// A table, stream or key could not be used (or an item did not have the shape its type needs);
+/// a retry may succeed. Services whose ports need no finer distinction use it as their own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
 /// The allocator every Naksha Lambda (and benchmark) uses: mimalloc, which makes the many small
 /// allocations of JSON handling markedly cheaper than glibc's malloc. Each binary installs it with
 /// `#[global_allocator] static ALLOC: naksha_core::Allocator = naksha_core::Allocator;`.

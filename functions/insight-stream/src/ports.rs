@@ -15,15 +15,7 @@ use crate::ingest::OutRecord;
 use crate::series::{SeqNo, SeriesKey};
 
 /// A table or stream could not be read or written; a retry may succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
-
-impl From<naksha_core::ddb::DdbError> for StoreError {
-    fn from(e: naksha_core::ddb::DdbError) -> Self {
-        StoreError(e.0)
-    }
-}
+pub use naksha_core::StoreError;
 
 /// Why a conditional write did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
