@@ -77,3 +77,32 @@ fn json_of<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 fn built<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Failed(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use naksha_contracts::TenantId;
+    use naksha_contracts::audit::run_marker_pk;
+    use naksha_contracts::runs::run_pk;
+    use proptest::prelude::*;
+
+    use super::sim::sim_pk;
+
+    proptest! {
+        /// The run, audit-marker and sim keys of one tenant never carry another's prefix (the
+        /// control keys are checked in `agent_state`; WPK and audit items use the bare tenant).
+        #[test]
+        fn no_key_function_can_name_another_tenant(
+            a in "[a-z0-9][a-z0-9_-]{0,16}",
+            b in "[a-z0-9][a-z0-9_-]{0,16}",
+            part in ".{0,40}",
+        ) {
+            let (ta, tb) = (TenantId::from_record(&a).unwrap(), TenantId::from_record(&b).unwrap());
+            for key in [run_pk(&ta, &part), run_marker_pk(&ta, &part), sim_pk(&ta, &part)] {
+                prop_assert_eq!(TenantId::split_key(&key).map(|(t, _)| t), Some(ta.clone()));
+                if a != b {
+                    prop_assert!(!key.starts_with(&tb.key_prefix()));
+                }
+            }
+        }
+    }
+}

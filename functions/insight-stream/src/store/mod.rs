@@ -25,3 +25,35 @@ pub use telemetry_stream::KinesisSink;
 fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
+
+#[cfg(test)]
+mod tests {
+    use naksha_contracts::TenantId;
+    use proptest::prelude::*;
+
+    use crate::aggregate::AggKey;
+    use crate::series::SeriesKey;
+
+    proptest! {
+        /// Every key this service writes for a tenant is that tenant's, whatever the series id.
+        #[test]
+        fn no_key_function_can_name_another_tenant(
+            a in "[a-z0-9][a-z0-9_-]{0,16}",
+            b in "[a-z0-9][a-z0-9_-]{0,16}",
+            id in ".{0,40}",
+            minute in any::<i64>(),
+        ) {
+            let (ta, tb) = (TenantId::from_record(&a).unwrap(), TenantId::from_record(&b).unwrap());
+            let keys = [
+                AggKey { tenant: ta.clone(), series_id: id.clone(), minute }.pk(),
+                SeriesKey { tenant: ta.clone(), series_id: id.clone() }.pk(),
+            ];
+            for key in keys {
+                prop_assert_eq!(TenantId::split_key(&key).map(|(t, _)| t), Some(ta.clone()));
+                if a != b {
+                    prop_assert!(!key.starts_with(&tb.key_prefix()));
+                }
+            }
+        }
+    }
+}
