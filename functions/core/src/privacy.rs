@@ -7,7 +7,15 @@
 //!   irreversible without the key.
 //! - What is replaced: IPv4 and IPv6 addresses and e-mail addresses anywhere in any string
 //!   (object keys included), and the whole value of identifier fields (`user`, `user_id`, `email`,
-//!   `ip`, `client_ip`, `session`, tokens, passwords …) at any depth.
+//!   `ip`, `client_ip`, `user_ssn`, `session`, tokens, passwords …) at any depth, whatever the
+//!   value's type.
+//! - Before scanning, text that is not plain ASCII, or that carries percent-escapes or `[at]`-style
+//!   obfuscations, is normalised: percent-decoded (repeatedly, for double encoding), Unicode NFKC
+//!   (full-width `＠` and digits become `@` and `0-9`), `[at]`/`(dot)` spelled out. When the
+//!   normalised text holds personal data, the normalised text is what is kept, with it replaced.
+//! - Forms found: dotted IPv4; IPv4 written with dashes or underscores (`ip-10-1-2-3.ec2.internal`);
+//!   IPv6 (compressed, full, zoned, IPv4-mapped, bracketed, with or without a port); e-mail with a
+//!   dotted, quoted or non-ASCII local part and an ASCII, IDN or punycode domain.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,6 +23,7 @@ use std::net::Ipv6Addr;
 
 use aws_lc_rs::hmac;
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization;
 
 /// The label under which the pseudonym key is derived from the KMS key. Changing it rotates
 /// every pseudonym.
@@ -94,11 +103,23 @@ impl Pseudonymiser<'_> {
     }
 
     /// `s` with every IP and e-mail address replaced; borrowed when there was nothing to replace.
+    /// Text that could hide an address behind an encoding is normalised first (see the module
+    /// docs); if the normalised form holds one, that form is returned with it replaced.
     pub fn scrub_text<'s>(&self, s: &'s str) -> Cow<'s, str> {
+        if let Some(normal) = normalise(s) {
+            let spans = find_pii(&normal);
+            if !spans.is_empty() {
+                return Cow::Owned(self.replace_spans(&normal, spans));
+            }
+        }
         let spans = find_pii(s);
         if spans.is_empty() {
             return Cow::Borrowed(s);
         }
+        Cow::Owned(self.replace_spans(s, spans))
+    }
+
+    fn replace_spans(&self, s: &str, spans: Vec<(usize, usize)>) -> String {
         let mut out = String::with_capacity(s.len() + spans.len() * 16);
         let mut at = 0;
         for (start, end) in spans {
@@ -107,7 +128,7 @@ impl Pseudonymiser<'_> {
             at = end;
         }
         out.push_str(&s[at..]);
-        Cow::Owned(out)
+        out
     }
 
     /// Scrub a JSON value in place: identifier fields become pseudonyms, every other string
@@ -144,11 +165,11 @@ impl Pseudonymiser<'_> {
     }
 
     /// Replace an identifier field's value by its pseudonym. `null` and booleans carry no
-    /// identity and stay; numbers, strings and structures are pseudonymised whole.
+    /// identity and stay; numbers, strings and structures are pseudonymised whole — a string
+    /// shaped like a pseudonym too (it could be anything the sender chose to shape that way).
     pub fn pseudonymise_whole(&self, value: &mut Value) {
         let replacement = match &*value {
             Value::Null | Value::Bool(_) => return,
-            Value::String(s) if s.starts_with(PSEUDONYM_PREFIX) && s.len() == PSEUDONYM_PREFIX.len() + 24 => return,
             Value::String(s) => self.pseudonym(s),
             Value::Number(n) => self.pseudonym(&n.to_string()),
             other => self.pseudonym(&other.to_string()),
@@ -176,27 +197,34 @@ const EXACT: &[&str] = &[
     "setcookie",
     "useragent",
 ];
-const LAST_WORD: &[&str] = &[
+/// Words that mark a key as an identifier wherever they stand in it (`user_ssn`, `ip_of_client`).
+const ANY_WORD: &[&str] = &[
+    "ssn",
+    "email",
     "ip",
     "ipv4",
     "ipv6",
     "ipaddr",
     "ipaddress",
-    "email",
-    "user",
+    "phone",
+    "msisdn",
+    "imei",
+    "imsi",
+    "iban",
+    "passport",
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "cookie",
     "username",
     "userid",
-    "session",
-    "sessionid",
-    "sid",
-    "phone",
-    "login",
-    "token",
-    "password",
-    "secret",
-    "cookie",
+    "creditcard",
 ];
-const LAST_TWO: &[(&str, &str)] = &[
+/// Words that mark a key as an identifier when they end it (`user`, but not `user_agent_count`).
+const LAST_WORD: &[&str] = &["ipaddr", "user", "session", "sessionid", "sid", "login", "token", "mail"];
+/// Word pairs that mark a key as an identifier wherever they stand in it.
+const PAIRS: &[(&str, &str)] = &[
     ("user", "id"),
     ("user", "name"),
     ("session", "id"),
@@ -206,22 +234,28 @@ const LAST_TWO: &[(&str, &str)] = &[
     ("phone", "number"),
     ("customer", "id"),
     ("device", "id"),
+    ("account", "id"),
     ("mac", "address"),
     ("api", "key"),
     ("remote", "addr"),
     ("remote", "address"),
+    ("client", "addr"),
     ("account", "email"),
     ("user", "agent"),
+    ("social", "security"),
+    ("credit", "card"),
+    ("e", "mail"),
 ];
 
 /// Whether a field name marks its value as an identifier (compared on words, so `client_ip`,
-/// `clientIp` and `Client-IP` match and `zip` does not).
+/// `clientIp`, `Client-IP` and `user_ssn` match and `zip` does not).
 pub fn is_identifier_key(key: &str) -> bool {
-    // Hot path (every key of every event): ASCII keys are matched without allocating.
+    // Hot path (every key of every event): short ASCII keys are matched without allocating.
     const CAP: usize = 64;
     const MAX_WORDS: usize = 16;
     if !key.is_ascii() || key.len() > CAP {
-        let words = split_words(key);
+        let normal: String = key.nfkc().collect();
+        let words = split_words(&normal);
         let refs: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
         return matches_words(&words.concat().into_bytes(), &refs);
     }
@@ -238,7 +272,10 @@ pub fn is_identifier_key(key: &str) -> bool {
         let boundary = !in_word || (b.is_ascii_uppercase() && prev_lower);
         if boundary {
             if words == MAX_WORDS {
-                return false;
+                // Many words: no shortcut, the allocating path sees them all.
+                let words = split_words(key);
+                let refs: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+                return matches_words(&words.concat().into_bytes(), &refs);
             }
             starts[words] = len;
             words += 1;
@@ -259,10 +296,13 @@ pub fn is_identifier_key(key: &str) -> bool {
 fn matches_words(joined: &[u8], words: &[&[u8]]) -> bool {
     let Some(last) = words.last() else { return false };
     let eq = |list: &[&str], w: &[u8]| list.iter().any(|c| c.as_bytes() == w);
-    if eq(EXACT, joined) || eq(LAST_WORD, joined) || eq(LAST_WORD, last) {
+    if eq(EXACT, joined) || eq(ANY_WORD, joined) || eq(LAST_WORD, joined) || eq(LAST_WORD, last) {
         return true;
     }
-    words.len() >= 2 && LAST_TWO.iter().any(|(a, b)| a.as_bytes() == words[words.len() - 2] && b.as_bytes() == *last)
+    if words.iter().any(|w| eq(ANY_WORD, w)) {
+        return true;
+    }
+    words.windows(2).any(|pair| PAIRS.iter().any(|(a, b)| a.as_bytes() == pair[0] && b.as_bytes() == pair[1]))
 }
 
 /// Lower-cased words of a key, split at non-alphanumerics and lower→upper case changes.
@@ -290,19 +330,75 @@ fn split_words(key: &str) -> Vec<String> {
     words
 }
 
+/// Spelled-out separators people use to hide addresses from scanners.
+const OBFUSCATIONS: &[(&str, &str)] =
+    &[("[at]", "@"), ("(at)", "@"), ("{at}", "@"), ("[dot]", "."), ("(dot)", "."), ("{dot}", ".")];
+
+/// The form of `s` to scan when it could hide an address behind an encoding: percent-decoded
+/// (up to three times, for double encoding), NFKC-normalised, obfuscations spelled out.
+/// `None` when `s` is plain ASCII with nothing to decode (the hot path: most strings).
+pub fn normalise(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let has_escape = bytes.contains(&b'%');
+    let lower_has = |needle: &str| bytes.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+    let obfuscated = (bytes.contains(&b'[') || bytes.contains(&b'(') || bytes.contains(&b'{'))
+        && OBFUSCATIONS.iter().any(|(from, _)| lower_has(from));
+    if s.is_ascii() && !has_escape && !obfuscated {
+        return None;
+    }
+    let mut text = s.to_owned();
+    for _ in 0..3 {
+        if !text.contains('%') {
+            break;
+        }
+        let decoded = percent_encoding::percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if decoded == text {
+            break;
+        }
+        text = decoded;
+    }
+    let mut text: String = text.nfkc().collect();
+    if obfuscated || !text.is_ascii() {
+        for (from, to) in OBFUSCATIONS {
+            text = replace_ignore_ascii_case(&text, from, to);
+        }
+    }
+    (text != s).then_some(text)
+}
+
+fn replace_ignore_ascii_case(text: &str, from: &str, to: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(from) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (i, _) in lower.match_indices(from) {
+        if i < at {
+            continue;
+        }
+        out.push_str(&text[at..i]);
+        out.push_str(to);
+        at = i + from.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 /// Byte spans of IPv4, IPv6 and e-mail addresses in `s`, sorted and non-overlapping.
 pub fn find_pii(s: &str) -> Vec<(usize, usize)> {
     let b = s.as_bytes();
-    let (mut has_at, mut has_colon, mut has_dot_digit) = (false, false, false);
+    let (mut has_at, mut has_colon, mut has_dot_digit, mut has_sep_digit) = (false, false, false, false);
     for (i, &c) in b.iter().enumerate() {
         match c {
             b'@' => has_at = true,
             b':' => has_colon = true,
             b'.' if i > 0 && b[i - 1].is_ascii_digit() => has_dot_digit = true,
+            b'-' | b'_' if i > 0 && b[i - 1].is_ascii_digit() => has_sep_digit = true,
             _ => {}
         }
     }
-    if !(has_at || has_colon || has_dot_digit) {
+    if !(has_at || has_colon || has_dot_digit || has_sep_digit) {
         return Vec::new();
     }
     let mut spans = Vec::new();
@@ -314,6 +410,9 @@ pub fn find_pii(s: &str) -> Vec<(usize, usize)> {
     }
     if has_dot_digit {
         find_ipv4(b, &mut spans);
+    }
+    if has_sep_digit {
+        find_separated_ipv4(b, &mut spans);
     }
     if spans.len() > 1 {
         spans.sort_unstable();
@@ -329,22 +428,32 @@ pub fn find_pii(s: &str) -> Vec<(usize, usize)> {
     spans
 }
 
+/// Bytes of an address's local part; non-ASCII bytes are UTF-8 (internationalised addresses).
 fn is_local_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
+    c.is_ascii_alphanumeric() || c >= 0x80 || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
 
+/// Bytes of a domain; non-ASCII bytes are UTF-8 (IDN domains).
 fn is_domain_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'.' || c == b'-'
+    c.is_ascii_alphanumeric() || c >= 0x80 || c == b'.' || c == b'-'
 }
 
 fn find_emails(b: &[u8], spans: &mut Vec<(usize, usize)>) {
     for (at, _) in b.iter().enumerate().filter(|(_, c)| **c == b'@') {
         let mut start = at;
-        while start > 0 && is_local_char(b[start - 1]) {
-            start -= 1;
-        }
-        while start < at && b[start] == b'.' {
-            start += 1;
+        if at > 0 && b[at - 1] == b'"' {
+            // A quoted local part (`"john doe"@example.com`) runs back to its opening quote.
+            match b[at.saturating_sub(66)..at - 1].iter().rposition(|c| *c == b'"') {
+                Some(open) => start = at.saturating_sub(66) + open,
+                None => continue,
+            }
+        } else {
+            while start > 0 && is_local_char(b[start - 1]) {
+                start -= 1;
+            }
+            while start < at && b[start] == b'.' {
+                start += 1;
+            }
         }
         let mut end = at + 1;
         while end < b.len() && is_domain_char(b[end]) {
@@ -361,7 +470,10 @@ fn find_emails(b: &[u8], spans: &mut Vec<(usize, usize)>) {
         let Some(tld) = domain.rsplit(|c| *c == b'.').next() else { continue };
         let labels_ok = labels.all(|l| !l.is_empty());
         let has_dot = domain.contains(&b'.');
-        if labels_ok && has_dot && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic) {
+        // An ASCII TLD, an IDN one (`.рф`), or its punycode (`.xn--p1ai`).
+        let tld_ok = tld.len() >= 2
+            && (tld.iter().all(u8::is_ascii_alphabetic) || tld.iter().any(|c| *c >= 0x80) || tld.starts_with(b"xn--"));
+        if labels_ok && has_dot && tld_ok {
             spans.push((start, end));
         }
     }
@@ -407,9 +519,9 @@ fn find_ipv6(s: &str, spans: &mut Vec<(usize, usize)>) {
             }
             spans.push((start, stop));
         } else if let Some(last) = candidate.rfind(':') {
-            // `2001:db8::1:8080`-style host:port is ambiguous; try the address without the port.
+            // An address followed by `:port` (`2001:db8:0:0:0:0:0:1:8080`): the address without it.
             let head = &s[start..start + last];
-            if head.contains("::") && head.parse::<Ipv6Addr>().is_ok() {
+            if head.parse::<Ipv6Addr>().is_ok() {
                 spans.push((start, start + last));
             }
         }
@@ -432,8 +544,9 @@ fn find_ipv4(b: &[u8], spans: &mut Vec<(usize, usize)>) {
             end -= 1;
         }
         let before_ok = start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'.');
-        // The run stops at a byte that is neither digit nor dot; a letter there joins a word.
-        let after_ok = i == b.len() || !b[i].is_ascii_alphanumeric();
+        // A letter right after the last digit joins a word (`1.2.3.4x`); after a dot it starts a
+        // domain (`10.1.2.3.nip.io`).
+        let after_ok = i == b.len() || !b[i].is_ascii_alphanumeric() || end < i;
         if !before_ok || !after_ok {
             continue;
         }
@@ -456,6 +569,48 @@ fn is_ipv4(b: &[u8]) -> bool {
         }
     }
     parts == 4
+}
+
+/// IPv4 written with dashes or underscores, as in host names (`ip-10-1-2-3.ec2.internal`,
+/// `10_1_2_3`): exactly four octets, one separator throughout.
+fn find_separated_ipv4(b: &[u8], spans: &mut Vec<(usize, usize)>) {
+    let mut i = 0;
+    while i < b.len() {
+        let starts_run = b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        if !starts_run {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut j = i;
+        let mut parts = 0;
+        let mut sep = None;
+        loop {
+            let part_start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let part = &b[part_start..j];
+            if part.is_empty() || part.len() > 3 || part.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')) > 255 {
+                parts = 0;
+                break;
+            }
+            parts += 1;
+            let next_is_sep = j < b.len() && matches!(b[j], b'-' | b'_') && sep.is_none_or(|s| s == b[j]);
+            if parts == 4 || !next_is_sep || !b.get(j + 1).is_some_and(u8::is_ascii_digit) {
+                break;
+            }
+            sep = Some(b[j]);
+            j += 1;
+        }
+        // Exactly four octets: not followed by another separated number, nor glued to a word.
+        let more = j < b.len() && matches!(b[j], b'-' | b'_') && b.get(j + 1).is_some_and(u8::is_ascii_digit);
+        let glued = j < b.len() && b[j].is_ascii_alphanumeric();
+        if parts == 4 && sep.is_some() && !more && !glued {
+            spans.push((start, j));
+        }
+        i = j.max(i + 1);
+    }
 }
 
 #[cfg(test)]
@@ -481,6 +636,11 @@ mod tests {
         assert_eq!(texts("first.last+tag@sub.example.co.uk"), ["first.last+tag@sub.example.co.uk"]);
         assert_eq!(texts("ips 1.1.1.1,8.8.8.8"), ["1.1.1.1", "8.8.8.8"]);
         assert_eq!(texts("full 2001:0db8:85a3:0000:0000:8a2e:0370:7334"), ["2001:0db8:85a3:0000:0000:8a2e:0370:7334"]);
+        assert_eq!(texts("full 2001:db8:0:0:0:0:0:1:8080 x"), ["2001:db8:0:0:0:0:0:1"]);
+        assert_eq!(texts("ip-10-1-2-3.ec2.internal"), ["10-1-2-3"]);
+        assert_eq!(texts("http://10.1.2.3.nip.io/"), ["10.1.2.3"]);
+        assert_eq!(texts(r#""john doe"@example.com"#), [r#""john doe"@example.com"#]);
+        assert_eq!(texts("bob@bücher.example"), ["bob@bücher.example"]);
     }
 
     #[test]
@@ -499,6 +659,11 @@ mod tests {
             "user@localhost",
             "00:1a:2b:3c:4d:5e",
             "x10.0.0.1",
+            "2026-11-25",
+            "build-1-2-3",
+            "10-1-2-3-4",
+            "v1-2-3-4",
+            "1_000_000",
         ] {
             assert!(find_pii(s).is_empty(), "{s} -> {:?}", texts(s));
         }
@@ -538,6 +703,15 @@ mod tests {
             "api_key",
             "phone_number",
             "device.id",
+        ] {
+            assert!(is_identifier_key(k), "{k}");
+        }
+        for k in [
+            "user_ssn",
+            "ssn_of_user",
+            "customerPhoneNumber",
+            "ip_of_client",
+            "a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q_user_id",
         ] {
             assert!(is_identifier_key(k), "{k}");
         }
@@ -583,14 +757,43 @@ mod tests {
     }
 
     #[test]
-    fn scrubbing_twice_changes_nothing_more() {
+    fn scrubbed_text_stays_clean_and_identifier_values_are_always_replaced() {
         let k = key();
         let p = k.for_tenant("acme");
         let mut doc = json!({"user": "bob", "msg": "from 10.0.0.1"});
         p.scrub_json(&mut doc);
         let once = doc.clone();
         p.scrub_json(&mut doc);
-        assert_eq!(doc, once);
+        assert_eq!(doc["msg"], once["msg"], "a pseudonym in text is not itself an address");
+        // A value shaped like a pseudonym is replaced too: the sender chose its shape.
+        assert_ne!(doc["user"], once["user"]);
+    }
+
+    /// Real evasions, one per line (`tests/data/pii_evasions.jsonl`): none may survive.
+    #[test]
+    fn the_corpus_of_known_evasions_never_survives() {
+        let k = key();
+        let p = k.for_tenant("acme");
+        for line in include_str!("../tests/data/pii_evasions.jsonl").lines().filter(|l| !l.trim().is_empty()) {
+            let case: Value = serde_json::from_str(line).unwrap();
+            let mut doc = case["doc"].clone();
+            p.scrub_json(&mut doc);
+            let out = doc.to_string();
+            for secret in case["secrets"].as_array().unwrap() {
+                let secret = secret.as_str().unwrap();
+                assert!(!out.contains(secret), "{}: {secret:?} survived in {out}", case["why"]);
+            }
+        }
+    }
+
+    #[test]
+    fn normalising_leaves_plain_text_alone_and_decodes_what_hides_an_address() {
+        assert_eq!(normalise("cpu.usage 0.5"), None);
+        assert_eq!(normalise("a%40b.example").as_deref(), Some("a@b.example"));
+        assert_eq!(normalise("x%2540y.example").as_deref(), Some("x@y.example"));
+        assert_eq!(normalise("ｃ＠ｄ．ｅｘ").as_deref(), Some("c@d.ex"));
+        assert_eq!(normalise("f[AT]g[dot]com").as_deref(), Some("f@g.com"));
+        assert_eq!(normalise("café"), None, "already normal: nothing to change");
     }
 
     #[test]
@@ -625,6 +828,132 @@ mod tests {
             );
             let out = p.scrub_text(&text);
             assert!(!out.contains(&addr), "{addr} survived in {text:?} -> {out:?}");
+        }
+    }
+
+    mod hidden {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A secret and the forms it may be written in; none of them may reach the output.
+        #[derive(Debug, Clone)]
+        struct Secret {
+            canonical: String,
+            written: String,
+        }
+
+        fn full_width(s: &str) -> String {
+            s.chars()
+                .map(
+                    |c| {
+                        if ('!'..='~').contains(&c) { char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c) } else { c }
+                    },
+                )
+                .collect()
+        }
+
+        fn ipv4() -> impl Strategy<Value = Secret> {
+            (any::<[u8; 4]>(), 0..5u8).prop_map(|(o, enc)| {
+                let dotted = format!("{}.{}.{}.{}", o[0], o[1], o[2], o[3]);
+                let written = match enc {
+                    0 => dotted.clone(),
+                    1 => format!("ip-{}-{}-{}-{}.ec2.internal", o[0], o[1], o[2], o[3]),
+                    2 => full_width(&dotted),
+                    3 => format!("{dotted}:8443"),
+                    _ => format!("{dotted}.nip.io"),
+                };
+                let canonical = if enc == 1 { format!("{}-{}-{}-{}", o[0], o[1], o[2], o[3]) } else { dotted };
+                Secret { canonical, written }
+            })
+        }
+
+        fn ipv6() -> impl Strategy<Value = Secret> {
+            (any::<[u16; 8]>(), 0..3u8).prop_map(|(g, enc)| {
+                let full = g.iter().map(|x| format!("{x:04x}")).collect::<Vec<_>>().join(":");
+                let written = match enc {
+                    0 => full.clone(),
+                    1 => format!("{full}:8080"),
+                    _ => format!("[{full}]:443"),
+                };
+                Secret { canonical: full, written }
+            })
+        }
+
+        fn email() -> impl Strategy<Value = Secret> {
+            ("[a-z][a-z0-9._]{0,8}[a-z0-9]", "[a-z]{2,8}", "[a-z]{2,4}", 0..6u8).prop_map(|(local, host, tld, enc)| {
+                let plain = format!("{local}@{host}.{tld}");
+                let written = match enc {
+                    0 => plain.clone(),
+                    1 => plain.replace('@', "%40"),
+                    2 => plain.replace('@', "%2540"),
+                    3 => plain.replace('@', "＠"),
+                    4 => full_width(&plain),
+                    _ => format!("{local}[at]{host}[dot]{tld}"),
+                };
+                Secret { canonical: plain, written }
+            })
+        }
+
+        fn secret() -> impl Strategy<Value = Secret> {
+            prop_oneof![ipv4(), ipv6(), email()]
+        }
+
+        /// Text before a secret: words and punctuation that do not glue onto it.
+        fn before() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![Just(" "), Just("from "), Just("="), Just("("), Just("/"), Just(", "), Just("\"")],
+                0..3,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        /// Text after a secret (a letter right after an address makes it a word, `1.2.3.4x`).
+        fn after() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![Just(" "), Just(" end"), Just(")"), Just("/"), Just(", "), Just("\""), Just("; ok")],
+                0..3,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// An address or e-mail hidden in text, in a key, in a label or deep in a document, in
+            /// any of the encodings above, never reaches the output — raw or decoded.
+            #[test]
+            fn no_hidden_address_survives(secret in secret(), before in before(), after in after(), place in 0..4u8) {
+                let k = key();
+                let p = k.for_tenant("t");
+                let text = format!("{before}{}{after}", secret.written);
+                let mut doc = match place {
+                    0 => json!({"msg": text}),
+                    1 => json!({ text.clone(): 1 }),
+                    2 => json!({"labels": {"route": text}}),
+                    _ => json!({"a": [{"b": {"c": text}}]}),
+                };
+                p.scrub_json(&mut doc);
+                let out = doc.to_string();
+                prop_assert!(!out.contains(&secret.written), "{:?} survived in {}", secret.written, out);
+                prop_assert!(!out.contains(&secret.canonical), "{:?} survived in {}", secret.canonical, out);
+            }
+
+            /// An identifier's value is replaced whole, whatever its type and however many words
+            /// the key has, when any of its words names an identifier.
+            #[test]
+            fn identifier_values_never_survive(
+                prefix in prop::collection::vec("[a-z]{1,6}", 0..20),
+                word in prop::sample::select(vec!["ssn", "email", "ip", "phone", "password", "secret", "imei", "iban", "user_id", "session_id"]),
+                value in prop_oneof![any::<u32>().prop_map(|n| json!(n + 100_000)), "[A-Za-z0-9]{6,12}".prop_map(|s| json!(s))],
+            ) {
+                let k = key();
+                let p = k.for_tenant("t");
+                let name = prefix.iter().map(String::as_str).chain([word]).collect::<Vec<_>>().join("_");
+                let raw = match &value { Value::String(s) => s.clone(), other => other.to_string() };
+                let mut doc = json!({ name.clone(): value });
+                p.scrub_json(&mut doc);
+                prop_assert!(!doc.to_string().contains(&raw), "{} = {} survived: {}", name, raw, doc);
+            }
         }
     }
 }
