@@ -2,8 +2,12 @@
 //! the API Gateway authorizer is a second layer, not the only one.
 //!
 //! Verification pins the algorithm (ES256 or RS256, from config), checks the signature against
-//! the JWKS, then issuer, audience, expiry and not-before. Only then is a [`Principal`] built,
-//! and [`TenantId`] has no public constructor that takes request input.
+//! the JWKS, then issuer, audience, expiry, not-before, issued-at (not in the future) and the
+//! token's lifetime (at most `JWT_MAX_LIFETIME_SECONDS`). Only then is a [`Principal`] built.
+//!
+//! The JWKS is cached for its `Cache-Control: max-age` (or `JWKS_CACHE_SECONDS`), so a key removed
+//! from it stops being trusted once that runs out; concurrent refreshes are merged into one fetch.
+//! When a refresh fails, the keys already held are used for at most one more cache period.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -21,8 +25,12 @@ use crate::problem::Problem;
 
 /// How long to wait before asking the JWKS endpoint again after a token named an unknown key.
 const JWKS_REFRESH_COOLDOWN: Duration = Duration::from_secs(60);
-/// Clock skew tolerated on `exp` and `nbf`.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 30;
+/// Default cache period of the JWKS when it names none.
+pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(300);
+/// Default longest token lifetime accepted (`exp - iat`).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 pub use naksha_contracts::identity::{MissingRole, Principal, READERS, Role, TenantId};
 
@@ -49,12 +57,17 @@ pub struct AuthConfig {
     pub jwks: JwksSource,
     pub tenant_claim: String,
     pub roles_claim: String,
+    /// How long fetched keys are trusted when the JWKS response names no `max-age`.
+    pub jwks_ttl: Duration,
+    /// Tokens that live longer than this (`exp - iat`, or `exp - now` without `iat`) are refused.
+    pub max_lifetime: Duration,
 }
 
 impl AuthConfig {
     /// `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ALGORITHM` (ES256 or RS256, default ES256), one of
-    /// `JWKS_URL` / `JWKS_JSON`, and optionally `JWT_TENANT_CLAIM` (default `tenant`) and
-    /// `JWT_ROLES_CLAIM` (default `roles`; Cognito users set `cognito:groups`).
+    /// `JWKS_URL` / `JWKS_JSON`, and optionally `JWT_TENANT_CLAIM` (default `tenant`),
+    /// `JWT_ROLES_CLAIM` (default `roles`; Cognito users set `cognito:groups`),
+    /// `JWKS_CACHE_SECONDS` (default 300) and `JWT_MAX_LIFETIME_SECONDS` (default 86400).
     pub fn from_config(r: &mut ConfigReader) -> Self {
         let issuer = r.required("JWT_ISSUER");
         let audience = r.required("JWT_AUDIENCE");
@@ -85,6 +98,8 @@ impl AuthConfig {
             jwks,
             tenant_claim: r.optional("JWT_TENANT_CLAIM").unwrap_or_else(|| "tenant".into()),
             roles_claim: r.optional("JWT_ROLES_CLAIM").unwrap_or_else(|| "roles".into()),
+            jwks_ttl: Duration::from_secs(r.parsed("JWKS_CACHE_SECONDS", DEFAULT_JWKS_TTL.as_secs())),
+            max_lifetime: Duration::from_secs(r.parsed("JWT_MAX_LIFETIME_SECONDS", DEFAULT_MAX_LIFETIME.as_secs())),
         }
     }
 }
@@ -106,6 +121,10 @@ pub enum AuthError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    #[error("the token lives longer than this API accepts")]
+    LifetimeTooLong,
     #[error("the token was issued by an untrusted issuer")]
     WrongIssuer,
     #[error("the token is not meant for this API")]
@@ -134,6 +153,10 @@ struct KeySet {
     by_kid: HashMap<String, DecodingKey>,
     without_kid: Vec<DecodingKey>,
     fetched_at: Option<Instant>,
+    /// Until when these keys are trusted without asking again.
+    fresh_until: Option<Instant>,
+    /// How many times the JWKS was fetched (merged fetches count once).
+    fetches: u64,
 }
 
 /// Verifies bearer tokens. Build once per cold start and share.
@@ -142,6 +165,8 @@ pub struct Verifier {
     validation: Validation,
     http: reqwest::Client,
     keys: RwLock<KeySet>,
+    /// Held while fetching, so concurrent refreshes become one fetch.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Verifier {
@@ -166,13 +191,13 @@ impl Verifier {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { config, validation, http, keys: RwLock::new(KeySet::default()) }
+        Self { config, validation, http, keys: RwLock::new(KeySet::default()), fetching: tokio::sync::Mutex::new(()) }
     }
 
     /// Fetch the keys now (at cold start) so the first request does not pay for it.
     /// A failure is logged and retried on the next request.
     pub async fn warm(&self) {
-        if let Err(e) = self.refresh().await {
+        if let Err(e) = self.refresh(None).await {
             tracing::warn!(error = %e, "could not load the JWKS at start; will retry on first request");
         }
     }
@@ -197,6 +222,7 @@ impl Verifier {
             return Err(AuthError::AlgorithmNotAllowed(header.alg));
         }
         let claims = {
+            self.ensure_fresh().await?;
             let key_missing = !self.has_key(header.kid.as_deref()).await;
             if key_missing {
                 self.refresh_for_unknown_key().await?;
@@ -227,7 +253,56 @@ impl Verifier {
             }
             verified.ok_or(last)?
         };
+        self.check_lifetime(&claims)?;
         self.principal_from(&claims)
+    }
+
+    /// `iat` not in the future, and a lifetime no longer than configured.
+    fn check_lifetime(&self, claims: &Map<String, Value>) -> Result<(), AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let number = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| AuthError::InvalidClaim(name.into())),
+        };
+        let (iat, exp) = (number("iat")?, number("exp")?.unwrap_or(0));
+        if iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err(AuthError::IssuedInFuture);
+        }
+        let lifetime = exp.saturating_sub(iat.unwrap_or(now));
+        if lifetime > self.config.max_lifetime.as_secs() + LEEWAY_SECS {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        Ok(())
+    }
+
+    /// Refresh keys whose cache period ran out. If that fails, keys already held stay usable
+    /// for one more period; after that, no key is trusted until the JWKS answers again.
+    async fn ensure_fresh(&self) -> Result<(), AuthError> {
+        let (seen, fresh_until) = {
+            let keys = self.keys.read().await;
+            (keys.fetched_at, keys.fresh_until)
+        };
+        if fresh_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        match self.refresh(seen).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let grace = fresh_until.is_some_and(|t| Instant::now() < t + self.config.jwks_ttl);
+                if grace {
+                    tracing::warn!(error = %e, "JWKS refresh failed; using the keys already held for one more period");
+                    Ok(())
+                } else {
+                    *self.keys.write().await = KeySet { fetches: self.fetch_count().await, ..KeySet::default() };
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// How many times the JWKS has been fetched (merged refreshes count once).
+    pub async fn fetch_count(&self) -> u64 {
+        self.keys.read().await.fetches
     }
 
     fn principal_from(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
@@ -262,14 +337,18 @@ impl Verifier {
     }
 
     async fn refresh_for_unknown_key(&self) -> Result<(), AuthError> {
-        let (never_fetched, recent) = {
+        let (seen, never_fetched, recent) = {
             let keys = self.keys.read().await;
-            (keys.fetched_at.is_none(), keys.fetched_at.is_some_and(|t| t.elapsed() < JWKS_REFRESH_COOLDOWN))
+            (
+                keys.fetched_at,
+                keys.fetched_at.is_none(),
+                keys.fetched_at.is_some_and(|t| t.elapsed() < JWKS_REFRESH_COOLDOWN),
+            )
         };
         if recent {
             return Ok(());
         }
-        match self.refresh().await {
+        match self.refresh(seen).await {
             Ok(()) => Ok(()),
             // With no keys at all we cannot judge the token: that is our outage, not their fault.
             Err(e) if never_fetched => Err(e),
@@ -280,9 +359,15 @@ impl Verifier {
         }
     }
 
-    async fn refresh(&self) -> Result<(), AuthError> {
-        let document = match &self.config.jwks {
-            JwksSource::Inline(json) => json.clone(),
+    /// Fetch the JWKS, unless someone else did since `seen` (the fetch time the caller saw):
+    /// concurrent callers wait for one fetch instead of each making their own.
+    async fn refresh(&self, seen: Option<Instant>) -> Result<(), AuthError> {
+        let _one_at_a_time = self.fetching.lock().await;
+        if self.keys.read().await.fetched_at != seen {
+            return Ok(());
+        }
+        let (document, max_age) = match &self.config.jwks {
+            JwksSource::Inline(json) => (json.clone(), None),
             JwksSource::Url(url) => {
                 let resp = self
                     .http
@@ -293,14 +378,24 @@ impl Verifier {
                 if !resp.status().is_success() {
                     return Err(AuthError::KeysUnavailable(format!("JWKS endpoint answered {}", resp.status())));
                 }
-                resp.text().await.map_err(|e| AuthError::KeysUnavailable(format!("reading JWKS: {e}")))?
+                let max_age =
+                    resp.headers().get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+                let text = resp.text().await.map_err(|e| AuthError::KeysUnavailable(format!("reading JWKS: {e}")))?;
+                (text, max_age)
             }
         };
         let set = parse_key_set(&document, self.config.algorithm)?;
+        let ttl = max_age.map_or(self.config.jwks_ttl, |s| Duration::from_secs(s.clamp(1, 86_400)));
         let mut keys = self.keys.write().await;
-        *keys = KeySet { fetched_at: Some(Instant::now()), ..set };
+        let now = Instant::now();
+        *keys = KeySet { fetched_at: Some(now), fresh_until: Some(now + ttl), fetches: keys.fetches + 1, ..set };
         Ok(())
     }
+}
+
+/// `max-age` of a `Cache-Control` header, in seconds.
+fn max_age(header: &str) -> Option<u64> {
+    header.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.trim_matches('"').parse().ok())
 }
 
 fn parse_key_set(document: &str, algorithm: Algorithm) -> Result<KeySet, AuthError> {
@@ -433,6 +528,8 @@ mod tests {
             jwks: JwksSource::Inline(jwks.to_string()),
             tenant_claim: "tenant".into(),
             roles_claim: "roles".into(),
+            jwks_ttl: DEFAULT_JWKS_TTL,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         })
     }
 
@@ -493,6 +590,91 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rejects_a_token_issued_in_the_future_or_living_too_long() {
+        let s = Signer::generate("k1");
+        let v = verifier_trusting(&[&s]);
+        let mut c = claims("acme", &[]);
+        c["iat"] = json!(now() + 3600);
+        c["exp"] = json!(now() + 7200);
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::IssuedInFuture));
+        let mut c = claims("acme", &[]);
+        c["exp"] = json!(now() + 2 * DEFAULT_MAX_LIFETIME.as_secs() as i64);
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::LifetimeTooLong));
+        let mut c = claims("acme", &[]);
+        c.as_object_mut().unwrap().remove("iat");
+        c["exp"] = json!(now() + 2 * DEFAULT_MAX_LIFETIME.as_secs() as i64);
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::LifetimeTooLong), "without iat, from now");
+        let mut c = claims("acme", &[]);
+        c["iat"] = json!("yesterday");
+        assert_eq!(v.verify(&s.sign(&c)).await, Err(AuthError::InvalidClaim("iat".into())));
+        assert!(v.verify(&s.sign(&claims("acme", &[]))).await.is_ok());
+    }
+
+    /// A JWKS endpoint whose document can be changed, serving `Cache-Control: max-age=1`.
+    async fn jwks_server(document: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let document = std::sync::Arc::clone(&document);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = socket.read(&mut buf).await;
+                    // Slow enough that concurrent refreshes overlap.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let body = document.lock().unwrap().clone();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: public, max-age=1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_key_removed_from_the_jwks_stops_being_trusted_and_refreshes_are_merged() {
+        let (k1, k2) = (Signer::generate("k1"), Signer::generate("k2"));
+        let document = std::sync::Arc::new(std::sync::Mutex::new(json!({"keys": [k1.jwk(), k2.jwk()]}).to_string()));
+        let url = jwks_server(std::sync::Arc::clone(&document)).await;
+        let v = std::sync::Arc::new(Verifier::new(AuthConfig {
+            issuer: ISS.into(),
+            audience: AUD.into(),
+            algorithm: Algorithm::ES256,
+            jwks: JwksSource::Url(url),
+            tenant_claim: "tenant".into(),
+            roles_claim: "roles".into(),
+            jwks_ttl: Duration::from_secs(3600),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+        }));
+        let t1 = k1.sign(&claims("acme", &[]));
+        assert!(v.verify(&t1).await.is_ok());
+        assert_eq!(v.fetch_count().await, 1);
+        // k1 is withdrawn; once the JWKS's max-age (1 s) has passed, k1 is no longer trusted.
+        *document.lock().unwrap() = json!({"keys": [k2.jwk()]}).to_string();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let all = futures::future::join_all((0..20).map(|_| {
+            let (v, t1) = (std::sync::Arc::clone(&v), t1.clone());
+            async move { v.verify(&t1).await }
+        }))
+        .await;
+        assert!(all.iter().all(|r| r.is_err()), "{all:?}");
+        assert_eq!(v.fetch_count().await, 2, "twenty concurrent verifications, one fetch");
+        assert!(v.verify(&k2.sign(&claims("acme", &[]))).await.is_ok());
+    }
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(max_age("public, max-age=300"), Some(300));
+        assert_eq!(max_age("max-age=\"60\", must-revalidate"), Some(60));
+        assert_eq!(max_age("no-cache"), None);
+    }
+
+    #[tokio::test]
     async fn rejects_missing_or_unsafe_tenant() {
         let s = Signer::generate("k1");
         let v = verifier_trusting(&[&s]);
@@ -524,6 +706,8 @@ mod tests {
             jwks: JwksSource::Url("http://127.0.0.1:9/jwks.json".into()),
             tenant_claim: "tenant".into(),
             roles_claim: "roles".into(),
+            jwks_ttl: DEFAULT_JWKS_TTL,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         });
         let err = v.verify(&s.sign(&claims("acme", &[]))).await.unwrap_err();
         assert!(matches!(err, AuthError::KeysUnavailable(_)));
@@ -564,6 +748,8 @@ mod tests {
             jwks: JwksSource::Inline(json!({"keys": [jwk]}).to_string()),
             tenant_claim: "custom:tenant".into(),
             roles_claim: "cognito:groups".into(),
+            jwks_ttl: DEFAULT_JWKS_TTL,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         });
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("rsa-1".into());
