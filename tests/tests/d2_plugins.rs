@@ -132,21 +132,30 @@ async fn the_k8s_adapter_sends_exactly_the_kubernetes_requests() {
     let (url, seen) = recording_server(kube).await;
     let k8s = K8sAdapter::new(&url, Some("s3cr3t-token".into()), "default");
 
-    let d = k8s.describe("deployment/payments").await.unwrap().unwrap();
+    let d = k8s.describe("deployment/payments", &Map::new()).await.unwrap().unwrap();
     assert_eq!(
         (d["replicas"].clone(), d["ready_replicas"].clone(), d["healthy"].clone()),
         (json!(3), json!(1), json!(false))
     );
     assert_eq!(d["version"], "payments:v2");
-    assert_eq!(k8s.describe("deployment/ghost").await.unwrap(), None);
-    assert!(k8s.describe("statefulset/db").await.is_err());
+    assert_eq!(k8s.describe("deployment/ghost", &Map::new()).await.unwrap(), None);
+    assert!(k8s.describe("statefulset/db", &Map::new()).await.is_err());
+    // Describing looks where acting will: the step's namespace.
+    let _ = k8s.describe("deployment/payments", &args(json!({"namespace": "prod"}))).await;
+    // Names that are not DNS-1123 never reach a URL.
+    assert!(k8s.describe("deployment/payments", &args(json!({"namespace": "../secrets"}))).await.is_err());
+    assert!(k8s.describe("deployment/a%2Fb", &Map::new()).await.is_err());
 
     k8s.dry_run("scale", "deployment/payments", &args(json!({"replicas": 5, "namespace": "prod"}))).await.unwrap();
     k8s.dry_run("restart", "deployment/payments", &Map::new()).await.unwrap();
     k8s.execute("delete_pod", "deployment/payments", &args(json!({"pod": "payments-7d9f"}))).await.unwrap();
 
     let reqs = seen.lock().unwrap().clone();
-    assert_eq!(reqs.len(), 5, "a target the adapter cannot handle is refused before any request");
+    assert_eq!(reqs.len(), 6, "a target or namespace the adapter cannot handle is refused before any request");
+    assert!(
+        reqs.iter().any(|r| r.method == "GET" && r.path == "/apis/apps/v1/namespaces/prod/deployments/payments"),
+        "{reqs:?}"
+    );
     let find = |m: &str, suffix: &str| reqs.iter().find(|r| r.method == m && r.path.ends_with(suffix)).unwrap().clone();
     let scale = &find("PATCH", "/scale");
     assert_eq!(

@@ -155,14 +155,16 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         }
     }
 
+    /// Describe each (adapter, target, step arguments): the arguments say where the target is
+    /// (a Kubernetes namespace), so describing looks where acting will.
     async fn describe_all(
         &self,
         tenant: &TenantId,
-        targets: &[(String, String)],
+        targets: &[Described],
     ) -> Result<BTreeMap<String, Value>, StepError> {
         let mut out = BTreeMap::new();
-        for (adapter, target) in targets {
-            let state = self.actuator.describe(tenant, adapter, target).await?;
+        for (adapter, target, args) in targets {
+            let state = self.actuator.describe(tenant, adapter, target, args).await?;
             out.insert(target.clone(), state.unwrap_or(Value::Null));
         }
         Ok(out)
@@ -170,7 +172,8 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
 
     async fn observe(&self, config: &Value, s: &mut RunState) -> Result<(), StepError> {
         let resource = s.request.resource.clone();
-        let described = self.actuator.describe(&s.tenant, &self.default_adapter, &resource).await?;
+        let described =
+            self.actuator.describe(&s.tenant, &self.default_adapter, &resource, &serde_json::Map::new()).await?;
         let mut plugins = self.observer.observe(&s.tenant, &resource, config).await;
         if let Some(t) = &s.request.telemetry {
             plugins.insert("request".into(), t.clone());
@@ -273,10 +276,10 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         let signed = self.pinned(s).await?;
         let wpk = signed.wpk();
         let resource = s.request.resource.clone();
-        let steps: Vec<(String, String)> = wpk
+        let steps: Vec<Described> = wpk
             .steps
             .iter()
-            .map(|st| (st.adapter.clone(), st.target.clone().unwrap_or_else(|| resource.clone())))
+            .map(|st| (st.adapter.clone(), st.target.clone().unwrap_or_else(|| resource.clone()), st.args.clone()))
             .collect();
         let before = self.describe_all(&s.tenant, &steps).await?;
         if let Some((target, _)) = before.iter().find(|(_, v)| v.is_null()) {
@@ -325,9 +328,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         let plan = s.plan.clone().ok_or("no plan to gate")?;
         if let Some(approval) = s.approval.clone().filter(|a| a.plan_sha256 == plan.sha256) {
             // The approver saw the plan as it was; if the resource changed since, plan again.
-            let targets: Vec<(String, String)> =
-                plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
-            let now_state = self.describe_all(&s.tenant, &targets).await?;
+            let now_state = self.describe_all(&s.tenant, &targets_of(&plan)).await?;
             if state_digest(&now_state) != plan.before_digest {
                 s.replan = true;
                 s.approval = None;
@@ -408,9 +409,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
     async fn verify(&self, s: &mut RunState) -> Result<(), StepError> {
         let signed = self.pinned(s).await?;
         let plan = s.plan.clone().ok_or("no plan to verify")?;
-        let targets: Vec<(String, String)> =
-            plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
-        let after = self.describe_all(&s.tenant, &targets).await?;
+        let after = self.describe_all(&s.tenant, &targets_of(&plan)).await?;
         let mut failures = Vec::new();
         if let Some(v) = &signed.wpk().verify {
             let state = after.get(&s.request.resource).cloned().unwrap_or(Value::Null);
@@ -458,11 +457,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             let approval = s.approval.clone().ok_or("acted without an approval")?;
             let after = match &s.verification {
                 Some(v) => v.after_digest.clone(),
-                None => {
-                    let targets: Vec<(String, String)> =
-                        plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone())).collect();
-                    state_digest(&self.describe_all(&s.tenant, &targets).await?)
-                }
+                None => state_digest(&self.describe_all(&s.tenant, &targets_of(&plan)).await?),
             };
             let entry = AuditEntry {
                 run_id: s.run_id.clone(),
@@ -488,6 +483,13 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         }
         Ok(())
     }
+}
+
+/// What is described: (adapter, target, the step's arguments).
+type Described = (String, String, serde_json::Map<String, Value>);
+
+fn targets_of(plan: &Plan) -> Vec<Described> {
+    plan.actions.iter().map(|a| (a.adapter.clone(), a.target.clone(), a.args.clone())).collect()
 }
 
 /// The canonical digest of a described state, exposed for tests and the API.

@@ -184,6 +184,7 @@ pub trait Actuator: Send + Sync {
         tenant: &TenantId,
         adapter: &str,
         target: &str,
+        args: &serde_json::Map<String, Value>,
     ) -> impl Future<Output = Result<Option<Value>, ActError>> + Send;
     /// What the action would change, without changing anything.
     fn dry_run(

@@ -11,6 +11,8 @@ use naksha_contracts::signing::{
     Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical_json, sha256_hex,
 };
 use naksha_core::problem::FieldError;
+
+use crate::act::k8s::{is_dns_label, is_dns_subdomain};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -355,13 +357,21 @@ fn validate_step(step: &Value, at: &str, errors: &mut Vec<FieldError>) {
     if action == "scale" && args.get("replicas").and_then(Value::as_u64).is_none_or(|r| r > 1000) {
         errors.push(FieldError::new(format!("{at}/args/replicas"), "required: a whole number from 0 to 1000"));
     }
-    if action == "delete_pod" && !args.get("pod").and_then(Value::as_str).is_some_and(|p| is_name(p, 253)) {
-        errors.push(FieldError::new(format!("{at}/args/pod"), "required: the pod's name"));
+    if action == "delete_pod" && !args.get("pod").and_then(Value::as_str).is_some_and(is_dns_subdomain) {
+        errors.push(FieldError::new(format!("{at}/args/pod"), "required: the pod's name (a DNS-1123 name)"));
     }
-    for key in ["namespace", "to_version"] {
-        if args.get(key).is_some_and(|v| !v.as_str().is_some_and(|v| !v.is_empty() && v.len() <= 253)) {
-            errors.push(FieldError::new(format!("{at}/args/{key}"), "must be non-empty text"));
-        }
+    if args.get("namespace").is_some_and(|v| !v.as_str().is_some_and(is_dns_label)) {
+        errors
+            .push(FieldError::new(format!("{at}/args/namespace"), "must be a DNS-1123 label (a-z 0-9 -, at most 63)"));
+    }
+    if args.get("to_version").is_some_and(|v| !v.as_str().is_some_and(|v| !v.is_empty() && v.len() <= 253)) {
+        errors.push(FieldError::new(format!("{at}/args/to_version"), "must be non-empty text"));
+    }
+    if adapter == "k8s"
+        && let Some(t) = s.get("target").and_then(Value::as_str)
+        && !t.strip_prefix("deployment/").is_some_and(is_dns_subdomain)
+    {
+        errors.push(FieldError::new(format!("{at}/target"), "a k8s target is deployment/<a DNS-1123 name>"));
     }
 }
 
@@ -608,6 +618,20 @@ mod tests {
                 "/version"
             ]
         );
+    }
+
+    #[test]
+    fn kubernetes_names_and_namespaces_must_be_dns_1123() {
+        let mut doc = good();
+        doc["steps"] = json!([
+            {"adapter": "k8s", "action": "restart", "args": {"namespace": "../../api/v1/secrets"}},
+            {"adapter": "k8s", "action": "delete_pod", "args": {"pod": "x?dryRun=None"}},
+            {"adapter": "k8s", "action": "restart", "target": "deployment/Bad_Name"},
+            {"adapter": "k8s", "action": "scale", "args": {"replicas": 2, "namespace": "shop"}, "target": "deployment/cart"}
+        ]);
+        let mut pointers: Vec<String> = validate(&doc).into_iter().map(|e| e.pointer).collect();
+        pointers.sort();
+        assert_eq!(pointers, ["/steps/0/args/namespace", "/steps/1/args/pod", "/steps/2/target"]);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - dry-runs are server-side: the same request with `?dryRun=All`.
 //!
 //! Targets are `deployment/<name>`; the namespace comes from `args.namespace` or the adapter's
-//! default.
+//! default, for describing as for acting. Names are DNS-1123 subdomains and namespaces DNS-1123
+//! labels, checked before any URL is built (a WPK is checked the same way at registration).
 
 use serde_json::{Map, Value, json};
 
@@ -21,10 +22,26 @@ pub struct K8sAdapter {
     http: reqwest::Client,
 }
 
+/// A DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters): a namespace.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A DNS-1123 subdomain (dot-separated labels, at most 253 characters): a deployment or pod name.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    (1..=253).contains(&s.len()) && s.split('.').all(is_dns_label)
+}
+
 fn split_target(target: &str) -> Result<(&str, &str), ActError> {
     match target.split_once('/') {
-        Some(("deployment", name)) if !name.is_empty() && !name.contains('/') => Ok(("deployment", name)),
-        _ => Err(ActError::Refused(format!("the k8s adapter acts on deployment/<name>, not {target:?}"))),
+        Some(("deployment", name)) if is_dns_subdomain(name) => Ok(("deployment", name)),
+        _ => Err(ActError::Refused(format!(
+            "the k8s adapter acts on deployment/<name> (a DNS-1123 name), not {target:?}"
+        ))),
     }
 }
 
@@ -53,8 +70,17 @@ impl K8sAdapter {
         Self { base: base.into().trim_end_matches('/').to_owned(), token, namespace: namespace.into(), http }
     }
 
-    fn namespace<'a>(&'a self, args: &'a Map<String, Value>) -> &'a str {
-        args.get("namespace").and_then(Value::as_str).unwrap_or(&self.namespace)
+    /// The step's namespace, or the adapter's; refused unless a DNS-1123 label.
+    fn namespace<'a>(&'a self, args: &'a Map<String, Value>) -> Result<&'a str, ActError> {
+        let ns = match args.get("namespace") {
+            None => self.namespace.as_str(),
+            Some(v) => v.as_str().ok_or_else(|| ActError::Refused("namespace must be text".into()))?,
+        };
+        if is_dns_label(ns) {
+            Ok(ns)
+        } else {
+            Err(ActError::Refused(format!("namespace {ns:?} is not a DNS-1123 label")))
+        }
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ApiError> {
@@ -80,9 +106,10 @@ impl K8sAdapter {
         }
     }
 
-    pub async fn describe(&self, target: &str) -> Result<Option<Value>, ActError> {
+    pub async fn describe(&self, target: &str, args: &Map<String, Value>) -> Result<Option<Value>, ActError> {
         let (_, name) = split_target(target)?;
-        let url = format!("{}/apis/apps/v1/namespaces/{}/deployments/{name}", self.base, self.namespace);
+        let ns = self.namespace(args)?;
+        let url = format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.base);
         match self.send(self.http.get(url)).await {
             Ok(d) => {
                 let replicas = d["spec"]["replicas"].as_u64().unwrap_or(0);
@@ -110,7 +137,7 @@ impl K8sAdapter {
         dry_run: bool,
     ) -> Result<reqwest::RequestBuilder, ActError> {
         let (_, name) = split_target(target)?;
-        let ns = self.namespace(args);
+        let ns = self.namespace(args)?;
         let query: &[(&str, &str)] = if dry_run { &[("dryRun", "All")] } else { &[] };
         let apps = format!("{}/apis/apps/v1/namespaces/{ns}/deployments/{name}", self.base);
         Ok(match action {
@@ -138,7 +165,8 @@ impl K8sAdapter {
                 let pod = args
                     .get("pod")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| ActError::Refused("delete_pod needs pod".into()))?;
+                    .filter(|p| is_dns_subdomain(p))
+                    .ok_or_else(|| ActError::Refused("delete_pod needs pod, a DNS-1123 name".into()))?;
                 self.http.delete(format!("{}/api/v1/namespaces/{ns}/pods/{pod}", self.base)).query(query)
             }
             other => return Err(ActError::Refused(format!("the k8s adapter cannot {other}"))),
@@ -155,5 +183,30 @@ impl K8sAdapter {
         Ok(
             json!({"action": action, "target": target, "response_kind": body["kind"], "generation": body["metadata"]["generation"]}),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_namespaces_are_dns_1123_before_any_url_is_built() {
+        for ok in ["payments", "a", "pay-ments-2", "a.b-c.d"] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "Payments", "-x", "x-", "a/b", "a..b", "../etc", "a%2fb", "x?dryRun=All", &"a".repeat(254)] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+        assert!(is_dns_label("kube-system") && !is_dns_label("a.b") && !is_dns_label(&"a".repeat(64)));
+        let k = K8sAdapter::new("http://127.0.0.1:9", None, "default");
+        let mut args = Map::new();
+        args.insert("namespace".into(), json!("../../api/v1/secrets"));
+        assert!(matches!(k.namespace(&args), Err(ActError::Refused(_))));
+        assert!(k.request("restart", "deployment/payments", &args, true).is_err());
+        assert!(split_target("deployment/../secrets").is_err());
+        args.insert("namespace".into(), json!("shop"));
+        assert_eq!(k.namespace(&args).unwrap(), "shop");
+        assert_eq!(k.namespace(&Map::new()).unwrap(), "default");
     }
 }

@@ -37,10 +37,16 @@ fn missing(adapter: &str) -> ActError {
 }
 
 impl<S: SimStore, R: Receipts> Actuator for Adapters<S, R> {
-    async fn describe(&self, tenant: &TenantId, adapter: &str, target: &str) -> Result<Option<Value>, ActError> {
+    async fn describe(
+        &self,
+        tenant: &TenantId,
+        adapter: &str,
+        target: &str,
+        args: &Map<String, Value>,
+    ) -> Result<Option<Value>, ActError> {
         match adapter {
             "sim" => self.sim.as_ref().ok_or_else(|| missing(adapter))?.describe(tenant, target).await,
-            "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.describe(target).await,
+            "k8s" => self.k8s.as_ref().ok_or_else(|| missing(adapter))?.describe(target, args).await,
             other => Err(ActError::UnknownAdapter(other.to_owned())),
         }
     }
