@@ -158,13 +158,21 @@ async fn health_names_each_missing_dependency() {
         Dependency::Table(stack.table("CountersTable")),
         Dependency::Key(stack.local.name("PiiKey").unwrap().to_owned()),
     ];
-    assert_eq!(health::check(&aws, Backend::Moto, &ok).await.unwrap()["status"], "ok");
+    let report = health::check(&aws, Backend::Moto, &ok).await;
+    assert!(report.up(), "{report:?}");
+    assert_eq!(report.view(true).unwrap()["status"], "ok");
     let mut broken = ok.clone();
     broken.push(Dependency::Table("naksha.no-such-table".into()));
     broken.push(Dependency::Stream("naksha.no-such-stream".into()));
-    let problem = health::check(&aws, Backend::Moto, &broken).await.unwrap_err();
+    let problem = health::check(&aws, Backend::Moto, &broken).await.view(true).unwrap_err();
     assert_eq!(problem.status, 503);
     assert!(problem.detail.contains("table:naksha.no-such-table"), "{}", problem.detail);
     assert!(problem.detail.contains("stream:naksha.no-such-stream"), "{}", problem.detail);
     assert_eq!(problem.extensions["services"][format!("table:{}", stack.table("CountersTable"))], "ok");
+    // No AWS error text, even for a caller with a token.
+    assert!(!problem.body().to_string().contains("ResourceNotFound"), "{}", problem.body());
+    // Anonymous: down, and nothing else.
+    let anonymous = health::check(&aws, Backend::Moto, &broken).await.view(false).unwrap_err().body();
+    assert_eq!(anonymous["status"], "down");
+    assert!(!anonymous.to_string().contains("naksha."), "{anonymous}");
 }

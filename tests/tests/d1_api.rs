@@ -19,9 +19,16 @@ fn recent_minute_ms() -> i64 {
 }
 
 #[tokio::test]
-async fn health_names_the_backend_and_every_dependency() {
+async fn health_names_the_backend_and_every_dependency_to_a_caller_with_a_token() {
     let stack = Stack::connect().await;
-    let reply = stack.get("/health", None).await;
+    // Anonymous: up or down and the backend, nothing that names a resource.
+    let anonymous = stack.get("/health", None).await;
+    assert_eq!(anonymous.status, 200);
+    let doc = anonymous.json();
+    assert_eq!(doc.as_object().unwrap().keys().collect::<Vec<_>>(), ["backend", "status"], "{doc}");
+    // A token that does not verify is refused, not treated as anonymous.
+    assert_eq!(stack.get("/health", Some("not-a-token")).await.status, 401);
+    let reply = stack.get("/health", Some(&stack.token(&unique_tenant("health"), &["operator"]))).await;
     assert_eq!(reply.status, 200);
     let doc = reply.json();
     assert_eq!(doc["status"], "ok");

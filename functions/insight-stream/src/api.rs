@@ -89,6 +89,25 @@ pub async fn signals<O: OpenSignals>(verifier: &Verifier, store: &O, req: Reques
     http::json(200, &serde_json::json!({"count": signals.len(), "signals": signals}))
 }
 
+/// `GET /health` → 200 `{"status":"ok","backend"}` or 503 `{"status":"down",...}`; with a valid
+/// token (any role) also which dependency is which. A token that does not verify is a 401.
+pub async fn health(
+    verifier: &Verifier,
+    aws: &naksha_core::aws::Aws,
+    backend: naksha_core::config::Backend,
+    dependencies: &[crate::health::Dependency],
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    if req.method() != lambda_http::http::Method::GET {
+        return Err(Problem::method_not_allowed(req.method().as_str()));
+    }
+    let detailed = match req.headers().get(lambda_http::http::header::AUTHORIZATION) {
+        None => false,
+        Some(_) => verifier.authenticate(req.headers()).await.map(|_| true)?,
+    };
+    http::json(200, &crate::health::check(aws, backend, dependencies).await.view(detailed)?)
+}
+
 /// `GET /metrics` → Prometheus text format 0.0.4, fleet-wide values.
 pub async fn metrics<C: CounterStore>(counters: &C) -> Result<Response<Body>, Problem> {
     let values = counters

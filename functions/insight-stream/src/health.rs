@@ -63,38 +63,85 @@ impl Dependency {
     }
 }
 
-/// Check every dependency concurrently; 200 with each one's state, or a 503 problem naming
-/// those that are down.
-pub async fn check(aws: &Aws, backend: Backend, deps: &[Dependency]) -> Result<Value, Problem> {
+/// Whether each dependency answered. Why one did not (AWS error text) is logged, never returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub backend: Backend,
+    /// (label, up) for each dependency, in the configured order.
+    pub checks: Vec<(String, bool)>,
+}
+
+impl Report {
+    pub fn up(&self) -> bool {
+        self.checks.iter().all(|(_, up)| *up)
+    }
+
+    /// The answer: anonymous callers learn up or down and the backend; callers with a valid token
+    /// also learn what was checked and what is down (by name, without AWS error text).
+    pub fn view(&self, detailed: bool) -> Result<Value, Problem> {
+        let services: Map<String, Value> =
+            self.checks.iter().map(|(label, up)| (label.clone(), json!(if *up { "ok" } else { "down" }))).collect();
+        if self.up() {
+            let mut doc = json!({"status": "ok", "backend": self.backend.as_str()});
+            if detailed {
+                doc["services"] = Value::Object(services);
+                doc["version"] = json!(env!("CARGO_PKG_VERSION"));
+            }
+            return Ok(doc);
+        }
+        let down: Vec<&str> = self.checks.iter().filter(|(_, up)| !up).map(|(l, _)| l.as_str()).collect();
+        let detail =
+            if detailed { format!("unavailable: {}", down.join(", ")) } else { "a dependency is unavailable".into() };
+        let mut p = Problem::unavailable(detail)
+            .with_extension("status", json!("down"))
+            .with_extension("backend", json!(self.backend.as_str()));
+        if detailed {
+            p = p.with_extension("services", Value::Object(services));
+        }
+        Err(p)
+    }
+}
+
+/// Check every dependency concurrently, each within [`CHECK_TIMEOUT`].
+pub async fn check(aws: &Aws, backend: Backend, deps: &[Dependency]) -> Report {
     let results = futures::future::join_all(deps.iter().map(|d| async move {
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, d.check(aws)).await {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
         };
-        (d.label(), outcome)
+        if let Err(e) = &outcome {
+            tracing::warn!(dependency = %d.label(), error = %e, "health check failed");
+        }
+        (d.label(), outcome.is_ok())
     }))
     .await;
-    let mut services = Map::new();
-    let mut down = Vec::new();
-    for (label, outcome) in results {
-        match outcome {
-            Ok(()) => {
-                services.insert(label, json!("ok"));
-            }
-            Err(e) => {
-                down.push(format!("{label} ({e})"));
-                services.insert(label, json!(format!("down: {e}")));
-            }
-        }
+    Report { backend, checks: results }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(up: &[bool]) -> Report {
+        let checks = up.iter().enumerate().map(|(i, u)| (format!("table:naksha.t{i}"), *u)).collect();
+        Report { backend: Backend::Moto, checks }
     }
-    if down.is_empty() {
-        Ok(
-            json!({"status": "ok", "backend": backend.as_str(), "services": services, "version": env!("CARGO_PKG_VERSION")}),
-        )
-    } else {
-        Err(Problem::unavailable(format!("unavailable: {}", down.join("; ")))
-            .with_extension("status", json!("down"))
-            .with_extension("backend", json!(backend.as_str()))
-            .with_extension("services", Value::Object(services)))
+
+    #[test]
+    fn anonymous_callers_learn_only_up_or_down_and_the_backend() {
+        let ok = report(&[true, true]).view(false).unwrap();
+        assert_eq!(ok, json!({"status": "ok", "backend": "moto"}));
+        let down = report(&[true, false]).view(false).unwrap_err();
+        assert_eq!((down.status, down.body()["status"].as_str()), (503, Some("down")));
+        assert!(!down.body().to_string().contains("naksha."), "{}", down.body());
+    }
+
+    #[test]
+    fn a_caller_with_a_token_learns_what_is_down_by_name() {
+        let ok = report(&[true]).view(true).unwrap();
+        assert_eq!(ok["services"]["table:naksha.t0"], "ok");
+        let down = report(&[true, false]).view(true).unwrap_err().body();
+        assert_eq!(down["services"]["table:naksha.t1"], "down");
+        assert!(down["detail"].as_str().unwrap().contains("table:naksha.t1"));
     }
 }

@@ -21,25 +21,32 @@ fn list(r: &mut ConfigReader, name: &str) -> Vec<String> {
 
 /// `GET /health`: every stream, table and key of the deployment (`HEALTH_STREAMS`,
 /// `HEALTH_TABLES`, `HEALTH_KEYS`, comma-separated, set from template.yaml).
+/// Anonymous callers learn up or down; callers with a token, which dependency is which.
 #[derive(Debug)]
 pub struct HealthApp {
+    pub verifier: Verifier,
     pub aws: Aws,
     pub backend: Backend,
     pub dependencies: Vec<Dependency>,
 }
 
 impl Function for HealthApp {
-    type Config = Vec<Dependency>;
+    type Config = (AuthConfig, Vec<Dependency>);
 
-    fn config(r: &mut ConfigReader) -> Vec<Dependency> {
+    fn config(r: &mut ConfigReader) -> Self::Config {
         let mut deps: Vec<Dependency> = list(r, "HEALTH_STREAMS").into_iter().map(Dependency::Stream).collect();
         deps.extend(list(r, "HEALTH_TABLES").into_iter().map(Dependency::Table));
         deps.extend(list(r, "HEALTH_KEYS").into_iter().map(Dependency::Key));
-        deps
+        (AuthConfig::from_config(r), deps)
     }
 
-    async fn build(dependencies: Vec<Dependency>, cold: &Cold) -> Result<Self, BootError> {
-        Ok(Self { aws: cold.aws.clone(), backend: cold.platform.backend, dependencies })
+    async fn build((auth, dependencies): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        Ok(Self {
+            verifier: cold.verifier(auth).await,
+            aws: cold.aws.clone(),
+            backend: cold.platform.backend,
+            dependencies,
+        })
     }
 }
 

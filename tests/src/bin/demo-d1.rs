@@ -30,7 +30,7 @@ async fn main() {
     );
 
     // Health.
-    let health = stack.get("/health", None).await;
+    let health = stack.get("/health", Some(&stack.token(&unique_tenant("health"), &["operator"]))).await;
     std::fs::write("reports/logs/D.1_health.json", &health.text).unwrap();
     let health_doc = health.json();
     let backend = health_doc["backend"].as_str().unwrap_or("?").to_owned();
