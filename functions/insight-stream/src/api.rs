@@ -105,7 +105,8 @@ pub async fn health(
         None => false,
         Some(_) => verifier.authenticate(req.headers()).await.map(|_| true)?,
     };
-    http::json(200, &crate::health::check(aws, backend, dependencies).await.view(detailed)?)
+    let (status, doc) = crate::health::check(aws, backend, dependencies).await.view(detailed);
+    http::json(status, &doc)
 }
 
 /// `GET /metrics` → Prometheus text format 0.0.4, fleet-wide values.

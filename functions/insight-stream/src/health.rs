@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use naksha_core::aws::{Aws, describe_error};
 use naksha_core::config::Backend;
-use naksha_core::problem::Problem;
 use serde_json::{Map, Value, json};
 
 /// Each check gets this long before it counts as down.
@@ -76,29 +75,24 @@ impl Report {
         self.checks.iter().all(|(_, up)| *up)
     }
 
-    /// The answer: anonymous callers learn up or down and the backend; callers with a valid token
-    /// also learn what was checked and what is down (by name, without AWS error text).
-    pub fn view(&self, detailed: bool) -> Result<Value, Problem> {
+    /// The answer, `{"status": "ok" | "down", "backend"}` (API.md), as 200 or 503: anonymous
+    /// callers learn only that; callers with a valid token also learn what was checked and what is
+    /// down (by name, without AWS error text). The 503 is plain JSON, not problem+json: its
+    /// `status` is the health state the contract names.
+    pub fn view(&self, detailed: bool) -> (u16, Value) {
         let services: Map<String, Value> =
             self.checks.iter().map(|(label, up)| (label.clone(), json!(if *up { "ok" } else { "down" }))).collect();
-        if self.up() {
-            let mut doc = json!({"status": "ok", "backend": self.backend.as_str()});
-            if detailed {
-                doc["services"] = Value::Object(services);
-                doc["version"] = json!(env!("CARGO_PKG_VERSION"));
-            }
-            return Ok(doc);
-        }
-        let down: Vec<&str> = self.checks.iter().filter(|(_, up)| !up).map(|(l, _)| l.as_str()).collect();
-        let detail =
-            if detailed { format!("unavailable: {}", down.join(", ")) } else { "a dependency is unavailable".into() };
-        let mut p = Problem::unavailable(detail)
-            .with_extension("status", json!("down"))
-            .with_extension("backend", json!(self.backend.as_str()));
+        let up = self.up();
+        let mut doc = json!({"status": if up { "ok" } else { "down" }, "backend": self.backend.as_str()});
         if detailed {
-            p = p.with_extension("services", Value::Object(services));
+            doc["services"] = Value::Object(services);
+            doc["version"] = json!(env!("CARGO_PKG_VERSION"));
+            if !up {
+                let down: Vec<&str> = self.checks.iter().filter(|(_, up)| !up).map(|(l, _)| l.as_str()).collect();
+                doc["detail"] = json!(format!("unavailable: {}", down.join(", ")));
+            }
         }
-        Err(p)
+        (if up { 200 } else { 503 }, doc)
     }
 }
 
@@ -129,18 +123,16 @@ mod tests {
 
     #[test]
     fn anonymous_callers_learn_only_up_or_down_and_the_backend() {
-        let ok = report(&[true, true]).view(false).unwrap();
-        assert_eq!(ok, json!({"status": "ok", "backend": "moto"}));
-        let down = report(&[true, false]).view(false).unwrap_err();
-        assert_eq!((down.status, down.body()["status"].as_str()), (503, Some("down")));
-        assert!(!down.body().to_string().contains("naksha."), "{}", down.body());
+        assert_eq!(report(&[true, true]).view(false), (200, json!({"status": "ok", "backend": "moto"})));
+        assert_eq!(report(&[true, false]).view(false), (503, json!({"status": "down", "backend": "moto"})));
     }
 
     #[test]
     fn a_caller_with_a_token_learns_what_is_down_by_name() {
-        let ok = report(&[true]).view(true).unwrap();
-        assert_eq!(ok["services"]["table:naksha.t0"], "ok");
-        let down = report(&[true, false]).view(true).unwrap_err().body();
+        let (status, ok) = report(&[true]).view(true);
+        assert_eq!((status, ok["services"]["table:naksha.t0"].as_str()), (200, Some("ok")));
+        let (status, down) = report(&[true, false]).view(true);
+        assert_eq!((status, down["status"].as_str()), (503, Some("down")));
         assert_eq!(down["services"]["table:naksha.t1"], "down");
         assert!(down["detail"].as_str().unwrap().contains("table:naksha.t1"));
     }
