@@ -126,6 +126,7 @@ async fn the_kinesis_sink_writes_every_record() {
             partition_key: format!("{tenant}/src-{i}"),
             data: format!(r#"{{"v":1,"id":"{tenant}-{i}","tenant":"{tenant}","source":"src-{i}","kind":"event","ts":1764072000000}}"#)
                 .into_bytes(),
+            series: Vec::new(),
         })
         .collect();
     sink.put(&records).await.unwrap();
@@ -145,7 +146,7 @@ async fn the_pseudonym_key_comes_from_kms_and_is_stable() {
     );
     assert!(!format!("{a:?}").contains(&a.for_tenant("acme").pseudonym("bob")[5..]), "the key is never printed");
     // The signing key cannot make MACs: a clear error, not a silent fallback.
-    let err = PiiKey::from_kms(&stack.kms, stack.local.name("SigningKey").unwrap()).await.unwrap_err();
+    let err = PiiKey::from_kms(&stack.kms, stack.local.name("WpkSigningKey").unwrap()).await.unwrap_err();
     assert!(err.to_string().contains("KMS"), "{err}");
 }
 

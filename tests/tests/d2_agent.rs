@@ -419,3 +419,312 @@ async fn a_wpk_signature_verifies_with_openssl_and_tampered_bytes_do_not() {
     let (ok, _) = stack.openssl_verify(key_id, &der, signed.replace("restart", "rollback").as_bytes()).await;
     assert!(!ok, "openssl must refuse altered bytes");
 }
+
+// ------------------------------------------------------------------------------------------
+// As an attacker with write access to the tables (and the runs stream), and as a careless team.
+
+fn run_key(tenant: &str, run: &str) -> std::collections::HashMap<String, AttributeValue> {
+    let tenant = naksha_contracts::TenantId::from_record(tenant).unwrap();
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(naksha_contracts::runs::run_pk(&tenant, run))),
+        ("sk".to_owned(), AttributeValue::S("run".into())),
+    ])
+}
+
+/// Rewrite a run's stored state with `edit` and put it on the runs stream, as someone with
+/// table and stream access would to make the worker act.
+async fn forge_run(stack: &Stack, team: &Team, run: &str, edit: impl FnOnce(&mut Value)) {
+    let key = run_key(&team.tenant, run);
+    let item =
+        stack.db.get_item().table_name(stack.table("RunsTable")).set_key(Some(key.clone())).send().await.unwrap();
+    let mut state: Value = serde_json::from_str(item.item().unwrap()["state"].as_s().unwrap()).unwrap();
+    edit(&mut state);
+    let status = state["status"].as_str().unwrap().to_owned();
+    stack
+        .db
+        .update_item()
+        .table_name(stack.table("RunsTable"))
+        .set_key(Some(key))
+        .update_expression("SET #st = :st, #s = :s")
+        .expression_attribute_names("#st", "state")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":st", AttributeValue::S(state.to_string()))
+        .expression_attribute_values(":s", AttributeValue::S(status))
+        .send()
+        .await
+        .unwrap();
+    let msg = json!({"tenant": team.tenant, "run_id": run});
+    stack
+        .kinesis
+        .put_record()
+        .stream_name(stack.table("AgentRunsStream"))
+        .partition_key(format!("{}/{RES}", team.tenant))
+        .data(Blob::new(msg.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn untouched() -> Value {
+    json!({"kind": "deployment", "replicas": 3, "healthy": false, "version": "v2", "restarts": 0})
+}
+
+#[tokio::test]
+async fn an_approval_written_into_the_table_or_moved_from_another_run_never_acts() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "forge", "manual").await;
+    // A genuine approval of run 1, to steal from.
+    let first = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let w1 = stack.run_until(&team, &first, &["awaiting_approval"]).await;
+    stack.post_json("/agent/halt", Some(&team.admin), &json!({"reason": "hold run 1"})).await;
+    assert_eq!(stack.approve(&team, &first, w1["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    let aborted = stack.run_until(&team, &first, &["aborted", "succeeded", "failed"]).await;
+    assert_eq!(aborted["status"], "aborted", "{aborted}");
+    let stolen = aborted["approval"].clone();
+    assert!(stolen["evidence"]["signature"].is_string(), "a run approval is signed evidence: {stolen}");
+    stack.post_json("/agent/resume", Some(&team.admin), &json!({})).await;
+
+    // Run 2: an approval invented by hand (no evidence), then run 1's signed approval moved over.
+    for (case, forged) in [
+        ("invented", json!({"approver": "mallory", "justification": "trust me", "standing": false})),
+        ("moved", stolen.clone()),
+    ] {
+        let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+        let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+        let plan = waiting["plan"]["sha256"].clone();
+        forge_run(&stack, &team, &run, |st| {
+            let mut approval = forged.clone();
+            approval["plan_sha256"] = plan.clone();
+            approval["at"] = json!("2026-12-01T00:00:00Z");
+            st["approval"] = approval;
+            st["status"] = json!("queued");
+        })
+        .await;
+        let done = stack.run_until(&team, &run, &["failed", "succeeded"]).await;
+        assert_eq!(done["status"], "failed", "{case}: {done}");
+        let reason = done["outcome"]["reason"].as_str().unwrap();
+        assert!(reason.starts_with("refusing to act"), "{case}: {reason}");
+        assert!(done["receipts"].as_array().unwrap().is_empty(), "{case}");
+        assert_eq!(stack.sim_state(&team, RES).await, untouched(), "{case}: nothing acted");
+    }
+    assert_eq!(audit(&stack, &team).await["count"], 0);
+}
+
+#[tokio::test]
+async fn a_standing_approval_written_into_a_wpk_item_never_acts_unattended() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "standforge", "auto").await;
+    let key = std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(team.tenant.clone())),
+        ("sk".to_owned(), AttributeValue::S("restart-unhealthy#0000000001".into())),
+    ]);
+    let wpks = stack.table("WpksTable");
+    let item = stack.db.get_item().table_name(&wpks).set_key(Some(key.clone())).send().await.unwrap();
+    assert!(item.item().is_some(), "the WPK item is where the attacker expects it");
+    // The old attribute, and a sealed-looking one with a signature of something else.
+    let sealed_looking =
+        json!({"signed": "{\"payload\":{\"approver\":\"mallory\"}}", "signature": "MEUCIQ==", "key_id": "k"});
+    for forged in [json!({"approver": "mallory", "justification": "x", "at": "now"}), sealed_looking] {
+        stack
+            .db
+            .update_item()
+            .table_name(&wpks)
+            .set_key(Some(key.clone()))
+            .update_expression("SET standing_approval = :a")
+            .expression_attribute_values(":a", AttributeValue::S(forged.to_string()))
+            .send()
+            .await
+            .unwrap();
+        let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+        let done = stack.run_until(&team, &run, &["awaiting_approval", "succeeded", "failed"]).await;
+        assert_eq!(done["status"], "awaiting_approval", "a person must approve: {done}");
+        assert_eq!(stack.sim_state(&team, RES).await, untouched());
+    }
+}
+
+#[tokio::test]
+async fn a_wpk_copied_from_another_tenant_verifies_nowhere_else() {
+    let stack = Stack::connect().await;
+    let victim = setup(&stack, "victim", "manual").await;
+    let attacker = stack.team("attacker");
+    let mut theirs = restart_wpk("restart-unhealthy", "manual");
+    theirs["steps"] = json!([{"adapter": "sim", "action": "scale", "args": {"replicas": 0}}]);
+    theirs["verify"] = json!({});
+    assert_eq!(stack.register(&attacker, &theirs).await.status, 201);
+    // Copy the attacker's signed item over the victim's, keeping the victim's key.
+    let wpks = stack.table("WpksTable");
+    let key = |tenant: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(tenant.to_owned())),
+            ("sk".to_owned(), AttributeValue::S("restart-unhealthy#0000000001".into())),
+        ])
+    };
+    let mut item = stack
+        .db
+        .get_item()
+        .table_name(&wpks)
+        .set_key(Some(key(&attacker.tenant)))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .unwrap()
+        .clone();
+    item.insert("pk".into(), AttributeValue::S(victim.tenant.clone()));
+    stack.db.put_item().table_name(&wpks).set_item(Some(item)).send().await.unwrap();
+
+    let run = stack.start_run(&victim, "deployment_unhealthy", RES).await;
+    let done = stack.run_until(&victim, &run, &["failed", "awaiting_approval", "succeeded"]).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let reason = done["outcome"]["reason"].as_str().unwrap();
+    assert!(reason.contains("signed for another tenant") || reason.contains("tenant"), "{reason}");
+    assert_eq!(stack.sim_state(&victim, RES).await, untouched());
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_nor_the_author_promote_unless_the_tenant_allows_it_on_the_record() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "duties", "manual").await;
+    // Olivia may both request and approve; Ada registered the WPKs and is an approver too.
+    let olivia = stack.key.token(&team.tenant, "olivia", &["operator", "approver"], 600).unwrap();
+    let ada = stack.key.token(&team.tenant, "ada", &["admin", "approver"], 600).unwrap();
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    let body = json!({"justification": "my own change", "plan_sha256": waiting["plan"]["sha256"]});
+    let p = stack.post_json(&format!("/agent/runs/{run}/approve"), Some(&olivia), &body).await.assert_problem(403);
+    assert!(p["detail"].as_str().unwrap().contains("requested"), "{p}");
+
+    let mut auto = restart_wpk("restart-auto", "auto");
+    auto["match"]["signals"] = json!(["deployment_auto"]);
+    assert_eq!(stack.register(&team, &auto).await.status, 201);
+    let promote = json!({"version": 1, "justification": "I wrote it, I trust it"});
+    stack.post_json("/wpk/restart-auto/promote", Some(&ada), &promote).await.assert_problem(403);
+
+    // The settings: wrong role, bad body, then allowed by an admin, signed and audited.
+    let settings = json!({"allow_self_approval": true, "justification": "two-person team, INC-9"});
+    stack.post_json("/agent/settings", Some(&olivia), &settings).await.assert_problem(403);
+    stack
+        .post_json("/agent/settings", Some(&team.admin), &json!({"allow_self_approval": "yes"}))
+        .await
+        .assert_problem(400);
+    let r = stack.post_json("/agent/settings", Some(&team.admin), &settings).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let got = stack.get("/agent/settings", Some(&team.operator)).await.json();
+    assert_eq!((got["allow_self_approval"].as_bool(), got["verified"].as_bool()), (Some(true), Some(true)), "{got}");
+    assert_eq!(stack.post_json(&format!("/agent/runs/{run}/approve"), Some(&olivia), &body).await.status, 202);
+    let done = stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(stack.post_json("/wpk/restart-auto/promote", Some(&ada), &promote).await.status, 200);
+
+    let chain = audit(&stack, &team).await;
+    assert_eq!(chain["verified"], true, "{chain}");
+    let kinds: Vec<&str> =
+        chain["records"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap_or("act")).collect();
+    assert_eq!(kinds, ["setting", "act"], "the setting is on the record before the act it allowed");
+    // Settings forged in the table count as not set.
+    let state = stack.table("AgentStateTable");
+    let forged =
+        json!({"signed": "{\"payload\":{\"allow_self_approval\":true}}", "signature": "MEUCIQ==", "key_id": "k"});
+    let items = stack.scan(&state).await;
+    let settings_item = items.iter().find(|i| i["pk"].as_s().unwrap() == &format!("{}#settings", team.tenant)).unwrap();
+    let mut item = settings_item.clone();
+    item.insert("sealed".into(), AttributeValue::S(forged.to_string()));
+    stack.db.put_item().table_name(&state).set_item(Some(item)).send().await.unwrap();
+    let got = stack.get("/agent/settings", Some(&team.operator)).await.json();
+    assert_eq!((got["allow_self_approval"].as_bool(), got["verified"].as_bool()), (Some(false), Some(false)), "{got}");
+}
+
+async fn approved_runs(stack: &Stack, team: &Team, n: usize) {
+    for _ in 0..n {
+        let run = stack.start_run(team, "deployment_unhealthy", RES).await;
+        let w = stack.run_until(team, &run, &["awaiting_approval"]).await;
+        assert_eq!(stack.approve(team, &run, w["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+        stack.run_until(team, &run, &["succeeded", "failed"]).await;
+    }
+}
+
+fn audit_key(tenant: &str, seq: u64) -> std::collections::HashMap<String, AttributeValue> {
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(tenant.to_owned())),
+        ("seq".to_owned(), AttributeValue::N(seq.to_string())),
+    ])
+}
+
+#[tokio::test]
+async fn deleting_or_rewriting_the_newest_audit_record_is_detected_and_the_log_pages() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "cut", "manual").await;
+    approved_runs(&stack, &team, 3).await;
+    // Paging: 2 + 1, and bad limits are 400.
+    let page = stack.get("/agent/audit?limit=2", Some(&team.operator)).await.json();
+    assert_eq!(page["count"], 2);
+    let next = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = stack.get(&format!("/agent/audit?limit=2&cursor={next}"), Some(&team.operator)).await.json();
+    assert_eq!((rest["count"].as_u64(), rest["records"][0]["seq"].as_u64()), (Some(1), Some(3)));
+    assert!(rest["next_cursor"].is_null());
+    for bad in ["limit=0", "limit=501", "limit=x", "cursor=-1"] {
+        stack.get(&format!("/agent/audit?{bad}"), Some(&team.operator)).await.assert_problem(400);
+    }
+    let table = stack.table("AuditTable");
+    let newest = stack.db.get_item().table_name(&table).set_key(Some(audit_key(&team.tenant, 3))).send().await.unwrap();
+    let newest = newest.item().unwrap().clone();
+
+    // Rewrite record 3 with a recomputed hash, and the head to match: only the checkpoint knows.
+    let mut record: naksha_contracts::audit::AuditRecord =
+        serde_json::from_str(newest["record"].as_s().unwrap()).unwrap();
+    record.entry.approver = "mallory".into();
+    record.hash = record.compute_hash();
+    let text = serde_json::to_string(&record).unwrap();
+    let mut rewritten = newest.clone();
+    rewritten.insert("record".into(), AttributeValue::S(text.clone()));
+    rewritten.insert("hash".into(), AttributeValue::S(record.hash.clone()));
+    stack.db.put_item().table_name(&table).set_item(Some(rewritten)).send().await.unwrap();
+    stack
+        .db
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(audit_key(&team.tenant, 0)))
+        .update_expression("SET head_record = :r")
+        .expression_attribute_values(":r", AttributeValue::S(text))
+        .send()
+        .await
+        .unwrap();
+    let chain = audit(&stack, &team).await;
+    assert_eq!((chain["verified"].as_bool(), chain["first_broken"]["seq"].as_u64()), (Some(false), Some(3)), "{chain}");
+
+    // Delete it instead: the head, the checkpoint and the run that acted all name it.
+    stack.db.delete_item().table_name(&table).set_key(Some(audit_key(&team.tenant, 3))).send().await.unwrap();
+    let chain = audit(&stack, &team).await;
+    assert_eq!(chain["verified"], false, "{chain}");
+    assert!(chain["first_broken"]["reason"].as_str().unwrap().contains("truncated"), "{chain}");
+}
+
+#[tokio::test]
+async fn an_act_whose_audit_record_cannot_land_is_not_succeeded_until_it_does() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "pending", "manual").await;
+    // Squat the next record's place: every append fails until the squatter is gone.
+    let table = stack.table("AuditTable");
+    let mut squat = audit_key(&team.tenant, 1);
+    squat.insert("record".into(), AttributeValue::S("{}".into()));
+    stack.db.put_item().table_name(&table).set_item(Some(squat)).send().await.unwrap();
+
+    let run = stack.start_run(&team, "deployment_unhealthy", RES).await;
+    let w = stack.run_until(&team, &run, &["awaiting_approval"]).await;
+    assert_eq!(stack.approve(&team, &run, w["plan"]["sha256"].as_str().unwrap()).await.status, 202);
+    let pending = eventually("the run to report its pending audit record", Duration::from_secs(90), || async {
+        let doc = stack.get(&format!("/agent/status/{run}"), Some(&team.operator)).await.json();
+        (!doc["audit_pending"].is_null()).then_some(doc)
+    })
+    .await;
+    assert_eq!(pending["status"], "running", "an act without its record is not succeeded: {pending}");
+    assert_eq!(stack.sim_state(&team, RES).await["restarts"], 1, "the act happened once");
+    assert!(!pending["audit_pending"]["receipts"].as_array().unwrap().is_empty(), "{pending}");
+
+    stack.db.delete_item().table_name(&table).set_key(Some(audit_key(&team.tenant, 1))).send().await.unwrap();
+    let done = stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(stack.sim_state(&team, RES).await["restarts"], 1, "retrying the append never repeats the act");
+    let chain = audit(&stack, &team).await;
+    assert_eq!((chain["count"].as_u64(), chain["verified"].as_bool()), (Some(1), Some(true)), "{chain}");
+}

@@ -32,7 +32,7 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         method: &'a str,
         path: String,
         token: Option<&'a str>,
-        body: String,
+        body: Vec<u8>,
         status: u16,
     }
     let c = |what, method, path: &str, token, body: &str, status| Case {
@@ -40,13 +40,56 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         method,
         path: path.to_owned(),
         token,
-        body: body.to_owned(),
+        body: body.as_bytes().to_vec(),
         status,
     };
     let op = Some(team.operator.as_str());
     let ad = Some(team.admin.as_str());
     let ap = Some(team.approver.as_str());
-    let cases = vec![
+    // Bodies that are not UTF-8 (a stray Latin-1 byte, a UTF-16 byte order mark) are a 400, never a
+    // 500. They go as octet-stream: API Gateway hands such a body over base64-encoded, and the local
+    // emulator cannot forward one under a text content type at all.
+    let not_utf8 = |what, path: &str, token, prefix: &str| Case {
+        what,
+        method: "POST",
+        path: format!("{path}#octet"),
+        token,
+        body: [prefix.as_bytes(), b"\xff\xfe\xe9\"}"].concat(),
+        status: 400,
+    };
+    let mut cases = vec![
+        not_utf8("run: not UTF-8", "/agent/run", op, r#"{"signal":"down","resource":""#),
+        not_utf8("approve: not UTF-8", &approve, ap, r#"{"justification":""#),
+        not_utf8("reject: not UTF-8", &format!("/agent/runs/{run}/reject"), ap, r#"{"justification":""#),
+        not_utf8("promote: not UTF-8", "/wpk/restart/promote", ap, r#"{"version":1,"justification":""#),
+        not_utf8("wpk: not UTF-8", "/wpk", ad, r#"{"id":""#),
+        not_utf8("settings: not UTF-8", "/agent/settings", ad, r#"{"allow_self_approval":true,"justification":""#),
+        not_utf8("halt: not UTF-8", "/agent/halt", ad, r#"{"reason":""#),
+        c(
+            "settings: operator lacks admin",
+            "POST",
+            "/agent/settings",
+            op,
+            r#"{"allow_self_approval":true,"justification":"x"}"#,
+            403,
+        ),
+        c("settings: malformed JSON", "POST", "/agent/settings", ad, r#"{"allow_self_approval":"#, 400),
+        c(
+            "settings: unknown field",
+            "POST",
+            "/agent/settings",
+            ad,
+            r#"{"allow_self_approval":true,"justification":"x","admin":"me"}"#,
+            400,
+        ),
+        c("settings: no justification", "POST", "/agent/settings", ad, r#"{"allow_self_approval":true}"#, 400),
+        c("settings: over 1 MiB", "POST", "/agent/settings", ad, &huge, 413),
+        c("settings: no token", "POST", "/agent/settings", None, "{}", 401),
+        c("settings get: no token", "GET", "/agent/settings", None, "", 401),
+        c("audit: bad limit", "GET", "/agent/audit?limit=0", op, "", 400),
+        c("audit: bad cursor", "GET", "/agent/audit?cursor=x", op, "", 400),
+    ];
+    cases.extend(vec![
         c("run: malformed JSON", "POST", "/agent/run", op, "{\"signal\":", 400),
         c("run: a JSON array", "POST", "/agent/run", op, "[]", 400),
         c("run: missing fields", "POST", "/agent/run", op, "{}", 400),
@@ -151,15 +194,19 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         c("sim get: another tenant", "GET", "/sim/resources/deployment/api", Some(other.admin.as_str()), "", 404),
         c("halt: operator lacks admin", "POST", "/agent/halt", op, "{}", 403),
         c("audit: no token", "GET", "/agent/audit", None, "", 401),
-    ];
+    ]);
 
     let baseline = stack.quiet_snapshot().await;
     for case in cases {
-        let url = format!("http://127.0.0.1:9000{}", case.path);
+        let (path, content_type) = match case.path.strip_suffix("#octet") {
+            Some(p) => (p, "application/octet-stream"),
+            None => (case.path.as_str(), "application/json"),
+        };
+        let url = format!("http://127.0.0.1:9000{path}");
         let mut req = match case.method {
             "GET" => stack.http.get(url),
-            "PUT" => stack.http.put(url).header("content-type", "application/json").body(case.body.clone()),
-            _ => stack.http.post(url).header("content-type", "application/json").body(case.body.clone()),
+            "PUT" => stack.http.put(url).header("content-type", content_type).body(case.body.clone()),
+            _ => stack.http.post(url).header("content-type", content_type).body(case.body.clone()),
         };
         if let Some(t) = case.token {
             req = req.header("authorization", format!("Bearer {t}"));

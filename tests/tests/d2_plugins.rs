@@ -197,16 +197,18 @@ async fn a_k8s_action_is_executed_once_per_idempotency_key() {
 
 #[tokio::test]
 async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_approval() {
-    use naksha_agent::agent::Agent;
+    use naksha_agent::agent::{Agent, AgentKeys};
+    use naksha_agent::memory::signed_approval;
     use naksha_agent::ports::{OutcomeHistory, RunStore, WpkStore};
     use naksha_agent::spec::Graph;
-    use naksha_agent::state::{Approval, RunRequest, RunState, RunStatus};
+    use naksha_agent::state::{RunRequest, RunState, RunStatus};
     use naksha_agent::wpk::{StoredWpk, parse};
     use naksha_contracts::signing::LocalKey;
 
     let (url, seen) = recording_server(kube).await;
     let key = LocalKey::generate("k").unwrap();
-    let mem = Arc::new(Memory::default());
+    let approvals = LocalKey::generate("approvals").unwrap();
+    let mem = Arc::new(Memory::with_audit_key(LocalKey::generate("audit").unwrap()));
     let agent = Agent {
         store: Arc::clone(&mem),
         actuator: Adapters::<Arc<Memory>, Arc<Memory>> {
@@ -216,7 +218,7 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         },
         observer: Observers::<NoAggregates> { telemetry: None, prometheus: None },
         model: OutcomeHistory,
-        keys: key.trusted(),
+        keys: AgentKeys { wpk: key.trusted(), approval: approvals.trusted() },
         graph: Graph::builtin().unwrap(),
         default_adapter: "k8s".into(),
     };
@@ -226,8 +228,9 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         false,
     )
     .unwrap();
-    let signature = key.sign(&wpk.canonical_bytes()).unwrap();
-    mem.put_wpk(&acme(), &StoredWpk::signed(&wpk, &signature, "ada", "now")).await.unwrap();
+    let bytes = StoredWpk::signing_bytes(&wpk, &acme(), "ada", "now");
+    let signature = key.sign(&bytes).unwrap();
+    mem.put_wpk(&acme(), &StoredWpk::signed(&wpk, &bytes, &signature, "ada", "now")).await.unwrap();
     let req = RunRequest {
         signal: "pods_not_ready".into(),
         resource: "deployment/payments".into(),
@@ -243,13 +246,7 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         before_approval.iter().all(|r| r.method == "GET" || r.query == "dryRun=All"),
         "only reads and server dry-runs before approval"
     );
-    let approval = Approval {
-        approver: "bob".into(),
-        justification: "INC-9".into(),
-        plan_sha256: s.plan.as_ref().unwrap().sha256.clone(),
-        at: "now".into(),
-        standing: false,
-    };
+    let approval = signed_approval(&s, "bob", "INC-9", &approvals);
     let mut s = mem.approve(&acme(), &s.run_id, &approval).await.unwrap();
     agent.advance(&mut s).await.unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);

@@ -41,6 +41,10 @@ fn looping_graph() -> Graph {
 }
 
 /// 1,000 signed WPKs: 100 ids × 10 versions; 10 ids handle `deployment_unhealthy`.
+fn acme() -> TenantId {
+    TenantId::from_record("acme").unwrap()
+}
+
 fn registry(key: &LocalKey) -> Vec<StoredWpk> {
     let mut all = Vec::with_capacity(1000);
     for i in 0..100 {
@@ -54,8 +58,9 @@ fn registry(key: &LocalKey) -> Vec<StoredWpk> {
                 "limits": {"blast_radius": 1, "max_runs_per_hour": 3}
             });
             let wpk = parse(&doc.to_string(), false).unwrap();
-            let signature = key.sign(&wpk.canonical_bytes()).unwrap();
-            all.push(StoredWpk::signed(&wpk, &signature, "ada", "now"));
+            let bytes = StoredWpk::signing_bytes(&wpk, &acme(), "ada", "now");
+            let signature = key.sign(&bytes).unwrap();
+            all.push(StoredWpk::signed(&wpk, &bytes, &signature, "ada", "now"));
         }
     }
     all
@@ -66,7 +71,7 @@ fn decide(all: &[StoredWpk], keys: &TrustedKeys, history: &std::collections::BTr
     let ranked =
         rank(all, "deployment_unhealthy", "deployment/payments", |id| model.score("deployment_unhealthy", id, history));
     let (_, chosen) = ranked[0];
-    let signed = chosen.verify(keys).unwrap();
+    let signed = chosen.verify(keys, &acme()).unwrap();
     assert!(signed.wpk().matches("deployment_unhealthy", "deployment/payments"));
     signed.wpk().id.clone()
 }
@@ -93,7 +98,7 @@ fn benches(c: &mut Criterion) {
         actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
         observer: Observers::<NoAggregates> { telemetry: None, prometheus: None },
         model: OutcomeHistory,
-        keys: keys.clone(),
+        keys: naksha_agent::agent::AgentKeys { wpk: keys.clone(), approval: keys.clone() },
         graph: looping_graph(),
         default_adapter: "sim".into(),
     };

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use naksha_contracts::TenantId;
+use naksha_contracts::approvals::{RunApproval, StandingApproval, TenantSettings};
 use naksha_contracts::audit::AuditEntry;
-use naksha_contracts::signing::{TrustedKeys, canonical_json, sha256_hex};
+use naksha_contracts::signing::{Sealed, TrustedKeys, canonical_json, sha256_hex};
 use serde_json::{Value, json};
 
 use crate::ports::{
@@ -20,8 +21,8 @@ use crate::ports::{
 };
 use crate::spec::{Graph, NodeKind, Target};
 use crate::state::{
-    Approval, Candidate, Decision, Observation, Plan, PlannedAction, Receipt, RunState, RunStatus, Verification,
-    state_digest,
+    Approval, AuditPending, Candidate, Decision, MAX_OBSERVATION_BYTES, Observation, Plan, PlannedAction, Receipt,
+    RunState, RunStatus, Verification, state_digest,
 };
 use crate::wpk::{Mode, SignedWpk, rank};
 
@@ -66,13 +67,30 @@ impl From<ActError> for StepError {
     }
 }
 
+/// The keys the agent trusts, one set per purpose: playbooks, and people's approvals (and the
+/// tenant settings that may allow self-approval).
+#[derive(Debug, Clone, Default)]
+pub struct AgentKeys {
+    pub wpk: TrustedKeys,
+    pub approval: TrustedKeys,
+}
+
+/// An approval whose signed evidence was checked: what the audit record names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedApproval {
+    pub approver: String,
+    pub justification: String,
+    pub standing: bool,
+    pub evidence_sha256: String,
+}
+
 #[derive(Debug)]
 pub struct Agent<S, A, O, M> {
     pub store: S,
     pub actuator: A,
     pub observer: O,
     pub model: M,
-    pub keys: TrustedKeys,
+    pub keys: AgentKeys,
     pub graph: Graph,
     /// The adapter used to describe a resource before a WPK is chosen.
     pub default_adapter: String,
@@ -104,7 +122,12 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             if let Some(e) = &error {
                 state.conclude(RunStatus::Failed, e.to_string());
             }
-            let next = if error.is_some() && node != self.graph.on_error {
+            // An act whose audit record could not be written yet: the run stays at this node,
+            // running, until the append lands (the worker retries it).
+            let waiting_for_audit = error.is_none() && state.audit_pending.is_some();
+            let next = if waiting_for_audit {
+                Target::Node(node.clone())
+            } else if error.is_some() && node != self.graph.on_error {
                 Target::Node(self.graph.on_error.clone())
             } else if over_limit && node == self.graph.on_error {
                 Target::End
@@ -136,6 +159,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 error: error.map(|e| e.to_string()),
             };
             self.store.save_step(state, &checkpoint).await?;
+            if waiting_for_audit {
+                return Ok(());
+            }
             match next {
                 Target::Node(n) => node = n,
                 Target::Pause | Target::End => return Ok(()),
@@ -178,8 +204,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         if let Some(t) = &s.request.telemetry {
             plugins.insert("request".into(), t.clone());
         }
-        s.observation =
-            Some(Observation { resources: BTreeMap::from([(resource, described.unwrap_or(Value::Null))]), plugins });
+        let observation =
+            Observation { resources: BTreeMap::from([(resource, described.unwrap_or(Value::Null))]), plugins };
+        s.observation = Some(observation.bounded(MAX_OBSERVATION_BYTES));
         Ok(())
     }
 
@@ -192,7 +219,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("WPK {} v{} no longer exists", d.wpk_id, d.version))?;
-        let signed = stored.verify(&self.keys).map_err(|e| e.to_string())?;
+        let signed = stored.verify(&self.keys.wpk, &s.tenant).map_err(|e| e.to_string())?;
         if signed.sha256() != d.sha256 {
             return Err(format!("WPK {} v{} changed since the run chose it", d.wpk_id, d.version).into());
         }
@@ -226,7 +253,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             model_id: learned.as_ref().map(|m| m.model_id.clone()),
         });
         // Verify before use: a tampered WPK fails the run with the reason, and nothing acts.
-        let signed = match chosen.verify(&self.keys) {
+        let signed = match chosen.verify(&self.keys.wpk, &s.tenant) {
             Ok(signed) => signed,
             Err(e) => {
                 s.conclude(RunStatus::Failed, e.to_string());
@@ -337,20 +364,96 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
             }
             return Ok(());
         }
-        // An auto WPK acts unattended only after its dry-run and with a standing approval.
+        // An auto WPK acts unattended only after its dry-run and with a standing approval that is
+        // genuine signed evidence; anything else waits for a person.
         if signed.wpk().safety.mode == Mode::Auto
             && plan.dry_run_performed
-            && let Some(standing) = signed.standing_approval()
+            && let Some(sealed) = signed.standing_approval()
         {
-            s.approval = Some(Approval {
-                approver: standing.approver.clone(),
-                justification: standing.justification.clone(),
-                plan_sha256: plan.sha256.clone(),
-                at: now(),
-                standing: true,
-            });
+            match self.standing(&s.tenant, &signed, sealed).await {
+                Ok(standing) => {
+                    s.approval = Some(Approval {
+                        approver: standing.approver.clone(),
+                        justification: standing.justification.clone(),
+                        plan_sha256: plan.sha256.clone(),
+                        at: now(),
+                        standing: true,
+                        evidence: Some(sealed.clone()),
+                    });
+                }
+                Err(why) => {
+                    tracing::warn!(run_id = %s.run_id, reason = %why, "standing approval refused; waiting for a person");
+                    s.approval_refused = Some(format!("standing approval refused: {why}"));
+                }
+            }
         }
         Ok(())
+    }
+
+    async fn self_approval_allowed(&self, tenant: &TenantId) -> bool {
+        self_approval_allowed(&self.store, tenant, &self.keys.approval).await
+    }
+
+    /// A standing approval, opened and checked against the WPK version it must name.
+    async fn standing(
+        &self,
+        tenant: &TenantId,
+        signed: &SignedWpk,
+        sealed: &Sealed,
+    ) -> Result<StandingApproval, String> {
+        let approval = sealed
+            .open::<StandingApproval>(StandingApproval::PURPOSE, tenant, &self.keys.approval)
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        let wpk = signed.wpk();
+        if approval.wpk_id != wpk.id || approval.wpk_version != wpk.version || approval.wpk_sha256 != signed.sha256() {
+            return Err(format!("it approves {} v{}, not this version", approval.wpk_id, approval.wpk_version));
+        }
+        if approval.wpk_author != signed.registered_by() {
+            return Err("it names another author than the signed WPK".into());
+        }
+        if approval.is_self_approval() && !self.self_approval_allowed(tenant).await {
+            return Err(format!("{} registered this WPK and cannot approve it", approval.approver));
+        }
+        Ok(approval)
+    }
+
+    /// The run's approval of exactly `plan`, from its signed evidence; an approval written by
+    /// hand, for another run or plan, or by the requester (unless allowed) is refused.
+    pub async fn checked_approval(
+        &self,
+        s: &RunState,
+        signed: &SignedWpk,
+        plan: &Plan,
+    ) -> Result<CheckedApproval, String> {
+        let approval =
+            s.approval.as_ref().filter(|a| a.plan_sha256 == plan.sha256).ok_or("no approval of this plan")?;
+        let sealed = approval.evidence.as_ref().ok_or("the approval carries no signed evidence")?;
+        if approval.standing {
+            let standing = self.standing(&s.tenant, signed, sealed).await?;
+            return Ok(CheckedApproval {
+                approver: standing.approver,
+                justification: standing.justification,
+                standing: true,
+                evidence_sha256: sealed.sha256(),
+            });
+        }
+        let run_approval = sealed
+            .open::<RunApproval>(RunApproval::PURPOSE, &s.tenant, &self.keys.approval)
+            .map_err(|e| format!("the approval is not genuine: {e}"))?
+            .into_inner();
+        if run_approval.run_id != s.run_id || run_approval.plan_sha256 != plan.sha256 {
+            return Err("the signed approval is for another run or plan".into());
+        }
+        if run_approval.is_self_approval() && !self.self_approval_allowed(&s.tenant).await {
+            return Err(format!("{} requested this run and cannot approve it", run_approval.approver));
+        }
+        Ok(CheckedApproval {
+            approver: run_approval.approver,
+            justification: run_approval.justification,
+            standing: false,
+            evidence_sha256: sealed.sha256(),
+        })
     }
 
     async fn act(&self, s: &mut RunState) -> Result<(), StepError> {
@@ -362,6 +465,10 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         let plan = s.plan.clone().ok_or("no plan to act on")?;
         if s.approval.as_ref().is_none_or(|a| a.plan_sha256 != plan.sha256) {
             return Err("refusing to act without an approval of this plan".into());
+        }
+        if let Err(why) = self.checked_approval(s, &signed, &plan).await {
+            s.conclude(RunStatus::Failed, format!("refusing to act: {why}"));
+            return Ok(());
         }
         if let Some(max) = signed.wpk().limits.max_runs_per_hour {
             let mut targets: Vec<&str> = plan.actions.iter().map(|a| a.target.as_str()).collect();
@@ -454,12 +561,16 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         if acted {
             let d = s.decision.clone().ok_or("acted without a decision")?;
             let plan = s.plan.clone().ok_or("acted without a plan")?;
-            let approval = s.approval.clone().ok_or("acted without an approval")?;
+            let signed = self.pinned(s).await?;
+            // The record names what the signed evidence says, not the run item's copy of it.
+            let approval = self.checked_approval(s, &signed, &plan).await.map_err(|e| format!("acted, but {e}"))?;
             let after = match &s.verification {
                 Some(v) => v.after_digest.clone(),
                 None => state_digest(&self.describe_all(&s.tenant, &targets_of(&plan)).await?),
             };
             let entry = AuditEntry {
+                kind: String::new(),
+                approval_sha256: approval.evidence_sha256.clone(),
                 run_id: s.run_id.clone(),
                 wpk_id: d.wpk_id.clone(),
                 wpk_version: d.version,
@@ -474,7 +585,23 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 outcome: outcome.status.as_str().to_owned(),
                 at: now(),
             };
-            let record = self.store.append(&s.tenant, entry).await.map_err(|e| format!("audit: {e}"))?;
+            let record = match self.store.append(&s.tenant, entry).await {
+                Ok(record) => record,
+                Err(e) => {
+                    // The act happened; until its record is written the run is not done.
+                    let attempts = s.audit_pending.as_ref().map_or(0, |p| p.attempts) + 1;
+                    let since = s.audit_pending.as_ref().map_or_else(now, |p| p.since.clone());
+                    tracing::error!(run_id = %s.run_id, attempts, error = %e, "audit append failed; the run waits for it");
+                    s.audit_pending = Some(AuditPending {
+                        receipts: s.receipts.iter().map(|r| r.idempotency_key.clone()).collect(),
+                        attempts,
+                        last_error: e.to_string(),
+                        since,
+                    });
+                    return Ok(());
+                }
+            };
+            s.audit_pending = None;
             s.audit_seq = Some(record.seq);
             self.store
                 .record_outcome(&s.tenant, &s.request.signal, &d.wpk_id, outcome.status == RunStatus::Succeeded)
@@ -482,6 +609,19 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Whether the tenant's signed settings allow self-approval (off when absent or not genuine: a
+/// settings item written by hand counts for nothing).
+pub async fn self_approval_allowed<S: Control>(store: &S, tenant: &TenantId, approval_keys: &TrustedKeys) -> bool {
+    let Ok(Some(sealed)) = store.settings(tenant).await else { return false };
+    match sealed.open::<TenantSettings>(TenantSettings::PURPOSE, tenant, approval_keys) {
+        Ok(settings) => settings.allow_self_approval,
+        Err(e) => {
+            tracing::error!(tenant = %tenant, error = %e, "the tenant's settings are not genuine; ignored");
+            false
+        }
     }
 }
 

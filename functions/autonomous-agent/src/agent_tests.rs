@@ -14,14 +14,16 @@ use serde_json::{Value, json};
 
 use crate::act::Adapters;
 use crate::act::sim::{SimAdapter, SimResource, SimStore};
-use crate::agent::Agent;
-use crate::memory::Memory;
+use crate::agent::{Agent, AgentKeys};
+use crate::memory::{Memory, signed_approval};
 use crate::observe::Observers;
 use crate::observe::telemetry::{AggregateQuery, ObserveError};
 use crate::ports::{AuditLog, Control, OutcomeHistory, RemediationModel, RunStore, WpkStore};
 use crate::spec::Graph;
-use crate::state::{Approval, RunRequest, RunState, RunStatus};
-use crate::wpk::{StandingApproval, StoredWpk, Wpk, parse};
+use crate::state::{RunRequest, RunState, RunStatus};
+use crate::wpk::{StoredWpk, Wpk, parse};
+use naksha_contracts::approvals::StandingApproval;
+use naksha_contracts::signing::{Sealed, sealed_bytes};
 
 const TENANT: &str = "acme";
 
@@ -55,21 +57,24 @@ struct World {
     mem: Arc<Memory>,
     agent: TestAgent,
     key: LocalKey,
+    /// Plays the approval key (KMS in production).
+    approvals: LocalKey,
 }
 
 fn world_with(graph: Graph) -> World {
     let key = LocalKey::generate("test-key").unwrap();
-    let mem = Arc::new(Memory::default());
+    let approvals = LocalKey::generate("approval-key").unwrap();
+    let mem = Arc::new(Memory::with_audit_key(LocalKey::generate("audit-key").unwrap()));
     let agent = Agent {
         store: Arc::clone(&mem),
         actuator: Adapters { sim: Some(SimAdapter { store: Arc::clone(&mem) }), k8s: None, receipts: Arc::clone(&mem) },
         observer: Observers { telemetry: None, prometheus: None },
         model: TestModel::default(),
-        keys: key.trusted(),
+        keys: AgentKeys { wpk: key.trusted(), approval: approvals.trusted() },
         graph,
         default_adapter: "sim".into(),
     };
-    World { mem, agent, key }
+    World { mem, agent, key, approvals }
 }
 
 fn world() -> World {
@@ -79,8 +84,9 @@ fn world() -> World {
 impl World {
     async fn register(&self, doc: Value) -> StoredWpk {
         let wpk: Wpk = parse(&doc.to_string(), false).unwrap();
-        let signature = self.key.sign(&wpk.canonical_bytes()).unwrap();
-        let stored = StoredWpk::signed(&wpk, &signature, "admin", "now");
+        let bytes = StoredWpk::signing_bytes(&wpk, &tenant(), "admin", "now");
+        let signature = self.key.sign(&bytes).unwrap();
+        let stored = StoredWpk::signed(&wpk, &bytes, &signature, "admin", "now");
         self.mem.put_wpk(&tenant(), &stored).await.unwrap();
         stored
     }
@@ -120,16 +126,27 @@ impl World {
     }
 
     async fn approve(&self, s: &RunState, who: &str) -> RunState {
-        let a = Approval {
-            approver: who.into(),
-            justification: "INC-42: restart is the runbook fix".into(),
-            plan_sha256: s.plan.as_ref().unwrap().sha256.clone(),
-            at: "now".into(),
-            standing: false,
-        };
+        let a = signed_approval(s, who, "INC-42: restart is the runbook fix", &self.approvals);
         let mut s = self.mem.approve(&tenant(), &s.run_id, &a).await.unwrap();
         self.agent.advance(&mut s).await.unwrap();
         s
+    }
+}
+
+impl World {
+    /// A standing approval of `stored` by `approver`, signed as `POST /wpk/{id}/promote` signs it.
+    fn standing(&self, stored: &StoredWpk, approver: &str) -> Sealed {
+        let approval = StandingApproval {
+            wpk_id: stored.id.clone(),
+            wpk_version: stored.version,
+            wpk_sha256: stored.sha256.clone(),
+            approver: approver.into(),
+            wpk_author: stored.created_by.clone(),
+            justification: "approved for night shifts".into(),
+            at: "now".into(),
+        };
+        let bytes = sealed_bytes(StandingApproval::PURPOSE, &tenant(), &approval);
+        Sealed::new(&bytes, &self.approvals.sign(&bytes).unwrap())
     }
 }
 
@@ -234,13 +251,8 @@ async fn auto_without_a_standing_approval_waits_like_manual() {
 async fn auto_with_a_standing_approval_and_a_passed_dry_run_acts_unattended() {
     let w = world();
     w.deployment(false).await;
-    w.register(restart_wpk("auto")).await;
-    let standing = StandingApproval {
-        approver: "carol".into(),
-        justification: "approved for night shifts".into(),
-        at: "now".into(),
-    };
-    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &standing).await.unwrap();
+    let stored = w.register(restart_wpk("auto")).await;
+    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &w.standing(&stored, "carol")).await.unwrap();
     let s = w.start("deployment_unhealthy", false).await;
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
     let a = s.approval.unwrap();
@@ -254,9 +266,8 @@ async fn a_standing_approval_does_not_cover_a_wpk_that_skips_its_dry_run() {
     w.deployment(false).await;
     let mut doc = restart_wpk("auto");
     doc["safety"]["dry_run"] = json!(false);
-    w.register(doc).await;
-    let standing = StandingApproval { approver: "carol".into(), justification: "j".into(), at: "now".into() };
-    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &standing).await.unwrap();
+    let stored = w.register(doc).await;
+    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &w.standing(&stored, "carol")).await.unwrap();
     let s = w.start("deployment_unhealthy", false).await;
     assert_eq!(s.status, RunStatus::AwaitingApproval);
 }
@@ -423,4 +434,155 @@ async fn the_step_limit_bounds_loops() {
     assert_eq!(s.status, RunStatus::Failed);
     assert!(s.outcome.unwrap().reason.contains("step limit of 5"));
     assert_eq!(s.steps_taken, 6, "five observe steps, then record");
+}
+
+// ------------------------------------------------------------------ safety against table access
+
+#[tokio::test]
+async fn a_wpk_signed_for_another_tenant_never_runs_here() {
+    let w = world();
+    w.deployment(false).await;
+    // Someone with table access copies tenant beta's signed WPK into acme's partition.
+    let wpk: Wpk = parse(&restart_wpk("manual").to_string(), false).unwrap();
+    let beta = TenantId::from_record("beta").unwrap();
+    let bytes = StoredWpk::signing_bytes(&wpk, &beta, "admin", "now");
+    let stored = StoredWpk::signed(&wpk, &bytes, &w.key.sign(&bytes).unwrap(), "admin", "now");
+    w.mem.put_wpk(&tenant(), &stored).await.unwrap();
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::Failed);
+    assert!(s.outcome.unwrap().reason.contains("another tenant"), "the refusal names why");
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_standing_approval_written_by_hand_or_signed_for_something_else_never_acts() {
+    let w = world();
+    w.deployment(false).await;
+    let stored = w.register(restart_wpk("auto")).await;
+    let genuine = w.standing(&stored, "carol");
+    // 1. Written by hand: a plausible document with a signature that is not KMS's.
+    let forged = Sealed { signature: w.key.sign(genuine.signed.as_bytes()).unwrap().to_base64(), ..genuine.clone() };
+    // 2. A genuine approval signature, but of a run approval (another purpose) moved here.
+    let other_purpose = {
+        let bytes = sealed_bytes(naksha_contracts::signing::Purpose::RunApproval, &tenant(), &json!({"run_id": "x"}));
+        Sealed::new(&bytes, &w.approvals.sign(&bytes).unwrap())
+    };
+    for fake in [forged, other_purpose] {
+        w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &fake).await.unwrap();
+        let s = w.start("deployment_unhealthy", false).await;
+        assert_eq!(s.status, RunStatus::AwaitingApproval, "it waits for a person");
+        assert!(s.approval.is_none());
+        assert!(s.approval_refused.unwrap().contains("standing approval refused"));
+    }
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+    assert!(w.mem.records(&tenant()).await.unwrap().is_empty(), "no invented approver in the audit");
+}
+
+#[tokio::test]
+async fn the_author_of_a_wpk_cannot_stand_behind_it_unless_the_tenant_allows_it() {
+    let w = world();
+    w.deployment(false).await;
+    let stored = w.register(restart_wpk("auto")).await;
+    w.mem.set_standing_approval(&tenant(), "restart-unhealthy", 1, &w.standing(&stored, "admin")).await.unwrap();
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::AwaitingApproval);
+    assert!(s.approval_refused.unwrap().contains("registered this WPK"));
+    // A hand-written settings item allowing it counts for nothing; a signed one does.
+    let settings = naksha_contracts::approvals::TenantSettings {
+        allow_self_approval: true,
+        set_by: "root".into(),
+        justification: "one-person team".into(),
+        at: "now".into(),
+    };
+    let bytes = sealed_bytes(naksha_contracts::signing::Purpose::Settings, &tenant(), &settings);
+    let unsigned = Sealed::new(&bytes, &w.key.sign(&bytes).unwrap());
+    w.mem.set_settings(&tenant(), &unsigned).await.unwrap();
+    assert_eq!(w.start("deployment_unhealthy", false).await.status, RunStatus::AwaitingApproval);
+    w.mem.set_settings(&tenant(), &Sealed::new(&bytes, &w.approvals.sign(&bytes).unwrap())).await.unwrap();
+    let s = w.start("deployment_unhealthy", false).await;
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
+}
+
+#[tokio::test]
+async fn an_approval_without_evidence_for_another_run_or_by_the_requester_never_acts() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let first = w.start("deployment_unhealthy", false).await;
+    let second = w.start("deployment_unhealthy", false).await;
+    let cases = [
+        // Written by hand: right plan, no signature.
+        crate::state::Approval { evidence: None, ..signed_approval(&first, "bob", "j", &w.approvals) },
+        // A genuine approval of another run, moved onto this one.
+        crate::state::Approval {
+            plan_sha256: first.plan.clone().unwrap().sha256,
+            ..signed_approval(&second, "bob", "j", &w.approvals)
+        },
+        // The requester approving their own run.
+        signed_approval(&first, "olivia", "j", &w.approvals),
+    ];
+    for (i, approval) in cases.into_iter().enumerate() {
+        let mut s = first.clone();
+        s.status = RunStatus::AwaitingApproval;
+        s.outcome = None;
+        w.mem.save_run(&s).await.unwrap();
+        let mut s = w.mem.approve(&tenant(), &s.run_id, &approval).await.unwrap();
+        w.agent.advance(&mut s).await.unwrap();
+        assert_eq!(s.status, RunStatus::Failed, "case {i}");
+        assert!(s.outcome.unwrap().reason.contains("refusing to act"), "case {i}");
+    }
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn an_act_whose_audit_record_cannot_be_written_is_not_succeeded_until_it_is() {
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    let s = w.start("deployment_unhealthy", false).await;
+    w.mem.audit_down.store(true, Ordering::Relaxed);
+    let s = w.approve(&s, "bob").await;
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1, "the act happened");
+    assert_eq!(s.status, RunStatus::Running, "but the run is not done");
+    let pending = s.audit_pending.clone().unwrap();
+    assert_eq!(pending.receipts, vec![s.receipts[0].idempotency_key.clone()], "it names the act's receipt");
+    assert!(w.mem.records(&tenant()).await.unwrap().is_empty());
+    // The worker retries; once the log answers, the record lands and the run succeeds.
+    let mut s = s;
+    w.agent.advance(&mut s).await.unwrap();
+    assert_eq!((s.status, s.audit_pending.as_ref().map(|p| p.attempts)), (RunStatus::Running, Some(2)));
+    w.mem.audit_down.store(false, Ordering::Relaxed);
+    w.agent.advance(&mut s).await.unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert!(s.audit_pending.is_none());
+    assert_eq!(w.mem.records(&tenant()).await.unwrap().len(), 1);
+    assert_eq!(w.mem.applied.load(Ordering::Relaxed), 1, "and the act was not repeated");
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_against_its_signed_checkpoints_and_names_a_deleted_record() {
+    use naksha_contracts::audit::verify_anchored;
+    let w = world();
+    w.deployment(false).await;
+    w.register(restart_wpk("manual")).await;
+    for _ in 0..3 {
+        w.deployment(false).await;
+        let s = w.start("deployment_unhealthy", false).await;
+        w.approve(&s, "bob").await;
+    }
+    let audit_keys = w.mem.audit_key.as_ref().unwrap().trusted();
+    let records = w.mem.records(&tenant()).await.unwrap();
+    assert_eq!(records.len(), 3);
+    let mut anchors = w.mem.anchors(&tenant()).await.unwrap();
+    anchors.acted = w.mem.acted_runs(&tenant()).await.unwrap();
+    assert_eq!(anchors.acted.len(), 3);
+    assert_eq!(verify_anchored(&tenant(), &records, &anchors, &audit_keys), Ok(()));
+    // The newest record deleted, the head rolled back to the one before: the run that acted says so.
+    let cut = &records[..2];
+    anchors.head = Some((2, records[1].hash.clone()));
+    anchors.checkpoints.pop();
+    let broken = verify_anchored(&tenant(), cut, &anchors, &audit_keys).unwrap_err();
+    assert_eq!(broken.seq, 3);
+    // The audit record names the signed evidence the act relied on.
+    assert_eq!(records[0].entry.approval_sha256.len(), 64);
 }

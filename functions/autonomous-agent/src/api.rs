@@ -3,19 +3,32 @@
 //! answers 404.
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use naksha_contracts::audit::{AuditRecord, verify_chain};
+use naksha_contracts::TenantId;
+use naksha_contracts::approvals::{RunApproval, StandingApproval, TenantSettings};
+use naksha_contracts::audit::{AuditEntry, AuditRecord, verify_anchored};
 use naksha_core::auth::{Principal, READERS, Role, Verifier};
 use naksha_core::http::{self, json};
 use naksha_core::privacy::PiiKey;
 use naksha_core::problem::{FieldError, Problem};
-use naksha_core::signing::{KmsSigner, TrustedKeys};
+use naksha_core::signing::{Sign, TrustedKeys, seal};
 use serde_json::{Map, Value, json};
 
 use crate::act::sim::{SimResource, SimStore};
-use crate::agent::now;
+use crate::agent::{now, self_approval_allowed};
 use crate::ports::{AuditLog, Control, RunQueue, RunStore, StoreError, WpkStore};
 use crate::state::{Approval, RunRequest, RunState, RunStatus};
-use crate::wpk::{self, Mode, StandingApproval, StoredWpk, latest_versions};
+use crate::wpk::{self, Mode, StoredWpk, latest_versions};
+
+/// The approval key: it signs people's decisions (run approvals, standing approvals, settings),
+/// and its public half reads the tenant's settings back.
+#[derive(Debug)]
+pub struct Approvals<K> {
+    pub signer: K,
+    pub keys: TrustedKeys,
+}
+
+/// The most records one `GET /agent/audit` page returns.
+pub const MAX_AUDIT_PAGE: usize = 500;
 
 /// Largest telemetry attached to a run request.
 const MAX_TELEMETRY_BYTES: usize = 64 * 1024;
@@ -27,6 +40,9 @@ fn store_problem(e: StoreError, what: &str) -> Problem {
         StoreError::Conflict => Problem::conflict(format!("the {what} is not in a state that allows this")),
         StoreError::Failed(cause) => {
             Problem::unavailable(format!("the {what} store is unavailable; retry")).with_internal(cause)
+        }
+        StoreError::Rejected(cause) => {
+            Problem::internal(format!("the {what} store refused a write that cannot succeed: {cause}"))
         }
     }
 }
@@ -141,6 +157,8 @@ pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[A
         "observation": state.observation,
         "receipts": state.receipts,
         "verification": state.verification,
+        "approval_refused": state.approval_refused,
+        "audit_pending": state.audit_pending,
         "steps": steps.iter().map(|c| json!({
             "step": c.step, "node": c.node, "status": c.status, "started_at": c.started_at, "ended_at": c.ended_at,
             "latency_ms": c.latency_ms, "graph_version": c.graph_version, "state_digest": c.state_digest, "error": c.error,
@@ -167,14 +185,11 @@ pub async fn run_status<S: RunStore + AuditLog>(
         .map_err(|e| store_problem(e, "run"))?
         .ok_or_else(|| Problem::not_found("no run with that id"))?;
     let steps = store.checkpoints(&p.tenant, &id).await.map_err(|e| store_problem(e, "run"))?;
-    let audit = match state.audit_seq {
-        Some(seq) => store
-            .records(&p.tenant)
-            .await
-            .map_err(|e| store_problem(e, "audit"))?
-            .into_iter()
-            .filter(|r| r.seq == seq)
-            .collect(),
+    // Only this run's record (through its marker), never the tenant's whole log.
+    let audit: Vec<AuditRecord> = match state.audit_seq {
+        Some(_) => {
+            store.record_of_run(&p.tenant, &id).await.map_err(|e| store_problem(e, "audit"))?.into_iter().collect()
+        }
         None => Vec::new(),
     };
     json(200, &run_view(&state, &steps, &audit))
@@ -191,10 +206,14 @@ fn justification(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Str
 }
 
 /// `POST /agent/runs/{run_id}/approve` (role `approver`) `{"justification", "plan_sha256"}` → 202.
-pub async fn approve<S: RunStore, Q: RunQueue>(
+/// The approval is signed (the approval key) over tenant, run, plan digest, approver, requester,
+/// justification and time: the evidence the worker checks before it acts. The person who
+/// requested the run cannot approve it unless the tenant's settings allow it (403).
+pub async fn approve<S: RunStore + Control, Q: RunQueue, K: Sign>(
     verifier: &Verifier,
     store: &S,
     queue: &Q,
+    approvals: &Approvals<K>,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
     method(&req, "POST")?;
@@ -213,8 +232,39 @@ pub async fn approve<S: RunStore, Q: RunQueue>(
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
-    let approval =
-        Approval { approver: p.subject.clone(), justification, plan_sha256: sha, at: now(), standing: false };
+    let run = store
+        .load_run(&p.tenant, &id)
+        .await
+        .map_err(|e| store_problem(e, "run"))?
+        .ok_or_else(|| Problem::not_found("no run with that id"))?;
+    if run.status != RunStatus::AwaitingApproval || run.plan.as_ref().is_none_or(|plan| plan.sha256 != sha) {
+        return Err(conflict(store, &p, &id).await);
+    }
+    if run.requested_by == p.subject && !self_approval_allowed(store, &p.tenant, &approvals.keys).await {
+        return Err(Problem::forbidden(
+            "the person who requested a run cannot approve it; an admin can allow self-approval (POST /agent/settings)",
+        ));
+    }
+    let at = now();
+    let signed = RunApproval {
+        run_id: id.clone(),
+        plan_sha256: sha.clone(),
+        approver: p.subject.clone(),
+        requested_by: run.requested_by.clone(),
+        justification: justification.clone(),
+        at: at.clone(),
+    };
+    let evidence = seal(&approvals.signer, RunApproval::PURPOSE, &p.tenant, &signed)
+        .await
+        .map_err(|e| Problem::unavailable("the approval could not be signed; nothing was recorded").with_internal(e))?;
+    let approval = Approval {
+        approver: p.subject.clone(),
+        justification,
+        plan_sha256: sha,
+        at,
+        standing: false,
+        evidence: Some(evidence),
+    };
     let state = match store.approve(&p.tenant, &id, &approval).await {
         Ok(s) => s,
         Err(StoreError::Conflict) => return Err(conflict(store, &p, &id).await),
@@ -251,8 +301,14 @@ pub async fn reject<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
-    let rejection =
-        Approval { approver: p.subject.clone(), justification, plan_sha256: String::new(), at: now(), standing: false };
+    let rejection = Approval {
+        approver: p.subject.clone(),
+        justification,
+        plan_sha256: String::new(),
+        at: now(),
+        standing: false,
+        evidence: None,
+    };
     match store.reject(&p.tenant, &id, &rejection).await {
         Ok(s) => json(202, &json!({"run_id": id, "status": s.status, "rejection": rejection})),
         Err(StoreError::Conflict) => Err(conflict(store, &p, &id).await),
@@ -280,17 +336,42 @@ pub async fn set_halt<S: Control>(
     json(200, &json!({"halted": halt, "reason": stored}))
 }
 
-/// `GET /agent/audit[?verify=true]` (any reading role).
-pub async fn audit<S: AuditLog>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+fn query_number(req: &Request, name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<u64>, Problem> {
+    match req.query_string_parameters_ref().and_then(|q| q.first(name)) {
+        None => Ok(None),
+        Some(raw) => raw.parse::<u64>().ok().filter(|n| range.contains(n)).map(Some).ok_or_else(|| {
+            Problem::invalid_fields(vec![FieldError::new(
+                format!("/{name}"),
+                format!("must be a whole number from {} to {}", range.start(), range.end()),
+            )])
+        }),
+    }
+}
+
+/// `GET /agent/audit[?limit=N&cursor=C&verify=true]` (any reading role): a page of the tenant's
+/// chain (`next_cursor` continues it). With `verify`, the whole chain is checked against its head,
+/// its signed checkpoints and the runs that acted, and the first broken link is named.
+pub async fn audit<S: AuditLog + RunStore>(
+    verifier: &Verifier,
+    store: &S,
+    audit_keys: &TrustedKeys,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
     method(&req, "GET")?;
     let p = verifier.authenticate(req.headers()).await?;
     p.require_any(READERS)?;
-    let records = store.records(&p.tenant).await.map_err(|e| store_problem(e, "audit"))?;
+    let limit = query_number(&req, "limit", 1..=MAX_AUDIT_PAGE as u64)?.unwrap_or(100) as usize;
+    let after = query_number(&req, "cursor", 0..=u64::MAX)?.unwrap_or(0);
+    let (records, next) = store.page(&p.tenant, after, limit).await.map_err(|e| store_problem(e, "audit"))?;
     let verify =
         req.query_string_parameters_ref().and_then(|q| q.first("verify")).is_some_and(|v| v == "true" || v == "1");
-    let mut doc = json!({"records": records, "count": records.len()});
+    let mut doc = json!({"records": records, "count": records.len(), "next_cursor": next.map(|n| n.to_string())});
     if verify {
-        match verify_chain(&records) {
+        let all = store.records(&p.tenant).await.map_err(|e| store_problem(e, "audit"))?;
+        let mut anchors = store.anchors(&p.tenant).await.map_err(|e| store_problem(e, "audit"))?;
+        anchors.acted = store.acted_runs(&p.tenant).await.map_err(|e| store_problem(e, "run"))?;
+        doc["total"] = json!(all.len());
+        match verify_anchored(&p.tenant, &all, &anchors, audit_keys) {
             Ok(()) => doc["verified"] = json!(true),
             Err(broken) => {
                 doc["verified"] = json!(false);
@@ -301,11 +382,102 @@ pub async fn audit<S: AuditLog>(verifier: &Verifier, store: &S, req: Request) ->
     json(200, &doc)
 }
 
-/// `POST /wpk` (role `admin`): validate, sign the canonical bytes with KMS, store → 201.
-pub async fn register_wpk<S: WpkStore>(
+/// `GET /agent/settings` (any reading role): the tenant's safety settings, and whether their
+/// signature verifies (settings that do not verify count as the defaults).
+pub async fn get_settings<S: Control>(
     verifier: &Verifier,
     store: &S,
-    signer: &KmsSigner,
+    approval_keys: &TrustedKeys,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let stored = store.settings(&p.tenant).await.map_err(|e| store_problem(e, "settings"))?;
+    let doc = match stored {
+        None => json!({"allow_self_approval": false, "set": false}),
+        Some(sealed) => match sealed.open::<TenantSettings>(TenantSettings::PURPOSE, &p.tenant, approval_keys) {
+            Ok(s) => json!({"allow_self_approval": s.allow_self_approval, "set_by": s.set_by,
+                            "justification": s.justification, "at": s.at, "set": true, "verified": true}),
+            Err(e) => json!({"allow_self_approval": false, "set": true, "verified": false, "error": e.to_string()}),
+        },
+    };
+    json(200, &doc)
+}
+
+/// `POST /agent/settings` (role `admin`) `{"allow_self_approval": bool, "justification"}`: the
+/// explicit, audited switch that lets the requester of a run (or the author of a WPK) approve it.
+/// The change is signed and recorded in the audit chain before it takes effect.
+pub async fn put_settings<S: Control + AuditLog, K: Sign>(
+    verifier: &Verifier,
+    store: &S,
+    approvals: &Approvals<K>,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let body = json_object(&req)?;
+    let mut errors = Vec::new();
+    let justification = justification(&body, &mut errors);
+    let allow = body.get("allow_self_approval").and_then(Value::as_bool);
+    if allow.is_none() {
+        errors.push(FieldError::new("/allow_self_approval", "required: true or false"));
+    }
+    for k in body.keys().filter(|k| !["allow_self_approval", "justification"].contains(&k.as_str())) {
+        errors.push(FieldError::new(format!("/{k}"), "unknown field"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid_fields(errors));
+    }
+    let settings = TenantSettings {
+        allow_self_approval: allow.unwrap_or(false),
+        set_by: p.subject.clone(),
+        justification: justification.clone(),
+        at: now(),
+    };
+    let sealed = seal(&approvals.signer, TenantSettings::PURPOSE, &p.tenant, &settings)
+        .await
+        .map_err(|e| Problem::unavailable("the settings could not be signed; nothing changed").with_internal(e))?;
+    let before = store.settings(&p.tenant).await.map_err(|e| store_problem(e, "settings"))?;
+    let record = store
+        .append(&p.tenant, settings_entry(&p.tenant, &settings, before.as_ref().map(|b| b.sha256()), &sealed.sha256()))
+        .await
+        .map_err(|e| store_problem(e, "audit"))?;
+    store.set_settings(&p.tenant, &sealed).await.map_err(|e| store_problem(e, "settings"))?;
+    json(
+        200,
+        &json!({"allow_self_approval": settings.allow_self_approval, "set_by": settings.set_by,
+                      "justification": settings.justification, "at": settings.at, "audit_seq": record.seq}),
+    )
+}
+
+/// The audit record of a settings change: who, why, and the digests of the signed settings before
+/// and after.
+fn settings_entry(tenant: &TenantId, s: &TenantSettings, before: Option<String>, after: &str) -> AuditEntry {
+    AuditEntry {
+        kind: "setting".into(),
+        run_id: format!("setting-{}", uuid::Uuid::now_v7()),
+        wpk_id: String::new(),
+        wpk_version: 0,
+        wpk_sha256: String::new(),
+        approver: s.set_by.clone(),
+        justification: s.justification.clone(),
+        standing_approval: false,
+        plan_sha256: String::new(),
+        before_sha256: before.unwrap_or_default(),
+        after_sha256: after.to_owned(),
+        actions: vec![json!({"setting": "allow_self_approval", "value": s.allow_self_approval, "tenant": tenant})],
+        outcome: "set".into(),
+        at: s.at.clone(),
+        approval_sha256: after.to_owned(),
+    }
+}
+
+/// `POST /wpk` (role `admin`): validate, sign the canonical bytes with KMS, store → 201.
+pub async fn register_wpk<S: WpkStore, K: Sign>(
+    verifier: &Verifier,
+    store: &S,
+    signer: &K,
     keys: &TrustedKeys,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
@@ -319,8 +491,10 @@ pub async fn register_wpk<S: WpkStore>(
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let yaml = content_type.contains("yaml") || (!content_type.contains("json") && !text.trim_start().starts_with('{'));
     let doc = wpk::parse(text, yaml).map_err(Problem::invalid_fields)?;
-    let canonical = doc.canonical_bytes();
     let tenant = &p.tenant;
+    let at = now();
+    // Signed for this tenant, as a WPK, naming who registered it.
+    let canonical = StoredWpk::signing_bytes(&doc, tenant, &p.subject, &at);
     if store.get_wpk(tenant, &doc.id, doc.version).await.map_err(|e| store_problem(e, "WPK"))?.is_some() {
         return Err(Problem::conflict(format!(
             "WPK {} v{} already exists; versions are immutable, register v{}",
@@ -338,7 +512,7 @@ pub async fn register_wpk<S: WpkStore>(
         Problem::unavailable("the signing key produced a signature that does not verify; nothing was stored")
             .with_internal(e)
     })?;
-    let stored = StoredWpk::signed(&doc, &signature, &p.subject, &now());
+    let stored = StoredWpk::signed(&doc, &canonical, &signature, &p.subject, &at);
     store.put_wpk(tenant, &stored).await.map_err(|e| match e {
         StoreError::Exists => {
             Problem::conflict(format!("WPK {} v{} already exists; versions are immutable", doc.id, doc.version))
@@ -358,7 +532,12 @@ fn wpk_view(w: &StoredWpk) -> Value {
         "title": doc.as_ref().map(|d| d.title.clone()),
         "mode": doc.as_ref().map(|d| d.safety.mode),
         "signals": doc.as_ref().map(|d| d.matcher.signals.clone()),
-        "created_at": w.created_at, "created_by": w.created_by, "standing_approval": w.standing_approval,
+        "created_at": w.created_at, "created_by": w.created_by,
+        // For reading only: whoever acts opens and checks the signed approval first.
+        "standing_approval": w.standing_approval.as_ref().and_then(|s| {
+            let payload = serde_json::from_str::<Value>(&s.signed).ok()?.get("payload")?.clone();
+            Some(json!({"approver": payload["approver"], "justification": payload["justification"], "at": payload["at"], "sha256": s.sha256()}))
+        }),
     })
 }
 
@@ -393,7 +572,7 @@ pub async fn get_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) 
         .iter()
         .map(|w| {
             let mut v = wpk_view(w);
-            v["document"] = serde_json::from_str(&w.doc).unwrap_or(Value::Null);
+            v["document"] = w.peek().map_or(Value::Null, |d| serde_json::to_value(d).unwrap_or(Value::Null));
             v["signed_bytes"] = json!(w.doc);
             v
         })
@@ -401,9 +580,16 @@ pub async fn get_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) 
     json(200, &json!({"id": id, "versions": docs}))
 }
 
-/// `POST /wpk/{id}/promote` (role `approver`) `{"version", "justification"}`: record a standing
-/// approval so an `auto` WPK may act without waiting (after its dry-run passes).
-pub async fn promote_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+/// `POST /wpk/{id}/promote` (role `approver`) `{"version", "justification"}`: a signed standing
+/// approval of one `auto` WPK version, so its runs may act without waiting (after their dry-run
+/// passes). The WPK must verify; its author cannot approve it unless the tenant allows it (403).
+pub async fn promote_wpk<S: WpkStore + Control, K: Sign>(
+    verifier: &Verifier,
+    store: &S,
+    wpk_keys: &TrustedKeys,
+    approvals: &Approvals<K>,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
     method(&req, "POST")?;
     let p = verifier.authorize(req.headers(), Role::Approver).await?;
     let id = http::path_param(&req, "id")?;
@@ -423,14 +609,33 @@ pub async fn promote_wpk<S: WpkStore>(verifier: &Verifier, store: &S, req: Reque
         .await
         .map_err(|e| store_problem(e, "WPK"))?
         .ok_or_else(|| Problem::not_found("no WPK with that id and version"))?;
-    if w.peek().is_none_or(|d| d.safety.mode != Mode::Auto) {
+    let signed = w
+        .verify(wpk_keys, &p.tenant)
+        .map_err(|e| Problem::conflict(format!("this WPK version does not verify, so it cannot be approved: {e}")))?;
+    if signed.wpk().safety.mode != Mode::Auto {
         return Err(Problem::conflict(
             "only an auto WPK takes a standing approval; a manual one is approved run by run",
         ));
     }
-    let standing = StandingApproval { approver: p.subject.clone(), justification, at: now() };
-    store.set_standing_approval(&p.tenant, &id, version, &standing).await.map_err(|e| store_problem(e, "WPK"))?;
-    json(200, &json!({"id": id, "version": version, "standing_approval": standing}))
+    if signed.registered_by() == p.subject && !self_approval_allowed(store, &p.tenant, &approvals.keys).await {
+        return Err(Problem::forbidden(
+            "the author of a WPK cannot record its standing approval; an admin can allow self-approval (POST /agent/settings)",
+        ));
+    }
+    let standing = StandingApproval {
+        wpk_id: id.clone(),
+        wpk_version: version,
+        wpk_sha256: signed.sha256().to_owned(),
+        approver: p.subject.clone(),
+        wpk_author: signed.registered_by().to_owned(),
+        justification,
+        at: now(),
+    };
+    let sealed = seal(&approvals.signer, StandingApproval::PURPOSE, &p.tenant, &standing).await.map_err(|e| {
+        Problem::unavailable("the standing approval could not be signed; nothing was recorded").with_internal(e)
+    })?;
+    store.set_standing_approval(&p.tenant, &id, version, &sealed).await.map_err(|e| store_problem(e, "WPK"))?;
+    json(200, &json!({"id": id, "version": version, "standing_approval": standing, "sha256": sealed.sha256()}))
 }
 
 fn sim_resource_param(req: &Request) -> Result<String, Problem> {

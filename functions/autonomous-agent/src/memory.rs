@@ -6,14 +6,48 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use naksha_contracts::TenantId;
-use naksha_contracts::audit::{AuditEntry, AuditRecord};
+use naksha_contracts::audit::{Anchors, AuditEntry, AuditRecord, Checkpoint as AuditCheckpoint};
+use naksha_contracts::runs::RunMessage;
+use naksha_contracts::signing::{LocalKey, Sealed, sealed_bytes};
 use serde_json::Value;
 
 use crate::act::Receipts;
 use crate::act::sim::{SimResource, SimStore};
 use crate::ports::{ActError, AuditLog, Checkpoint, Control, RunQueue, RunStore, StoreError, WpkStore};
 use crate::state::{Approval, RunState, RunStatus};
-use crate::wpk::{StandingApproval, StoredWpk};
+use crate::wpk::StoredWpk;
+
+impl Memory {
+    /// A memory store that signs each audit append's checkpoint with `key`.
+    pub fn with_audit_key(key: LocalKey) -> Self {
+        Self { audit_key: Some(key), ..Default::default() }
+    }
+}
+
+/// An approval of `run`'s current plan, signed with `key` as `POST /agent/runs/{id}/approve`
+/// signs it (for tests that play the approver).
+pub fn signed_approval(run: &RunState, approver: &str, justification: &str, key: &LocalKey) -> Approval {
+    use naksha_contracts::approvals::RunApproval;
+    let plan_sha256 = run.plan.as_ref().map(|p| p.sha256.clone()).unwrap_or_default();
+    let signed = RunApproval {
+        run_id: run.run_id.clone(),
+        plan_sha256: plan_sha256.clone(),
+        approver: approver.to_owned(),
+        requested_by: run.requested_by.clone(),
+        justification: justification.to_owned(),
+        at: "now".into(),
+    };
+    let bytes = sealed_bytes(RunApproval::PURPOSE, &run.tenant, &signed);
+    let evidence = key.sign(&bytes).ok().map(|sig| Sealed::new(&bytes, &sig));
+    Approval {
+        approver: approver.to_owned(),
+        justification: justification.to_owned(),
+        plan_sha256,
+        at: "now".into(),
+        standing: false,
+        evidence,
+    }
+}
 
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Failed("lock poisoned".into())
@@ -37,9 +71,17 @@ pub struct Memory {
     pub stats: Mutex<OutcomeCounts>,
     pub sim: Mutex<HashMap<(TenantId, String), SimResource>>,
     pub receipts: Mutex<HashMap<(TenantId, String), (bool, Value)>>,
-    pub queued: Mutex<Vec<(TenantId, String, String)>>,
+    /// Messages put back on the runs stream, with their resource.
+    pub queued: Mutex<Vec<(RunMessage, String)>>,
     /// How many side effects were applied (a repeated act must not raise it).
     pub applied: AtomicUsize,
+    pub settings: Mutex<HashMap<TenantId, Sealed>>,
+    /// Signed checkpoints of each tenant's audit head, one per append.
+    pub checkpoints: Mutex<BTreeMap<TenantId, Vec<Sealed>>>,
+    /// Signs checkpoints (KMS's audit key in production); without it appends are refused.
+    pub audit_key: Option<LocalKey>,
+    /// Makes every append fail, as an unreachable audit table would.
+    pub audit_down: std::sync::atomic::AtomicBool,
 }
 
 impl RunStore for Memory {
@@ -81,6 +123,15 @@ impl RunStore for Memory {
         run.approval = Some(approval.clone());
         run.status = RunStatus::Queued;
         Ok(run.clone())
+    }
+
+    async fn acted_runs(&self, tenant: &TenantId) -> Result<Vec<(String, u64)>, StoreError> {
+        let runs = self.runs.lock().map_err(poisoned)?;
+        Ok(runs
+            .values()
+            .filter(|r| r.tenant == *tenant)
+            .filter_map(|r| r.training_outcome().map(|o| (o.run_id, o.audit_seq)))
+            .collect())
     }
 
     async fn reject(&self, tenant: &TenantId, run_id: &str, rejection: &Approval) -> Result<RunState, StoreError> {
@@ -128,7 +179,7 @@ impl WpkStore for Memory {
         tenant: &TenantId,
         id: &str,
         version: u32,
-        a: &StandingApproval,
+        a: &Sealed,
     ) -> Result<(), StoreError> {
         let mut all = self.wpks.lock().map_err(poisoned)?;
         let w = all.get_mut(&(tenant.clone(), id.to_owned(), version)).ok_or(StoreError::NotFound)?;
@@ -139,6 +190,10 @@ impl WpkStore for Memory {
 
 impl AuditLog for Memory {
     async fn append(&self, tenant: &TenantId, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+        if self.audit_down.load(Ordering::Relaxed) {
+            return Err(StoreError::Failed("the audit table is unreachable".into()));
+        }
+        let key = self.audit_key.as_ref().ok_or_else(|| StoreError::Failed("no audit signing key".into()))?;
         let mut all = self.audit.lock().map_err(poisoned)?;
         let chain = all.entry(tenant.clone()).or_default();
         // One record per run, as the DynamoDB store guarantees with its marker item.
@@ -146,6 +201,15 @@ impl AuditLog for Memory {
             return Ok(existing.clone());
         }
         let record = AuditRecord::seal(tenant, entry, chain.last());
+        let checkpoint = AuditCheckpoint { seq: record.seq, hash: record.hash.clone(), at: record.entry.at.clone() };
+        let bytes = sealed_bytes(AuditCheckpoint::PURPOSE, tenant, &checkpoint);
+        let signature = key.sign(&bytes).map_err(|e| StoreError::Failed(e.to_string()))?;
+        self.checkpoints
+            .lock()
+            .map_err(poisoned)?
+            .entry(tenant.clone())
+            .or_default()
+            .push(Sealed::new(&bytes, &signature));
         chain.push(record.clone());
         Ok(record)
     }
@@ -153,9 +217,40 @@ impl AuditLog for Memory {
     async fn records(&self, tenant: &TenantId) -> Result<Vec<AuditRecord>, StoreError> {
         Ok(self.audit.lock().map_err(poisoned)?.get(tenant).cloned().unwrap_or_default())
     }
+
+    async fn page(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {
+        let all = self.records(tenant).await?;
+        let page: Vec<AuditRecord> = all.into_iter().filter(|r| r.seq > after).take(limit + 1).collect();
+        let next = (page.len() > limit).then(|| page[limit - 1].seq);
+        Ok((page.into_iter().take(limit).collect(), next))
+    }
+
+    async fn record_of_run(&self, tenant: &TenantId, run_id: &str) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(self.records(tenant).await?.into_iter().find(|r| r.entry.run_id == run_id))
+    }
+
+    async fn anchors(&self, tenant: &TenantId) -> Result<Anchors, StoreError> {
+        let head = self.records(tenant).await?.last().map(|r| (r.seq, r.hash.clone()));
+        let checkpoints = self.checkpoints.lock().map_err(poisoned)?.get(tenant).cloned().unwrap_or_default();
+        Ok(Anchors { head, checkpoints, acted: Vec::new() })
+    }
 }
 
 impl Control for Memory {
+    async fn settings(&self, tenant: &TenantId) -> Result<Option<Sealed>, StoreError> {
+        Ok(self.settings.lock().map_err(poisoned)?.get(tenant).cloned())
+    }
+
+    async fn set_settings(&self, tenant: &TenantId, settings: &Sealed) -> Result<(), StoreError> {
+        self.settings.lock().map_err(poisoned)?.insert(tenant.clone(), settings.clone());
+        Ok(())
+    }
+
     async fn halted(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
         Ok(self.halts.lock().map_err(poisoned)?.get(tenant).cloned())
     }
@@ -271,8 +366,8 @@ impl Receipts for Memory {
 }
 
 impl RunQueue for Memory {
-    async fn enqueue(&self, tenant: &TenantId, resource: &str, run_id: &str) -> Result<(), StoreError> {
-        self.queued.lock().map_err(poisoned)?.push((tenant.clone(), resource.to_owned(), run_id.to_owned()));
+    async fn send(&self, message: &RunMessage, resource: &str) -> Result<(), StoreError> {
+        self.queued.lock().map_err(poisoned)?.push((message.clone(), resource.to_owned()));
         Ok(())
     }
 }
@@ -300,6 +395,9 @@ impl<T: RunStore> RunStore for std::sync::Arc<T> {
     async fn reject(&self, t: &TenantId, r: &str, a: &Approval) -> Result<RunState, StoreError> {
         (**self).reject(t, r, a).await
     }
+    async fn acted_runs(&self, t: &TenantId) -> Result<Vec<(String, u64)>, StoreError> {
+        (**self).acted_runs(t).await
+    }
 }
 
 impl<T: WpkStore> WpkStore for std::sync::Arc<T> {
@@ -312,13 +410,7 @@ impl<T: WpkStore> WpkStore for std::sync::Arc<T> {
     async fn list_wpks(&self, t: &TenantId) -> Result<Vec<StoredWpk>, StoreError> {
         (**self).list_wpks(t).await
     }
-    async fn set_standing_approval(
-        &self,
-        t: &TenantId,
-        id: &str,
-        v: u32,
-        a: &StandingApproval,
-    ) -> Result<(), StoreError> {
+    async fn set_standing_approval(&self, t: &TenantId, id: &str, v: u32, a: &Sealed) -> Result<(), StoreError> {
         (**self).set_standing_approval(t, id, v, a).await
     }
 }
@@ -330,9 +422,29 @@ impl<T: AuditLog> AuditLog for std::sync::Arc<T> {
     async fn records(&self, t: &TenantId) -> Result<Vec<AuditRecord>, StoreError> {
         (**self).records(t).await
     }
+    async fn page(
+        &self,
+        t: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {
+        (**self).page(t, after, limit).await
+    }
+    async fn record_of_run(&self, t: &TenantId, r: &str) -> Result<Option<AuditRecord>, StoreError> {
+        (**self).record_of_run(t, r).await
+    }
+    async fn anchors(&self, t: &TenantId) -> Result<Anchors, StoreError> {
+        (**self).anchors(t).await
+    }
 }
 
 impl<T: Control> Control for std::sync::Arc<T> {
+    async fn settings(&self, t: &TenantId) -> Result<Option<Sealed>, StoreError> {
+        (**self).settings(t).await
+    }
+    async fn set_settings(&self, t: &TenantId, s: &Sealed) -> Result<(), StoreError> {
+        (**self).set_settings(t, s).await
+    }
     async fn halted(&self, t: &TenantId) -> Result<Option<String>, StoreError> {
         (**self).halted(t).await
     }

@@ -9,8 +9,12 @@ use naksha_contracts::audit::{AuditEntry, AuditRecord};
 use naksha_core::models::{ChampionCache, Model};
 use serde_json::Value;
 
+use naksha_contracts::audit::Anchors;
+use naksha_contracts::runs::RunMessage;
+use naksha_contracts::signing::Sealed;
+
 use crate::state::{Approval, RunState};
-use crate::wpk::{StandingApproval, StoredWpk};
+use crate::wpk::StoredWpk;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -20,6 +24,10 @@ pub enum StoreError {
     NotFound,
     #[error("the object is not in the expected state")]
     Conflict,
+    /// The write can never succeed as it is (DynamoDB refused it: an item over 400 KB, a number
+    /// out of range); retrying it would fail the same way.
+    #[error("refused by the store: {0}")]
+    Rejected(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -96,6 +104,8 @@ pub trait RunStore: Send + Sync {
         run_id: &str,
         approval: &Approval,
     ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
+    /// Runs of the tenant that acted, with the audit record each names (`RunOutcome`).
+    fn acted_runs(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
     /// Record a rejection if the run is awaiting approval (`Conflict` otherwise).
     fn reject(
         &self,
@@ -116,28 +126,49 @@ pub trait WpkStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<StoredWpk>, StoreError>> + Send;
     /// Every version of every WPK of the tenant.
     fn list_wpks(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<StoredWpk>, StoreError>> + Send;
+    /// Store a version's signed standing approval.
     fn set_standing_approval(
         &self,
         tenant: &TenantId,
         id: &str,
         version: u32,
-        approval: &StandingApproval,
+        approval: &Sealed,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub trait AuditLog: Send + Sync {
-    /// Append atomically after the current head.
+    /// Append atomically after the current head, with a signed checkpoint of the new head; a run
+    /// that appended already gets its existing record back.
     fn append(
         &self,
         tenant: &TenantId,
         entry: AuditEntry,
     ) -> impl Future<Output = Result<AuditRecord, StoreError>> + Send;
-    /// The tenant's chain, sorted by sequence number.
+    /// The tenant's whole chain, sorted by sequence number (for verification).
     fn records(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+    /// Up to `limit` records after `after`, and the sequence number to continue from.
+    fn page(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<AuditRecord>, Option<u64>), StoreError>> + Send;
+    /// The record a run appended, if any.
+    fn record_of_run(
+        &self,
+        tenant: &TenantId,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<AuditRecord>, StoreError>> + Send;
+    /// The head and the signed checkpoints (the runs that acted come from [`RunStore::acted_runs`]).
+    fn anchors(&self, tenant: &TenantId) -> impl Future<Output = Result<Anchors, StoreError>> + Send;
 }
 
-/// Kill switch, rate limits, run history and act receipts.
+/// Kill switch, the tenant's signed settings, rate limits, run history and act receipts.
 pub trait Control: Send + Sync {
+    /// The tenant's settings as stored (signed; open them before believing them).
+    fn settings(&self, tenant: &TenantId) -> impl Future<Output = Result<Option<Sealed>, StoreError>> + Send;
+    fn set_settings(&self, tenant: &TenantId, settings: &Sealed)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
     fn halted(&self, tenant: &TenantId) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn set_halted(
         &self,
@@ -258,10 +289,17 @@ impl RemediationModel for OutcomeHistory {
 
 /// Where queued runs go (the runs stream, partitioned by tenant and resource).
 pub trait RunQueue: Send + Sync {
+    /// Put a message on the stream, partitioned by its tenant and `resource`.
+    fn send(&self, message: &RunMessage, resource: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Queue an existing run to (re)start.
     fn enqueue(
         &self,
         tenant: &TenantId,
         resource: &str,
         run_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let message = RunMessage { tenant: tenant.clone(), run_id: run_id.to_owned(), start: None, attempt: 0 };
+        async move { self.send(&message, resource).await }
+    }
 }

@@ -59,6 +59,38 @@ pub struct Observation {
     pub plugins: BTreeMap<String, Value>,
 }
 
+/// Most bytes an observation may take in the run's state (DynamoDB items hold 400 KB in all).
+pub const MAX_OBSERVATION_BYTES: usize = 64 * 1024;
+
+impl Observation {
+    /// The observation within `max_bytes` of JSON: the largest parts are replaced, one at a time,
+    /// by a note of their size, until it fits. A run's state stays storable however many series a
+    /// resource has or however much a plugin returns.
+    pub fn bounded(mut self, max_bytes: usize) -> Self {
+        let size = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+        loop {
+            let total = serde_json::to_vec(&self).map_or(0, |b| b.len());
+            if total <= max_bytes {
+                return self;
+            }
+            let largest = self
+                .plugins
+                .iter_mut()
+                .chain(self.resources.iter_mut())
+                .filter(|(_, v)| !v.get("truncated").is_some_and(|t| t == true))
+                .max_by_key(|(_, v)| size(v));
+            match largest {
+                Some((name, v)) => {
+                    let bytes = size(v);
+                    tracing::warn!(part = %name, bytes, "observation part dropped to keep the run's state storable");
+                    *v = json!({"truncated": true, "bytes": bytes});
+                }
+                None => return Observation::default(),
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub id: String,
@@ -115,6 +147,8 @@ pub fn state_digest(states: &BTreeMap<String, Value>) -> String {
     sha256_hex(&canonical_json(&serde_json::to_value(states).unwrap_or(Value::Null)))
 }
 
+/// An approval as the run shows it. Only its `evidence` counts: a signed run approval (or, when
+/// `standing`, the WPK version's signed standing approval), checked before anything acts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub approver: String,
@@ -123,6 +157,19 @@ pub struct Approval {
     pub at: String,
     /// A standing approval of an `auto` WPK, not a human decision on this run.
     pub standing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<naksha_contracts::signing::Sealed>,
+}
+
+/// An act that happened but whose audit record has not been written yet: the run is not done
+/// until it is; the worker keeps retrying the append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPending {
+    /// The act's receipts (idempotency keys) that the record will name.
+    pub receipts: Vec<String>,
+    pub attempts: u32,
+    pub last_error: String,
+    pub since: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +232,12 @@ pub struct RunState {
     /// Sequence number of this run's audit record, once it acted.
     #[serde(default)]
     pub audit_seq: Option<u64>,
+    /// Why an approval on record was not accepted as evidence (the run waits for a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_refused: Option<String>,
+    /// Set while an act waits for its audit record to be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_pending: Option<AuditPending>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -209,6 +262,8 @@ impl RunState {
             outcome: None,
             rejection: None,
             audit_seq: None,
+            approval_refused: None,
+            audit_pending: None,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -301,6 +356,23 @@ mod tests {
         assert!(!st.training_outcome().unwrap().succeeded);
         st.status = RunStatus::Rejected;
         assert_eq!(st.training_outcome(), None);
+    }
+
+    #[test]
+    fn an_observation_is_bounded_by_dropping_its_largest_parts() {
+        let big: Vec<Value> = (0..5000).map(|i| json!({"name": format!("series-{i}"), "mean": i})).collect();
+        let obs = Observation {
+            resources: BTreeMap::from([("deployment/a".to_owned(), json!({"healthy": false}))]),
+            plugins: BTreeMap::from([
+                ("telemetry".to_owned(), json!({"series": big})),
+                ("request".to_owned(), json!({"k": 1})),
+            ]),
+        };
+        let bounded = obs.bounded(MAX_OBSERVATION_BYTES);
+        assert!(serde_json::to_vec(&bounded).unwrap().len() <= MAX_OBSERVATION_BYTES);
+        assert_eq!(bounded.plugins["telemetry"]["truncated"], true);
+        assert_eq!(bounded.plugins["request"], json!({"k": 1}), "small parts stay");
+        assert_eq!(bounded.resources["deployment/a"], json!({"healthy": false}));
     }
 
     #[test]

@@ -6,10 +6,11 @@ use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::boot::{BootError, Cold, Function};
 use naksha_core::config::ConfigReader;
 use naksha_core::privacy::PiiKey;
-use naksha_core::signing::{KmsSigner, TrustedKeys, trusted_key_ids};
+use naksha_core::signing::{KmsSigner, TrustedKeys, key_ids};
 
 use crate::act::{Adapters, k8s::K8sAdapter, sim::SimAdapter};
-use crate::agent::Agent;
+use crate::agent::{Agent, AgentKeys};
+use crate::api::Approvals;
 use crate::observe::{Observers, prometheus::PrometheusObserver, telemetry::TelemetryObserver};
 use crate::ports::Learned;
 use crate::spec::Graph;
@@ -40,7 +41,7 @@ impl Function for RouteApp {
     }
 }
 
-/// `POST /agent/runs/{id}/approve`: a route that queues runs.
+/// A route that queues runs on the runs stream.
 #[derive(Debug)]
 pub struct QueueApp {
     pub route: RouteApp,
@@ -56,6 +57,133 @@ impl Function for QueueApp {
 
     async fn build((route, stream): (RouteConfig, String), cold: &Cold) -> Result<Self, BootError> {
         Ok(Self { route: RouteApp::build(route, cold).await?, queue: KinesisRunQueue::new(cold.aws.kinesis(), stream) })
+    }
+}
+
+/// The approval key: `APPROVAL_SIGNING_KEY_ID` signs, `APPROVAL_KEY_IDS` are trusted (settings).
+#[derive(Debug)]
+pub struct ApprovalConfig {
+    signing: String,
+    trusted: Vec<String>,
+}
+
+impl ApprovalConfig {
+    fn read(r: &mut ConfigReader) -> Self {
+        Self { signing: r.required("APPROVAL_SIGNING_KEY_ID"), trusted: key_ids(r, "APPROVAL_KEY_IDS") }
+    }
+
+    async fn build(self, cold: &Cold) -> Result<Approvals<KmsSigner>, BootError> {
+        Ok(Approvals { signer: cold.signer(&self.signing), keys: cold.trusted_keys(&self.trusted).await? })
+    }
+}
+
+/// `POST /agent/runs/{id}/approve`: signs the approval, then queues the run to resume.
+#[derive(Debug)]
+pub struct ApproveApp {
+    pub queued: QueueApp,
+    pub approvals: Approvals<KmsSigner>,
+}
+
+impl Function for ApproveApp {
+    type Config = (<QueueApp as Function>::Config, ApprovalConfig);
+
+    fn config(r: &mut ConfigReader) -> Self::Config {
+        (QueueApp::config(r), ApprovalConfig::read(r))
+    }
+
+    async fn build((queued, approvals): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        Ok(Self { queued: QueueApp::build(queued, cold).await?, approvals: approvals.build(cold).await? })
+    }
+}
+
+/// `POST /wpk/{id}/promote`: checks the WPK (`WPK_KEY_IDS`) and signs the standing approval.
+#[derive(Debug)]
+pub struct PromoteApp {
+    pub route: RouteApp,
+    pub wpk_keys: TrustedKeys,
+    pub approvals: Approvals<KmsSigner>,
+}
+
+impl Function for PromoteApp {
+    type Config = (RouteConfig, Vec<String>, ApprovalConfig);
+
+    fn config(r: &mut ConfigReader) -> Self::Config {
+        (RouteApp::config(r), key_ids(r, "WPK_KEY_IDS"), ApprovalConfig::read(r))
+    }
+
+    async fn build((route, wpk, approvals): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        Ok(Self {
+            route: RouteApp::build(route, cold).await?,
+            wpk_keys: cold.trusted_keys(&wpk).await?,
+            approvals: approvals.build(cold).await?,
+        })
+    }
+}
+
+/// Which purpose's trusted keys a reading route loads.
+pub trait KeysOf: Send + Sync + 'static {
+    /// The variable listing the key ids.
+    const VARIABLE: &'static str;
+}
+
+/// The audit key (`AUDIT_KEY_IDS`): checkpoints, for `GET /agent/audit?verify=true`.
+#[derive(Debug)]
+pub struct AuditKeys;
+
+impl KeysOf for AuditKeys {
+    const VARIABLE: &'static str = "AUDIT_KEY_IDS";
+}
+
+/// The approval key (`APPROVAL_KEY_IDS`): the signed settings, for `GET /agent/settings`.
+#[derive(Debug)]
+pub struct ApprovalKeys;
+
+impl KeysOf for ApprovalKeys {
+    const VARIABLE: &'static str = "APPROVAL_KEY_IDS";
+}
+
+/// A route that reads signed records back and needs one purpose's trusted keys.
+#[derive(Debug)]
+pub struct VerifyingApp<K> {
+    pub route: RouteApp,
+    pub keys: TrustedKeys,
+    of: std::marker::PhantomData<K>,
+}
+
+impl<K: KeysOf> Function for VerifyingApp<K> {
+    type Config = (RouteConfig, Vec<String>);
+
+    fn config(r: &mut ConfigReader) -> Self::Config {
+        (RouteApp::config(r), key_ids(r, K::VARIABLE))
+    }
+
+    async fn build((route, keys): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        Ok(Self {
+            route: RouteApp::build(route, cold).await?,
+            keys: cold.trusted_keys(&keys).await?,
+            of: std::marker::PhantomData,
+        })
+    }
+}
+
+/// `POST /agent/settings`: signs the settings (the approval key) and audits the change (the audit key).
+#[derive(Debug)]
+pub struct SettingsApp {
+    pub route: RouteApp,
+    pub approvals: Approvals<KmsSigner>,
+}
+
+impl Function for SettingsApp {
+    type Config = (RouteConfig, ApprovalConfig, String);
+
+    fn config(r: &mut ConfigReader) -> Self::Config {
+        (RouteApp::config(r), ApprovalConfig::read(r), r.required("AUDIT_SIGNING_KEY_ID"))
+    }
+
+    async fn build((route, approvals, audit): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        let mut route = RouteApp::build(route, cold).await?;
+        route.store = route.store.with_audit_signer(cold.signer(&audit));
+        Ok(Self { route, approvals: approvals.build(cold).await? })
     }
 }
 
@@ -78,7 +206,7 @@ impl Function for RunApp {
     }
 }
 
-/// `POST /wpk`: signs with KMS and checks the signature against the trusted key before storing.
+/// `POST /wpk`: signs with the WPK key (`WPK_SIGNING_KEY_ID`) and checks the signature before storing.
 #[derive(Debug)]
 pub struct RegisterApp {
     pub route: RouteApp,
@@ -90,7 +218,7 @@ impl Function for RegisterApp {
     type Config = (RouteConfig, String);
 
     fn config(r: &mut ConfigReader) -> (RouteConfig, String) {
-        (RouteApp::config(r), r.required("SIGNING_KEY_ID"))
+        (RouteApp::config(r), r.required("WPK_SIGNING_KEY_ID"))
     }
 
     async fn build((route, key): (RouteConfig, String), cold: &Cold) -> Result<Self, BootError> {
@@ -129,12 +257,18 @@ pub type LiveAgent =
 #[derive(Debug)]
 pub struct WorkerApp {
     pub agent: LiveAgent,
+    /// Where a run goes back to when it must be tried again (an audit append still pending).
+    pub queue: KinesisRunQueue,
 }
 
 #[derive(Debug)]
 pub struct WorkerConfig {
     tables: Tables,
-    trusted: Vec<String>,
+    wpk_keys: Vec<String>,
+    approval_keys: Vec<String>,
+    model_keys: Vec<String>,
+    audit_signing: String,
+    stream: String,
     aggregates: String,
     models: String,
     sim_table: Option<String>,
@@ -151,7 +285,11 @@ impl Function for WorkerApp {
         let namespace = r.optional("K8S_NAMESPACE").unwrap_or_else(|| "default".into());
         WorkerConfig {
             tables: Tables::from_config(r),
-            trusted: trusted_key_ids(r),
+            wpk_keys: key_ids(r, "WPK_KEY_IDS"),
+            approval_keys: key_ids(r, "APPROVAL_KEY_IDS"),
+            model_keys: key_ids(r, "MODEL_KEY_IDS"),
+            audit_signing: r.required("AUDIT_SIGNING_KEY_ID"),
+            stream: r.required("AGENT_STREAM"),
             aggregates: r.required("AGGREGATES_TABLE"),
             models: r.required("MODELS_TABLE"),
             k8s: r.optional("K8S_API_URL").map(|url| (url, r.optional("K8S_TOKEN"), namespace)),
@@ -165,8 +303,12 @@ impl Function for WorkerApp {
 
     async fn build(c: WorkerConfig, cold: &Cold) -> Result<Self, BootError> {
         let db = cold.aws.dynamodb();
-        let keys = cold.trusted_keys(&c.trusted).await?;
-        let store = DynamoAgentStore::new(db.clone(), c.tables.clone());
+        let keys = AgentKeys {
+            wpk: cold.trusted_keys(&c.wpk_keys).await?,
+            approval: cold.trusted_keys(&c.approval_keys).await?,
+        };
+        let store =
+            DynamoAgentStore::new(db.clone(), c.tables.clone()).with_audit_signer(cold.signer(&c.audit_signing));
         let agent = Agent {
             actuator: Adapters {
                 sim: c.sim_table.map(|t| SimAdapter { store: DynamoSim::new(db.clone(), t, c.tables.state.clone()) }),
@@ -179,12 +321,12 @@ impl Function for WorkerApp {
             },
             store,
             // WPKs are ranked by the tenant's trained model (verified before use), else by history.
-            model: Learned(cold.champions(&c.models, keys.clone())),
+            model: Learned(cold.champions(&c.models, cold.trusted_keys(&c.model_keys).await?)),
             keys,
             graph: Graph::builtin()?,
             default_adapter: c.default_adapter,
         };
         tracing::info!(graph = %agent.graph.version, "agent worker ready");
-        Ok(Self { agent })
+        Ok(Self { agent, queue: KinesisRunQueue::new(cold.aws.kinesis(), c.stream) })
     }
 }

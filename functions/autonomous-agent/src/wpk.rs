@@ -7,8 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use naksha_contracts::TenantId;
 use naksha_contracts::signing::{
-    Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical_json, sha256_hex,
+    Purpose, SealError, Sealed, Signature, SignatureError, TrustedKeys, Verified, canonical_json, sealed_bytes,
+    sha256_hex,
 };
 use naksha_core::problem::FieldError;
 
@@ -389,26 +391,29 @@ pub fn parse(text: &str, yaml: bool) -> Result<Wpk, Vec<FieldError>> {
     serde_json::from_value(doc).map_err(|e| vec![FieldError::new("", e.to_string())])
 }
 
-/// A standing approval for an `auto` WPK version: who approved running it unattended, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StandingApproval {
-    pub approver: String,
-    pub justification: String,
-    pub at: String,
+/// What a WPK version's signature covers, inside its sealed envelope ([`Purpose::Wpk`], the tenant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WpkStatement {
+    pub wpk: Wpk,
+    /// Who registered it (the token's `sub`): a standing approval must come from someone else.
+    pub registered_by: String,
+    pub registered_at: String,
 }
 
-/// A WPK as stored: its signed canonical bytes and signature, not yet trusted.
+/// A WPK as stored: its signed bytes (the sealed [`WpkStatement`]) and signature, not yet trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredWpk {
     pub id: String,
     pub version: u32,
+    /// The signed bytes: `{"payload": {"wpk": …, "registered_by", "registered_at"}, "purpose", "tenant"}`.
     pub doc: String,
     pub sha256: String,
     pub signature: String,
     pub key_id: String,
     pub created_at: String,
     pub created_by: String,
-    pub standing_approval: Option<StandingApproval>,
+    /// The signed standing approval of an `auto` version, if an approver gave one.
+    pub standing_approval: Option<Sealed>,
     /// `match.signals` and `match.resources`, copied from the document at registration so the
     /// registry can be searched without parsing every document. Only for choosing candidates:
     /// the chosen WPK is verified and must match by its signed document before anything acts.
@@ -417,18 +422,27 @@ pub struct StoredWpk {
 }
 
 impl StoredWpk {
-    /// A freshly signed version, ready to store.
-    pub fn signed(wpk: &Wpk, signature: &Signature, created_by: &str, created_at: &str) -> Self {
-        let canonical = wpk.canonical_bytes();
+    /// The bytes a version is signed over: its statement sealed for `tenant` and [`Purpose::Wpk`].
+    pub fn signing_bytes(wpk: &Wpk, tenant: &TenantId, registered_by: &str, registered_at: &str) -> Vec<u8> {
+        let statement = WpkStatement {
+            wpk: wpk.clone(),
+            registered_by: registered_by.to_owned(),
+            registered_at: registered_at.to_owned(),
+        };
+        sealed_bytes(Purpose::Wpk, tenant, &statement)
+    }
+
+    /// A freshly signed version, ready to store: `bytes` from [`StoredWpk::signing_bytes`].
+    pub fn signed(wpk: &Wpk, bytes: &[u8], signature: &Signature, registered_by: &str, registered_at: &str) -> Self {
         Self {
             id: wpk.id.clone(),
             version: wpk.version,
-            doc: String::from_utf8_lossy(&canonical).into_owned(),
-            sha256: sha256_hex(&canonical),
+            doc: String::from_utf8_lossy(bytes).into_owned(),
+            sha256: sha256_hex(bytes),
             signature: signature.to_base64(),
             key_id: signature.key_id.clone(),
-            created_at: created_at.to_owned(),
-            created_by: created_by.to_owned(),
+            created_at: registered_at.to_owned(),
+            created_by: registered_by.to_owned(),
             standing_approval: None,
             signals: wpk.matcher.signals.clone(),
             resources: wpk.matcher.resources.clone(),
@@ -449,63 +463,72 @@ pub enum WpkIntegrityError {
     DigestMismatch(String, u32),
     #[error("WPK {0} v{1}: signature verification failed: {2}")]
     BadSignature(String, u32, SignatureError),
+    #[error("WPK {0} v{1}: {2}")]
+    NotForHere(String, u32, String),
     #[error("WPK {0} v{1}: the signed document does not parse or names another WPK")]
     Inconsistent(String, u32),
 }
 
-/// A WPK whose bytes and signature were verified: the only form the agent acts on. The fields are
-/// private, so one exists only through [`StoredWpk::verify`].
+/// A WPK whose bytes and signature were verified for this tenant: the only form the agent acts
+/// on. The fields are private, so one exists only through [`StoredWpk::verify`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedWpk {
-    wpk: Verified<Wpk>,
-    standing_approval: Option<StandingApproval>,
+    statement: Verified<WpkStatement>,
+    standing_approval: Option<Sealed>,
 }
 
 impl SignedWpk {
     pub fn wpk(&self) -> &Wpk {
-        &self.wpk
+        &self.statement.wpk
     }
 
-    /// sha256 of the signed canonical bytes.
+    /// Who registered it, as signed.
+    pub fn registered_by(&self) -> &str {
+        &self.statement.registered_by
+    }
+
+    /// sha256 of the signed bytes.
     pub fn sha256(&self) -> &str {
-        self.wpk.sha256()
+        self.statement.sha256()
     }
 
     pub fn key_id(&self) -> &str {
-        self.wpk.key_id()
+        self.statement.key_id()
     }
 
-    pub fn standing_approval(&self) -> Option<&StandingApproval> {
+    /// The standing approval as stored: evidence only once it has been opened and checked.
+    pub fn standing_approval(&self) -> Option<&Sealed> {
         self.standing_approval.as_ref()
     }
 }
 
 impl StoredWpk {
-    /// Check bytes and signature before use.
-    pub fn verify(&self, keys: &TrustedKeys) -> Result<SignedWpk, WpkIntegrityError> {
+    /// Check bytes and signature before use: signed by a trusted WPK key, for this tenant, as a
+    /// WPK, naming this id and version.
+    pub fn verify(&self, keys: &TrustedKeys, tenant: &TenantId) -> Result<SignedWpk, WpkIntegrityError> {
         let (id, v) = (self.id.clone(), self.version);
         if sha256_hex(self.doc.as_bytes()) != self.sha256 {
             return Err(WpkIntegrityError::DigestMismatch(id, v));
         }
-        let signature = Signature::from_base64(&self.signature, &self.key_id)
-            .map_err(|e| WpkIntegrityError::BadSignature(id.clone(), v, e))?;
-        let wpk = Verified::verify(self.doc.as_bytes(), &signature, keys, |bytes| {
-            let wpk: Wpk = serde_json::from_slice(bytes).map_err(|_| WpkIntegrityError::Inconsistent(id.clone(), v))?;
-            if wpk.id != self.id || wpk.version != self.version {
-                return Err(WpkIntegrityError::Inconsistent(id.clone(), v));
+        let sealed =
+            Sealed { signed: self.doc.clone(), signature: self.signature.clone(), key_id: self.key_id.clone() };
+        let statement = sealed.open::<WpkStatement>(Purpose::Wpk, tenant, keys).map_err(|e| match e {
+            SealError::Signature(s) => WpkIntegrityError::BadSignature(id.clone(), v, s),
+            SealError::WrongTenant { .. } | SealError::WrongPurpose { .. } => {
+                WpkIntegrityError::NotForHere(id.clone(), v, e.to_string())
             }
-            Ok(wpk)
-        })
-        .map_err(|e| match e {
-            VerifyError::Signature(s) => WpkIntegrityError::BadSignature(id.clone(), v, s),
-            VerifyError::Content(c) => c,
+            SealError::NotSealed | SealError::Payload(_) => WpkIntegrityError::Inconsistent(id.clone(), v),
         })?;
-        Ok(SignedWpk { wpk, standing_approval: self.standing_approval.clone() })
+        if statement.wpk.id != self.id || statement.wpk.version != self.version {
+            return Err(WpkIntegrityError::Inconsistent(id, v));
+        }
+        Ok(SignedWpk { statement, standing_approval: self.standing_approval.clone() })
     }
 
     /// The unverified document, for ranking and listing (never for acting).
     pub fn peek(&self) -> Option<Wpk> {
-        serde_json::from_str(&self.doc).ok()
+        let envelope: Value = serde_json::from_str(&self.doc).ok()?;
+        serde_json::from_value(envelope.get("payload")?.get("wpk")?.clone()).ok()
     }
 }
 

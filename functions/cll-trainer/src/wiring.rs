@@ -5,7 +5,7 @@ use naksha_core::auth::{AuthConfig, Verifier};
 use naksha_core::boot::{BootError, Cold, Function};
 use naksha_core::config::ConfigReader;
 use naksha_core::metrics::DynamoCounters;
-use naksha_core::signing::{KmsSigner, TrustedKeys, trusted_key_ids};
+use naksha_core::signing::{KmsSigner, TrustedKeys, key_ids};
 
 use crate::jobs::{DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS};
 use crate::store::{DynamoJobs, DynamoRegistry, DynamoTrainingSource, KinesisJobQueue};
@@ -69,7 +69,7 @@ impl Function for RegistryApp {
         RegistryConfig {
             auth: AuthConfig::from_config(r),
             models: r.required("MODELS_TABLE"),
-            trusted: trusted_key_ids(r),
+            trusted: key_ids(r, "MODEL_KEY_IDS"),
         }
     }
 
@@ -161,11 +161,11 @@ impl Function for WorkerApp {
             series: r.required("SERIES_TABLE"),
             aggregates: r.required("AGGREGATES_TABLE"),
             runs: r.required("RUNS_TABLE"),
-            signing_key: r.required("SIGNING_KEY_ID"),
+            signing_key: r.required("MODEL_SIGNING_KEY_ID"),
             counters: r.required("COUNTERS_TABLE"),
             jobs: r.required("JOBS_TABLE"),
             models: r.required("MODELS_TABLE"),
-            trusted: trusted_key_ids(r),
+            trusted: key_ids(r, "MODEL_KEY_IDS"),
         }
     }
 

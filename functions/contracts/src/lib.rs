@@ -7,10 +7,11 @@
 //! - The records services read from each other, each with its key functions and the table that
 //!   holds it: [`runs`] (run messages, run outcomes), [`telemetry`] (series and per-minute
 //!   aggregates), [`models`] (model versions, manifests, the champion alias), [`audit`] (the
-//!   hash-chained audit log).
+//!   hash-chained audit log and its signed checkpoints), [`approvals`] (signed decisions).
 //!
 //! One service writes each table; a service that reads another's records decodes these types.
 
+pub mod approvals;
 pub mod audit;
 pub mod identity;
 pub mod models;

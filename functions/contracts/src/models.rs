@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::TenantId;
-use crate::signing::{Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical, sha256_hex};
+use crate::signing::{Purpose, Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical, sha256_hex};
 
 pub const SCHEMA: u32 = 1;
 pub const CHAMPION: &str = "champion";
@@ -189,9 +189,13 @@ impl ModelArtifact {
     }
 }
 
-/// The signed statement about one version.
+/// The signed statement about one version. It names its tenant and its purpose
+/// ([`Purpose::Model`]), so the signature moves neither to another tenant nor to another kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Always [`Purpose::Model`]'s name; checked before the manifest is believed.
+    #[serde(default)]
+    pub purpose: String,
     pub model_id: String,
     pub tenant: TenantId,
     pub created_at: String,
@@ -254,6 +258,7 @@ impl StoredModel {
         let doc = String::from_utf8(canonical(artifact))
             .map_err(|e| ModelError::Malformed(artifact.model_id.clone(), e.to_string()))?;
         let manifest = Manifest {
+            purpose: Purpose::Model.as_str().to_owned(),
             model_id: artifact.model_id.clone(),
             tenant: artifact.tenant.clone(),
             created_at: artifact.created_at.clone(),
@@ -285,6 +290,9 @@ impl StoredModel {
         let malformed = |why: String| ModelError::Malformed(self.model_id.clone(), why);
         Verified::verify(self.manifest.as_bytes(), &signature, keys, |bytes| {
             let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| malformed(format!("manifest: {e}")))?;
+            if manifest.purpose != Purpose::Model.as_str() {
+                return Err(malformed(format!("the signature is for {:?}, not a model", manifest.purpose)));
+            }
             if sha256_hex(self.doc.as_bytes()) != manifest.sha256 {
                 return Err(ModelError::Digest(self.model_id.clone()));
             }
@@ -395,6 +403,18 @@ pub(crate) mod tests {
         let mut other_key = stored.clone();
         other_key.key_id = "k2".into();
         assert!(matches!(other_key.verify(&keys), Err(ModelError::Signature(SignatureError::UntrustedKey(_)))));
+
+        // A manifest signed by the right key for another purpose is not a model's.
+        let key = test_key("k1");
+        let (doc_text, mut m, _) = StoredModel::prepare(&a).unwrap();
+        m.purpose = Purpose::Wpk.as_str().into();
+        let bytes = canonical(&m);
+        let wrong_purpose = StoredModel::assemble(doc_text, m, &bytes, key.sign(&bytes).unwrap());
+        let refused = wrong_purpose.verify(&key.trusted());
+        assert!(
+            matches!(refused, Err(ModelError::Malformed(ref _id, ref why)) if why.contains("not a model")),
+            "{refused:?}"
+        );
 
         // A correctly signed version filed under another id or tenant is not that version.
         let mut moved = stored.clone();

@@ -21,6 +21,14 @@ pub struct RunMessage {
     /// Present when the run does not exist yet: the worker creates it (idempotently, by id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<RunStart>,
+    /// How often this message was put back after a failure that a retry could fix; the worker
+    /// gives up (the run fails with the reason) after a few, so it never blocks the shard.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What a run created from a message is about.
@@ -77,6 +85,7 @@ mod tests {
         let m = RunMessage {
             tenant: TenantId::from_record("acme").unwrap(),
             run_id: "r1".into(),
+            attempt: 0,
             start: Some(RunStart {
                 signal: "anomaly.cpu".into(),
                 resource: "deployment/a".into(),
@@ -87,8 +96,10 @@ mod tests {
         let bytes = serde_json::to_vec(&m).unwrap();
         assert_eq!(RunMessage::decode(&bytes).unwrap(), m);
         assert!(RunMessage::decode(br#"{"tenant":"ACME#x","run_id":"r1"}"#).is_err());
-        let resume = RunMessage { start: None, ..m };
+        let resume = RunMessage { start: None, ..m.clone() };
         assert!(!String::from_utf8(serde_json::to_vec(&resume).unwrap()).unwrap().contains("start"));
+        let again = RunMessage { attempt: 2, ..m };
+        assert_eq!(RunMessage::decode(&serde_json::to_vec(&again).unwrap()).unwrap().attempt, 2);
     }
 
     #[test]

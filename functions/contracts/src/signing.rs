@@ -9,11 +9,14 @@
 //!   one) and verify locally.
 //! - What was read from a table is *stored* (not trusted); [`Verified`] is the only way to hold
 //!   its value as trusted, and it can only be made by checking the signature first.
+//! - Signed bytes name their tenant and their [`Purpose`] (a [`sealed_bytes`] envelope), and each
+//!   purpose has its own key: no signature moves between tenants or kinds of object.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 
+use crate::identity::TenantId;
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -199,6 +202,133 @@ impl LocalKey {
     }
 }
 
+/// What a signature is for. It is part of the signed bytes; each purpose has its own KMS key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Purpose {
+    /// A WPK version (the WPK key).
+    Wpk,
+    /// A model version's manifest (the model key).
+    Model,
+    /// A person's approval of one run's plan (the approval key).
+    RunApproval,
+    /// A person's standing approval of one `auto` WPK version (the approval key).
+    StandingApproval,
+    /// A tenant's safety settings, changed by an admin (the approval key).
+    Settings,
+    /// A checkpoint of a tenant's audit chain head (the audit key).
+    AuditCheckpoint,
+    /// Work sent to an edge node (the trigger key).
+    EdgeTrigger,
+    /// An edge node's report of what it did (the node's own key).
+    EdgeResult,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 8] = [
+        Purpose::Wpk,
+        Purpose::Model,
+        Purpose::RunApproval,
+        Purpose::StandingApproval,
+        Purpose::Settings,
+        Purpose::AuditCheckpoint,
+        Purpose::EdgeTrigger,
+        Purpose::EdgeResult,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Wpk => "naksha/wpk/v1",
+            Purpose::Model => "naksha/model/v1",
+            Purpose::RunApproval => "naksha/run-approval/v1",
+            Purpose::StandingApproval => "naksha/standing-approval/v1",
+            Purpose::Settings => "naksha/settings/v1",
+            Purpose::AuditCheckpoint => "naksha/audit-checkpoint/v1",
+            Purpose::EdgeTrigger => "naksha/edge-trigger/v1",
+            Purpose::EdgeResult => "naksha/edge-result/v1",
+        }
+    }
+}
+
+/// The bytes that are signed: the canonical JSON `{"payload": …, "purpose": "…", "tenant": "…"}`.
+pub fn sealed_bytes<T: serde::Serialize>(purpose: Purpose, tenant: &TenantId, payload: &T) -> Vec<u8> {
+    canonical(&serde_json::json!({
+        "payload": serde_json::to_value(payload).unwrap_or(Value::Null),
+        "purpose": purpose.as_str(),
+        "tenant": tenant.as_str(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct Envelope {
+    payload: Value,
+    purpose: String,
+    tenant: String,
+}
+
+/// Why a sealed statement was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    #[error("the signed bytes are not a sealed statement")]
+    NotSealed,
+    #[error("signed for {found:?}, not for {expected:?}")]
+    WrongPurpose { expected: &'static str, found: String },
+    #[error("signed for another tenant ({found:?})")]
+    WrongTenant { found: String },
+    #[error("the signed statement does not say what it should: {0}")]
+    Payload(String),
+}
+
+/// A signed statement as stored: its signed bytes (text), the signature (base64 DER) and the key
+/// that made it. Not trusted until [`Sealed::open`] has checked all three and the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sealed {
+    pub signed: String,
+    pub signature: String,
+    pub key_id: String,
+}
+
+impl Sealed {
+    pub fn new(signed_bytes: &[u8], signature: &Signature) -> Self {
+        Self {
+            signed: String::from_utf8_lossy(signed_bytes).into_owned(),
+            signature: signature.to_base64(),
+            key_id: signature.key_id.clone(),
+        }
+    }
+
+    /// sha256 of the signed bytes: what an audit record names as evidence.
+    pub fn sha256(&self) -> String {
+        sha256_hex(self.signed.as_bytes())
+    }
+
+    /// Check the signature, then that the bytes were sealed for `purpose` and `tenant`, then
+    /// parse the payload.
+    pub fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        tenant: &TenantId,
+        keys: &TrustedKeys,
+    ) -> Result<Verified<T>, SealError> {
+        let signature = Signature::from_base64(&self.signature, &self.key_id)?;
+        let verified = Verified::verify(self.signed.as_bytes(), &signature, keys, |bytes| {
+            let envelope: Envelope = serde_json::from_slice(bytes).map_err(|_| SealError::NotSealed)?;
+            if envelope.purpose != purpose.as_str() {
+                return Err(SealError::WrongPurpose { expected: purpose.as_str(), found: envelope.purpose });
+            }
+            if envelope.tenant != tenant.as_str() {
+                return Err(SealError::WrongTenant { found: envelope.tenant });
+            }
+            serde_json::from_value::<T>(envelope.payload).map_err(|e| SealError::Payload(e.to_string()))
+        });
+        verified.map_err(|e| match e {
+            VerifyError::Signature(s) => SealError::Signature(s),
+            VerifyError::Content(c) => c,
+        })
+    }
+}
+
 /// Why stored, signed bytes were not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError<E> {
@@ -314,6 +444,40 @@ pub(crate) mod tests {
         assert_eq!(key.trusted().verify(b"result", &sig), Ok(()));
         assert!(!format!("{key:?}").contains("pkcs8"));
         assert!(LocalKey::from_pkcs8("x", b"not a key").is_err());
+    }
+
+    #[test]
+    fn a_sealed_statement_opens_only_for_its_purpose_and_tenant() {
+        let key = test_key("approval-key");
+        let (acme, beta) = (TenantId::from_record("acme").unwrap(), TenantId::from_record("beta").unwrap());
+        let payload = json!({"run_id": "r1", "approver": "bob"});
+        let bytes = sealed_bytes(Purpose::RunApproval, &acme, &payload);
+        let sealed = Sealed::new(&bytes, &key.sign(&bytes).unwrap());
+        let opened: Verified<Value> = sealed.open(Purpose::RunApproval, &acme, &key.trusted()).unwrap();
+        assert_eq!(*opened, payload);
+        assert!(matches!(
+            sealed.open::<Value>(Purpose::RunApproval, &beta, &key.trusted()),
+            Err(SealError::WrongTenant { .. })
+        ));
+        assert!(matches!(
+            sealed.open::<Value>(Purpose::StandingApproval, &acme, &key.trusted()),
+            Err(SealError::WrongPurpose { .. })
+        ));
+        // Rewriting the bytes to name another tenant breaks the signature.
+        let moved = Sealed { signed: sealed.signed.replace("acme", "beta"), ..sealed.clone() };
+        assert!(matches!(
+            moved.open::<Value>(Purpose::RunApproval, &beta, &key.trusted()),
+            Err(SealError::Signature(SignatureError::Mismatch))
+        ));
+        // Another key (another purpose's) is not trusted here.
+        let other = test_key("wpk-key");
+        let forged = Sealed::new(&bytes, &other.sign(&bytes).unwrap());
+        assert!(matches!(
+            forged.open::<Value>(Purpose::RunApproval, &acme, &key.trusted()),
+            Err(SealError::Signature(SignatureError::UntrustedKey(_)))
+        ));
+        let names: std::collections::BTreeSet<&str> = Purpose::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names.len(), Purpose::ALL.len(), "every purpose is distinct in the signed bytes");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 
 pub use naksha_contracts::signing::{
-    Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical, canonical_json, hex, public_key_pem,
-    sha256, sha256_hex,
+    LocalKey, Purpose, SealError, Sealed, Signature, SignatureError, TrustedKeys, Verified, VerifyError, canonical,
+    canonical_json, hex, public_key_pem, sealed_bytes, sha256, sha256_hex,
 };
 
 use crate::aws::describe_error;
@@ -54,6 +54,36 @@ impl KmsSigner {
     }
 }
 
+/// Something that signs bytes: a KMS key in production, a [`LocalKey`] in unit tests (and on an
+/// edge node, its own key).
+pub trait Sign: Send + Sync {
+    fn sign(&self, message: &[u8]) -> impl std::future::Future<Output = Result<Signature, SignatureError>> + Send;
+}
+
+impl Sign for KmsSigner {
+    async fn sign(&self, message: &[u8]) -> Result<Signature, SignatureError> {
+        KmsSigner::sign(self, message).await
+    }
+}
+
+impl Sign for LocalKey {
+    async fn sign(&self, message: &[u8]) -> Result<Signature, SignatureError> {
+        LocalKey::sign(self, message)
+    }
+}
+
+/// Seal `payload` for `tenant` and `purpose` and sign it.
+pub async fn seal<S: Sign, T: serde::Serialize>(
+    signer: &S,
+    purpose: Purpose,
+    tenant: &naksha_contracts::TenantId,
+    payload: &T,
+) -> Result<Sealed, SignatureError> {
+    let bytes = sealed_bytes(purpose, tenant, payload);
+    let signature = signer.sign(&bytes).await?;
+    Ok(Sealed::new(&bytes, &signature))
+}
+
 /// Fetch each trusted key's public key from KMS (once, at cold start), under its id and its ARN.
 pub async fn load_trusted_keys(kms: &aws_sdk_kms::Client, key_ids: &[String]) -> Result<TrustedKeys, SignatureError> {
     let mut keys = TrustedKeys::default();
@@ -69,12 +99,13 @@ pub async fn load_trusted_keys(kms: &aws_sdk_kms::Client, key_ids: &[String]) ->
     Ok(keys)
 }
 
-/// Comma-separated key ids (`TRUSTED_KEY_IDS`), falling back to the signing key.
-pub fn trusted_key_ids(cfg: &mut crate::config::ConfigReader) -> Vec<String> {
-    let list = cfg.optional("TRUSTED_KEY_IDS").or_else(|| cfg.optional("SIGNING_KEY_ID")).unwrap_or_default();
+/// The trusted keys of one purpose: comma-separated key ids in `variable` (e.g. `WPK_KEY_IDS`,
+/// `MODEL_KEY_IDS`); rotation lists the new key beside the old one until the old one retires.
+pub fn key_ids(cfg: &mut crate::config::ConfigReader, variable: &str) -> Vec<String> {
+    let list = cfg.optional(variable).unwrap_or_default();
     let ids: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     if ids.is_empty() {
-        cfg.problem("TRUSTED_KEY_IDS (or SIGNING_KEY_ID) is not set");
+        cfg.problem(format!("{variable} is not set"));
     }
     ids
 }

@@ -1,8 +1,8 @@
-//! `POST /agent/runs/{run_id}/approve` (role approver): approve exactly the plan awaiting approval.
+//! `POST /agent/runs/{run_id}/approve` (role approver): sign an approval of exactly the plan awaiting it.
 
 use std::sync::Arc;
 
-use naksha_agent::{api, wiring::QueueApp};
+use naksha_agent::{api, wiring::ApproveApp};
 use naksha_core::boot;
 
 #[global_allocator]
@@ -10,8 +10,9 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::http(|app: Arc<QueueApp>, req| async move {
-        api::approve(&app.route.verifier, &app.route.store, &app.queue, req).await
+    boot::http(|app: Arc<ApproveApp>, req| async move {
+        let q = &app.queued;
+        api::approve(&q.route.verifier, &q.route.store, &q.queue, &app.approvals, req).await
     })
     .await
 }

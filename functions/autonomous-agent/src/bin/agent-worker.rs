@@ -11,6 +11,8 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::events(|app: Arc<WorkerApp>, event: KinesisEvent| async move { Ok(worker::handle(&app.agent, &event).await) })
-        .await
+    boot::events(|app: Arc<WorkerApp>, event: KinesisEvent| async move {
+        Ok(worker::handle(&app.agent, &app.queue, &event).await)
+    })
+    .await
 }

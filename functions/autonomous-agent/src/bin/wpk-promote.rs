@@ -1,8 +1,8 @@
-//! `POST /wpk/{id}/promote` (role approver): a standing approval for an auto WPK version.
+//! `POST /wpk/{id}/promote` (role approver): a signed standing approval for an auto WPK version.
 
 use std::sync::Arc;
 
-use naksha_agent::{api, wiring::RouteApp};
+use naksha_agent::{api, wiring::PromoteApp};
 use naksha_core::boot;
 
 #[global_allocator]
@@ -10,5 +10,9 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::http(|app: Arc<RouteApp>, req| async move { api::promote_wpk(&app.verifier, &app.store, req).await }).await
+    boot::http(|app: Arc<PromoteApp>, req| async move {
+        let r = &app.route;
+        api::promote_wpk(&r.verifier, &r.store, &app.wpk_keys, &app.approvals, req).await
+    })
+    .await
 }

@@ -36,7 +36,11 @@ impl<T: AggregateQuery> TelemetryObserver<T> {
     }
 }
 
-/// Per series: samples, mean, min, max over the window, and the latest minute's mean.
+/// Most series one observation summarises (the busiest first); the rest are counted.
+pub const MAX_SERIES: usize = 50;
+
+/// Per series: samples, mean, min, max over the window, and the latest minute's mean — for at
+/// most [`MAX_SERIES`] series, those with the most samples.
 pub fn summarise(rows: &[AggregateRow]) -> Value {
     let mut by_series: BTreeMap<(String, String), Vec<&AggregateRow>> = BTreeMap::new();
     for r in rows {
@@ -63,7 +67,15 @@ pub fn summarise(rows: &[AggregateRow]) -> Value {
             })
         })
         .collect();
-    json!({ "series": series })
+    let total = series.len();
+    let mut series = series;
+    series.sort_by(|a, b| b["samples"].as_f64().unwrap_or(0.0).total_cmp(&a["samples"].as_f64().unwrap_or(0.0)));
+    series.truncate(MAX_SERIES);
+    if total > MAX_SERIES {
+        json!({ "series": series, "series_total": total, "truncated": true })
+    } else {
+        json!({ "series": series })
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +109,14 @@ mod tests {
         assert_eq!((errors["samples"].as_f64(), errors["mean"].as_f64()), (Some(3.0), Some(14.0 / 3.0)));
         assert_eq!((errors["latest_minute"].as_i64(), errors["latest_mean"].as_f64()), (Some(120), Some(10.0)));
         assert_eq!(v["series"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_resource_with_many_series_is_summarised_by_its_busiest() {
+        let rows: Vec<AggregateRow> = (0..400).map(|i| row(&format!("s{i}"), 60, 1 + i % 7, 1.0)).collect();
+        let v = summarise(&rows);
+        assert_eq!(v["series"].as_array().unwrap().len(), MAX_SERIES);
+        assert_eq!((v["series_total"].as_u64(), v["truncated"].as_bool()), (Some(400), Some(true)));
+        assert_eq!(v["series"][0]["samples"], 7.0);
     }
 }

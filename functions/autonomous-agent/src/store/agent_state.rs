@@ -4,6 +4,7 @@
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | kill switch | [`halt_pk`] = `<tenant>#halt` | `reason`, `at` |
+//! | safety settings | [`settings_pk`] = `<tenant>#settings` | `sealed` (the signed `TenantSettings`) |
 //! | rate-limit slots | [`limit_pk`] = `<tenant>#limit#<resource>#<wpk>#<hour>` | `runs` (string set of run ids), `expires_at` |
 //! | outcome counts | [`stats_pk`] = `<tenant>#stats#<signal>` | `ok#<wpk>`, `fail#<wpk>` (numbers) |
 //! | act receipt | [`receipt_pk`] = `<tenant>#receipt#<idempotency key>` | `done`, `result` (JSON), `at` |
@@ -18,9 +19,14 @@ use std::collections::BTreeMap;
 use super::{DynamoAgentStore, failed};
 use crate::act::Receipts;
 use crate::ports::{ActError, Control, StoreError};
+use naksha_contracts::signing::Sealed;
 
 pub fn halt_pk(tenant: &TenantId) -> String {
     tenant.key(&["halt"])
+}
+
+pub fn settings_pk(tenant: &TenantId) -> String {
+    tenant.key(&["settings"])
 }
 
 pub fn limit_pk(tenant: &TenantId, resource: &str, wpk: &str, hour: i64) -> String {
@@ -55,6 +61,25 @@ impl DynamoAgentStore {
 }
 
 impl Control for DynamoAgentStore {
+    async fn settings(&self, tenant: &TenantId) -> Result<Option<Sealed>, StoreError> {
+        Ok(self
+            .get_state(settings_pk(tenant))
+            .await?
+            .and_then(|i| get_s(&i, "sealed").and_then(|j| serde_json::from_str(j).ok())))
+    }
+
+    async fn set_settings(&self, tenant: &TenantId, settings: &Sealed) -> Result<(), StoreError> {
+        self.db
+            .put_item()
+            .table_name(&self.t.state)
+            .item("pk", s(settings_pk(tenant)))
+            .item("sealed", s(super::json_of(settings)?))
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
     async fn halted(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
         Ok(self.get_state(halt_pk(tenant)).await?.and_then(|i| get_s(&i, "reason").map(str::to_owned)))
     }
@@ -207,7 +232,13 @@ mod tests {
             hour in any::<i64>(),
         ) {
             let (ta, tb) = (TenantId::from_record(&a).unwrap(), TenantId::from_record(&b).unwrap());
-            for key in [halt_pk(&ta), limit_pk(&ta, &part, &part, hour), stats_pk(&ta, &part), receipt_pk(&ta, &part)] {
+            for key in [
+                halt_pk(&ta),
+                settings_pk(&ta),
+                limit_pk(&ta, &part, &part, hour),
+                stats_pk(&ta, &part),
+                receipt_pk(&ta, &part),
+            ] {
                 prop_assert_eq!(TenantId::split_key(&key).map(|(t, _)| t), Some(ta.clone()));
                 if a != b {
                     prop_assert!(!key.starts_with(&tb.key_prefix()));

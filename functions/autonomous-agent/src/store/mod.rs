@@ -55,19 +55,35 @@ impl Tables {
 pub struct DynamoAgentStore {
     db: aws_sdk_dynamodb::Client,
     t: Tables,
+    /// Signs the audit checkpoint of every append (KMS, the audit key); a store without one
+    /// refuses to append.
+    audit_signer: Option<naksha_core::signing::KmsSigner>,
 }
 
 impl DynamoAgentStore {
     pub fn new(db: aws_sdk_dynamodb::Client, tables: Tables) -> Self {
-        Self { db, t: tables }
+        Self { db, t: tables, audit_signer: None }
+    }
+
+    /// The same store, able to append to the audit chain.
+    pub fn with_audit_signer(mut self, signer: naksha_core::signing::KmsSigner) -> Self {
+        self.audit_signer = Some(signer);
+        self
     }
 }
 
+/// An SDK error as the ports see it: a request DynamoDB refuses as invalid (an item over the
+/// size limit, a number it cannot store) is `Rejected` — retrying cannot help — anything else
+/// `Failed`.
 fn failed<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError
 where
     E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
-    StoreError::Failed(describe_error(&e))
+    if naksha_core::ddb::rejected(&e) {
+        StoreError::Rejected(describe_error(&e))
+    } else {
+        StoreError::Failed(describe_error(&e))
+    }
 }
 
 fn json_of<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {

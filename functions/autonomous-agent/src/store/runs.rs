@@ -171,6 +171,26 @@ impl RunStore for DynamoAgentStore {
         Ok(out)
     }
 
+    async fn acted_runs(&self, tenant: &TenantId) -> Result<Vec<(String, u64)>, StoreError> {
+        let query = self
+            .db
+            .query()
+            .table_name(&self.t.runs)
+            .index_name("by_tenant")
+            .key_condition_expression("#t = :t")
+            .filter_expression("attribute_exists(#o)")
+            .projection_expression("#o")
+            .expression_attribute_names("#t", "tenant")
+            .expression_attribute_names("#o", OUTCOME_ATTRIBUTE)
+            .expression_attribute_values(":t", s(tenant.as_str()));
+        let items = naksha_core::ddb::query_all(query).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| serde_json::from_str::<RunOutcome>(get_s(i, OUTCOME_ATTRIBUTE)?).ok())
+            .map(|o| (o.run_id, o.audit_seq))
+            .collect())
+    }
+
     async fn approve(&self, tenant: &TenantId, run_id: &str, approval: &Approval) -> Result<RunState, StoreError> {
         self.conclude_approval(tenant, run_id, Some(&approval.plan_sha256), |st| {
             st.approval = Some(approval.clone());

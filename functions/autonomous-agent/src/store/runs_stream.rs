@@ -1,7 +1,6 @@
 //! Queued runs on Kinesis `naksha.agent-runs`, partitioned by [`RunMessage::partition_key`]
 //! (`<tenant>/<resource>`) so that two runs on one resource are processed in order, never at once.
 
-use naksha_contracts::TenantId;
 use naksha_contracts::runs::RunMessage;
 use naksha_core::aws::describe_error;
 
@@ -21,12 +20,12 @@ impl KinesisRunQueue {
 }
 
 impl RunQueue for KinesisRunQueue {
-    async fn enqueue(&self, tenant: &TenantId, resource: &str, run_id: &str) -> Result<(), StoreError> {
-        let body = json_of(&RunMessage { tenant: tenant.clone(), run_id: run_id.to_owned(), start: None })?;
+    async fn send(&self, message: &RunMessage, resource: &str) -> Result<(), StoreError> {
+        let body = json_of(message)?;
         self.kinesis
             .put_record()
             .stream_name(&self.stream)
-            .partition_key(RunMessage::partition_key(tenant, resource))
+            .partition_key(RunMessage::partition_key(&message.tenant, resource))
             .data(aws_sdk_kinesis::primitives::Blob::new(body.into_bytes()))
             .send()
             .await

@@ -7,7 +7,7 @@
 //! | `id`, `version`, `doc`, `sha256`, `signature`, `key_id` | the canonical document, its digest and KMS signature |
 //! | `created_at`, `created_by` | who registered it |
 //! | `signals`, `resources` | `match` copied out for choosing candidates (never trusted for acting) |
-//! | `standing_approval` | JSON, set by `POST /wpk/{id}/promote` |
+//! | `standing_approval` | the signed standing approval (JSON of a `Sealed`), set by `POST /wpk/{id}/promote` |
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use naksha_contracts::TenantId;
@@ -15,7 +15,8 @@ use naksha_core::ddb::{Item, condition_failed, get_n, get_s, get_strings, n, que
 
 use super::{DynamoAgentStore, failed, json_of};
 use crate::ports::{StoreError, WpkStore};
-use crate::wpk::{StandingApproval, StoredWpk};
+use crate::wpk::StoredWpk;
+use naksha_contracts::signing::Sealed;
 
 /// The sort key of a WPK version (versions sort numerically within an id).
 pub fn wpk_sk(id: &str, version: u32) -> String {
@@ -97,7 +98,7 @@ impl WpkStore for DynamoAgentStore {
         tenant: &TenantId,
         id: &str,
         version: u32,
-        a: &StandingApproval,
+        a: &Sealed,
     ) -> Result<(), StoreError> {
         match self
             .db
