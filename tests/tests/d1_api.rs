@@ -201,3 +201,71 @@ async fn every_request_logs_one_json_line_with_its_request_id() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(&stack.token(&tenant, &["operator"])[..40]), "tokens must never be logged");
 }
+
+/// An operator's override for one tenant, as docs/runbooks/limits.md does it.
+async fn limit_tenant(stack: &Stack, tenant: &str, limits: &[(&str, u64)]) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut put = stack
+        .db
+        .put_item()
+        .table_name(stack.table("LimitsTable"))
+        .item("pk", AttributeValue::S(format!("{tenant}#limits")));
+    for (name, value) in limits {
+        put = put.item(*name, AttributeValue::N(value.to_string()));
+    }
+    put.send().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_series_limits_gets_429_and_nothing_is_written() {
+    let stack = Stack::connect().await;
+    let tenant = unique_tenant("series-limit");
+    limit_tenant(&stack, &tenant, &[("new_series_per_minute", 5), ("max_series", 5)]).await;
+    let token = stack.token(&tenant, &["operator"]);
+    let event = |names: std::ops::Range<usize>| {
+        let mut e = serde_json::Map::new();
+        e.insert("source".into(), json!("web"));
+        for i in names {
+            e.insert(format!("m{i}"), json!(1));
+        }
+        json!({ "events": [Value::Object(e)] })
+    };
+    // Six new series at once: over both limits, refused whole.
+    let refused = stack.post_json("/ingest", Some(&token), &event(0..6)).await;
+    let doc = refused.assert_problem(429);
+    assert!(refused.headers.contains_key("retry-after"), "{doc}");
+    assert!(stack.tenant_records(&tenant).await.is_empty(), "nothing of a refused request reaches the stream");
+    // Five fit; the same five again are not new; a sixth is over the total.
+    assert_eq!(stack.post_json("/ingest", Some(&token), &event(0..5)).await.status, 202);
+    assert_eq!(stack.post_json("/ingest", Some(&token), &event(0..5)).await.status, 202);
+    let over = stack.post_json("/ingest", Some(&token), &event(5..6)).await.assert_problem(429);
+    assert!(over["detail"].as_str().unwrap().contains("5 series"), "{over}");
+    assert_eq!(stack.tenant_records(&tenant).await.len(), 2);
+    // Another tenant is not affected.
+    let other = stack.token(&unique_tenant("series-free"), &["operator"]);
+    assert_eq!(stack.post_json("/ingest", Some(&other), &event(0..6)).await.status, 202);
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_requests_per_second_gets_429_with_retry_after() {
+    let stack = Stack::connect().await;
+    let tenant = unique_tenant("rps-limit");
+    limit_tenant(&stack, &tenant, &[("requests_per_second", 2)]).await;
+    let token = stack.token(&tenant, &["operator"]);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..12 {
+        let r = stack.get("/signals", Some(&token)).await;
+        if r.status == 429 {
+            retry_after = r.headers.get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(r.headers["content-type"], "application/problem+json");
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    // Other tenants keep their own budget.
+    let other = stack.token(&unique_tenant("rps-free"), &["operator"]);
+    assert_eq!(stack.get("/signals", Some(&other)).await.status, 200);
+}

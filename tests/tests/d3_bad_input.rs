@@ -87,6 +87,21 @@ async fn every_bad_trainer_request_is_refused_clearly_and_writes_nothing() {
         let now = stack.snapshot().await;
         assert!(now == baseline, "{what} changed stored state:\n{}", baseline.diff(&now));
     }
+    // A body that is not UTF-8 is a 400 like any other body that is not JSON.
+    let resp = stack
+        .http
+        .post("http://127.0.0.1:9000/models/train")
+        // As octet-stream: API Gateway hands such a body over base64-encoded (the local emulator
+        // cannot forward one under a text content type).
+        .header("content-type", "application/octet-stream")
+        .header("authorization", format!("Bearer {}", team.admin))
+        .body(b"{\"window_hours\": \"\xff\xfe\"}".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let now = stack.snapshot().await;
+    assert!(now == baseline, "a non-UTF-8 body changed stored state:\n{}", baseline.diff(&now));
     // The other tenant's listing is empty: nothing of `team` leaks.
     let theirs = stack.get("/models", Some(&other.operator)).await.json();
     assert_eq!(theirs["count"], 0, "{theirs}");

@@ -101,8 +101,15 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
 
     let (_, counters_before) = stack.metrics().await;
 
-    // 1. On demand: the first version becomes champion (there was none).
-    let (job, progress) = train(&stack, &team, json!({})).await;
+    // 1. On demand: the first version becomes champion (there was none). While it is queued or
+    //    running, a second job of the tenant is refused with 409 naming it (one per tenant).
+    let r = stack.post_json("/models/train", Some(&team.admin), &json!({})).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let first_id = r.json()["job_id"].as_str().unwrap().to_owned();
+    let busy = stack.post_json("/models/train", Some(&team.admin), &json!({"window_hours": 2})).await;
+    let doc = busy.assert_problem(409);
+    assert_eq!(doc["job_id"], first_id.as_str(), "{doc}");
+    let (job, progress) = wait_job(&stack, &team, &first_id).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["progress"], 1.0);
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress only moves forward: {progress:?}");

@@ -11,7 +11,7 @@ use naksha_core::{Problem, http};
 use serde_json::{Value, json};
 
 use crate::jobs::{DEFAULT_WINDOW_HOURS, Job, MAX_WINDOW_HOURS, is_job_id};
-use crate::ports::{JobQueue, JobStore, Registry, StoreError};
+use crate::ports::{Created, JobQueue, JobStore, Registry, StoreError};
 use crate::worker::submit;
 
 fn method(req: &Request, expected: lambda_http::http::Method) -> Result<(), Problem> {
@@ -82,9 +82,15 @@ pub async fn train<J: JobStore, Q: JobQueue>(
     let to_minute = chrono::Utc::now().timestamp().div_euclid(60);
     let job_id = format!("job-{}", uuid::Uuid::now_v7().simple());
     let job = Job::new(&principal.tenant, job_id, "on_demand", &principal.subject, hours, to_minute);
-    submit(jobs, queue, &job).await.map_err(|e| {
+    let created = submit(jobs, queue, &job).await.map_err(|e| {
         Problem::unavailable("the training job could not be queued; nothing was started").with_internal(e)
     })?;
+    if let Created::Busy { job_id } = created {
+        return Err(Problem::conflict(format!(
+            "a training job of this tenant is already queued or running ({job_id}); one runs at a time: follow it at /jobs/{job_id}"
+        ))
+        .with_extension("job_id", serde_json::json!(job_id)));
+    }
     let mut resp = http::json(202, &job)?;
     if let Ok(v) = format!("/jobs/{}", job.job_id).parse() {
         resp.headers_mut().insert("location", v);

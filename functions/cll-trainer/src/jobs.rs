@@ -13,6 +13,15 @@ pub const FAILED: &str = "failed";
 pub const DEFAULT_WINDOW_HOURS: u32 = 168;
 pub const MAX_WINDOW_HOURS: u32 = 720;
 
+/// How long a tenant's training slot is held at most, should its job never finish (a lost
+/// message): longer than a job can take through all its attempts (3 × 15 minutes) and the queue.
+pub const SLOT_SECS: i64 = 2 * 3600;
+
+/// Deliveries of one job that may start training. A job that was delivered again this often
+/// without finishing (its worker timed out or crashed each time) is failed on its next delivery
+/// instead of blocking the jobs shard once more.
+pub const MAX_ATTEMPTS: u32 = 2;
+
 /// A training job as stored in `naksha.jobs` and shown by `GET /jobs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -33,6 +42,9 @@ pub struct Job {
     pub result: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Deliveries that started this job (see [`MAX_ATTEMPTS`]).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 impl Job {
@@ -60,6 +72,7 @@ impl Job {
             updated_at: at,
             result: None,
             error: None,
+            attempts: 0,
         }
     }
 

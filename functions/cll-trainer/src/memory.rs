@@ -5,11 +5,11 @@ use std::sync::Mutex;
 
 use naksha_contracts::TenantId;
 use naksha_contracts::models::{Alias, CHAMPION, StoredModel};
-use naksha_contracts::signing::{LocalKey, Signature, SignatureError, TrustedKeys};
+use naksha_contracts::signing::TrustedKeys;
 use naksha_core::models::{Loaded, first_verified};
 
 use crate::jobs::{Job, JobMessage};
-use crate::ports::{JobQueue, JobStore, ModelSigner, Registry, StoreError, TrainingSource};
+use crate::ports::{Created, JobQueue, JobStore, Registry, StoreError, TrainingSource};
 use crate::store::model_versions::moved;
 use crate::train::TrainingData;
 
@@ -43,19 +43,36 @@ impl TrainingSource for MemorySource {
 #[derive(Debug, Default)]
 pub struct MemoryJobs {
     pub jobs: Mutex<HashMap<(TenantId, String), Job>>,
+    /// Each tenant's training slot: the job holding it.
+    pub slots: Mutex<HashMap<TenantId, String>>,
+    /// Fail every read, as an unreachable table does.
+    pub down: std::sync::atomic::AtomicBool,
     /// Every saved state of every job, in order (progress as a poller would see it).
     pub history: Mutex<Vec<Job>>,
 }
 
 impl JobStore for MemoryJobs {
-    async fn create(&self, job: &Job) -> Result<bool, StoreError> {
+    async fn create(&self, job: &Job) -> Result<Created, StoreError> {
         let mut jobs = self.jobs.lock().map_err(poisoned)?;
+        let mut slots = self.slots.lock().map_err(poisoned)?;
         let key = (job.tenant.clone(), job.job_id.clone());
         if jobs.contains_key(&key) {
-            return Ok(false);
+            return Ok(Created::Exists);
         }
+        if let Some(holder) = slots.get(&job.tenant) {
+            return Ok(Created::Busy { job_id: holder.clone() });
+        }
+        slots.insert(job.tenant.clone(), job.job_id.clone());
         jobs.insert(key, job.clone());
-        Ok(true)
+        Ok(Created::New)
+    }
+
+    async fn release(&self, tenant: &TenantId, job_id: &str) -> Result<(), StoreError> {
+        let mut slots = self.slots.lock().map_err(poisoned)?;
+        if slots.get(tenant).is_some_and(|holder| holder == job_id) {
+            slots.remove(tenant);
+        }
+        Ok(())
     }
 
     async fn save(&self, job: &Job) -> Result<(), StoreError> {
@@ -65,6 +82,9 @@ impl JobStore for MemoryJobs {
     }
 
     async fn get(&self, tenant: &TenantId, job_id: &str) -> Result<Option<Job>, StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(StoreError("the jobs table is unreachable".into()));
+        }
         Ok(self.jobs.lock().map_err(poisoned)?.get(&(tenant.clone(), job_id.to_owned())).cloned())
     }
 
@@ -144,12 +164,5 @@ impl Registry for MemoryRegistry {
         }
         aliases.insert(key, moved(seen, model_id, now));
         Ok(true)
-    }
-}
-
-/// A local key standing in for KMS.
-impl ModelSigner for LocalKey {
-    async fn sign(&self, message: &[u8]) -> Result<Signature, SignatureError> {
-        LocalKey::sign(self, message)
     }
 }

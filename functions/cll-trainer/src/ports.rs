@@ -6,9 +6,8 @@ use std::future::Future;
 
 use naksha_contracts::TenantId;
 use naksha_contracts::models::{Alias, StoredModel};
-use naksha_contracts::signing::{Signature, SignatureError, TrustedKeys};
+use naksha_contracts::signing::TrustedKeys;
 use naksha_core::models::Loaded;
-use naksha_core::signing::KmsSigner;
 
 use crate::jobs::{Job, JobMessage};
 use crate::train::TrainingData;
@@ -28,10 +27,24 @@ pub trait TrainingSource: Send + Sync {
     ) -> impl Future<Output = Result<TrainingData, StoreError>> + Send;
 }
 
+/// What creating a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The job was created and holds its tenant's training slot.
+    New,
+    /// A job with that id exists already (a repeated schedule event); nothing changed.
+    Exists,
+    /// Another job of the tenant is queued or running (one at a time per tenant); nothing changed.
+    Busy { job_id: String },
+}
+
 /// Where jobs and their progress are kept.
 pub trait JobStore: Send + Sync {
-    /// Create a job; `Ok(false)` when that id exists already (a repeated schedule event).
-    fn create(&self, job: &Job) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Create a job if its tenant has no other job queued or running, taking the tenant's one
+    /// training slot (held until [`JobStore::release`], or [`crate::jobs::SLOT_SECS`] at most).
+    fn create(&self, job: &Job) -> impl Future<Output = Result<Created, StoreError>> + Send;
+    /// Give the tenant's training slot back, if `job_id` holds it (a finished or abandoned job).
+    fn release(&self, tenant: &TenantId, job_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Record the job as it is now.
     fn save(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, tenant: &TenantId, job_id: &str) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
@@ -70,15 +83,4 @@ pub trait Registry: Send + Sync {
         seen: Option<&Alias>,
         now: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-}
-
-/// Signs model manifests (KMS in production).
-pub trait ModelSigner: Send + Sync {
-    fn sign(&self, message: &[u8]) -> impl Future<Output = Result<Signature, SignatureError>> + Send;
-}
-
-impl ModelSigner for KmsSigner {
-    async fn sign(&self, message: &[u8]) -> Result<Signature, SignatureError> {
-        KmsSigner::sign(self, message).await
-    }
 }

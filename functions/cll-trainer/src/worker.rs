@@ -8,9 +8,10 @@ use naksha_contracts::signing::TrustedKeys;
 use naksha_core::metrics::CounterStore;
 use serde_json::{Value, json};
 
-use crate::jobs::{FAILED, Job, JobMessage, RUNNING, SUCCEEDED, now};
-use crate::ports::{JobQueue, JobStore, ModelSigner, Registry, TrainingSource};
+use crate::jobs::{FAILED, Job, JobMessage, MAX_ATTEMPTS, RUNNING, SUCCEEDED, now};
+use crate::ports::{Created, JobQueue, JobStore, Registry, TrainingSource};
 use crate::train::{Settings, train};
+use naksha_core::signing::Sign;
 
 /// Why a job failed (its `error`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum JobError {
     Sign(String),
     #[error("training panicked: {0}")]
     Panicked(String),
+    #[error("gave up after {0} attempts: the worker stopped before the job finished each time (timeout or crash)")]
+    GaveUp(u32),
 }
 
 /// The training worker, generic over where it reads, keeps jobs, registers and signs.
@@ -37,17 +40,24 @@ pub struct Trainer<S, J, R, K, C> {
     pub counters: C,
 }
 
-impl<S: TrainingSource, J: JobStore, R: Registry, K: ModelSigner, C: CounterStore> Trainer<S, J, R, K, C> {
+impl<S: TrainingSource, J: JobStore, R: Registry, K: Sign, C: CounterStore> Trainer<S, J, R, K, C> {
     /// Process the jobs in a batch of stream records (batch size 1 in the template). A job that
-    /// fails is marked failed with its reason; nothing is retried blindly.
-    pub async fn handle(&self, event: &KinesisEvent) {
+    /// fails is marked failed with its reason; nothing is retried blindly. Returns the sequence
+    /// number to retry from when a job could not even be read (the jobs table was down): that
+    /// message is kept, not dropped.
+    pub async fn handle(&self, event: &KinesisEvent) -> Option<String> {
         for record in &event.records {
+            let seq = record.kinesis.sequence_number.clone();
             let Ok(msg) = serde_json::from_slice::<JobMessage>(&record.kinesis.data.0) else {
-                tracing::warn!(seq = %record.kinesis.sequence_number, "undecodable job message skipped");
+                tracing::warn!(seq = %seq, "undecodable job message skipped");
                 continue;
             };
-            self.run_job(&msg.tenant, &msg.job_id).await;
+            if let Err(e) = self.run_job(&msg.tenant, &msg.job_id).await {
+                tracing::error!(tenant = %msg.tenant, job_id = %msg.job_id, error = %e, "could not read the job; it will be delivered again");
+                return Some(seq);
+            }
         }
+        None
     }
 
     async fn save(&self, job: &mut Job, status: &str, stage: &str, progress: f64) {
@@ -60,16 +70,29 @@ impl<S: TrainingSource, J: JobStore, R: Registry, K: ModelSigner, C: CounterStor
         }
     }
 
-    pub async fn run_job(&self, tenant: &TenantId, job_id: &str) {
-        let mut job = match self.jobs.get(tenant, job_id).await {
-            Ok(Some(j)) => j,
-            Ok(None) => return tracing::warn!(tenant = %tenant, job_id, "message for an unknown job skipped"),
-            Err(e) => return tracing::error!(tenant = %tenant, job_id, error = %e, "could not read the job"),
+    /// Run one job to its end. `Err` only when the job could not be read at all.
+    pub async fn run_job(&self, tenant: &TenantId, job_id: &str) -> Result<(), crate::ports::StoreError> {
+        let Some(mut job) = self.jobs.get(tenant, job_id).await? else {
+            tracing::warn!(tenant = %tenant, job_id, "message for an unknown job skipped");
+            return Ok(());
         };
         if job.is_final() {
-            return tracing::info!(job_id, status = %job.status, "duplicate delivery of a finished job skipped");
+            tracing::info!(job_id, status = %job.status, "duplicate delivery of a finished job skipped");
+            return self.release(&job).await;
         }
-        let counts = match self.execute(&mut job).await {
+        job.attempts += 1;
+        let outcome = if job.attempts > MAX_ATTEMPTS {
+            Err(JobError::GaveUp(job.attempts - 1))
+        } else {
+            // Count the attempt before training: a worker that dies mid-job has still used it.
+            if let Err(e) = self.jobs.save(&job).await {
+                tracing::warn!(job_id, error = %e, "could not record the attempt");
+            }
+            self.execute(&mut job).await
+        };
+        // The tenant may train again as soon as it can see this job has ended.
+        self.release(&job).await?;
+        let counts = match outcome {
             Ok(result) => {
                 tracing::info!(job_id, result = %result, "training job succeeded");
                 let registered = u64::from(result["registered"] == true);
@@ -100,6 +123,16 @@ impl<S: TrainingSource, J: JobStore, R: Registry, K: ModelSigner, C: CounterStor
         if let Err(e) = self.counters.add("trainer", &counts).await {
             tracing::warn!(job_id, error = %e, "could not count the job in the fleet-wide metrics");
         }
+        Ok(())
+    }
+
+    /// The job is over: its tenant may train again. A failure to say so is logged; the slot
+    /// expires by itself ([`crate::jobs::SLOT_SECS`]).
+    async fn release(&self, job: &Job) -> Result<(), crate::ports::StoreError> {
+        if let Err(e) = self.jobs.release(&job.tenant, &job.job_id).await {
+            tracing::warn!(job_id = %job.job_id, error = %e, "could not release the tenant's training slot");
+        }
+        Ok(())
     }
 
     async fn execute(&self, job: &mut Job) -> Result<Value, JobError> {
@@ -177,22 +210,26 @@ impl<S: TrainingSource, J: JobStore, R: Registry, K: ModelSigner, C: CounterStor
 }
 
 /// Create a job and put it on the stream; if the stream refuses it, the job is removed again
-/// (no job that nothing will run). `Ok(false)`: the job existed already.
+/// and its slot given back (no job that nothing will run).
 pub async fn submit<J: JobStore, Q: JobQueue>(
     jobs: &J,
     queue: &Q,
     job: &Job,
-) -> Result<bool, crate::ports::StoreError> {
-    if !jobs.create(job).await? {
-        return Ok(false);
+) -> Result<Created, crate::ports::StoreError> {
+    let created = jobs.create(job).await?;
+    if created != Created::New {
+        return Ok(created);
     }
     if let Err(e) = queue.enqueue(&JobMessage { tenant: job.tenant.clone(), job_id: job.job_id.clone() }).await {
         if let Err(d) = jobs.delete(&job.tenant, &job.job_id).await {
             tracing::error!(job_id = %job.job_id, error = %d, "could not remove a job that was never queued");
         }
+        if let Err(d) = jobs.release(&job.tenant, &job.job_id).await {
+            tracing::error!(job_id = %job.job_id, error = %d, "could not release the slot of a job that was never queued");
+        }
         return Err(e);
     }
-    Ok(true)
+    Ok(Created::New)
 }
 
 /// Why the schedule could not fan out.
@@ -235,16 +272,17 @@ pub async fn schedule<S: TrainingSource, J: JobStore, Q: JobQueue>(
             .collect(),
         None => source.tenants().await?.into_iter().collect(),
     };
-    let (mut created, mut existing) = (Vec::new(), 0usize);
+    let (mut created, mut existing, mut busy) = (Vec::new(), 0usize, 0usize);
     for tenant in tenants {
         let job = Job::new(&tenant, format!("sched-{hour}"), "scheduled", "schedule", window_hours, to_minute);
-        if submit(jobs, queue, &job).await? {
-            created.push(json!({"tenant": tenant, "job_id": job.job_id}));
-        } else {
-            existing += 1;
+        match submit(jobs, queue, &job).await? {
+            Created::New => created.push(json!({"tenant": tenant, "job_id": job.job_id})),
+            Created::Exists => existing += 1,
+            // The tenant's previous job is still queued or running: this hour is skipped for it.
+            Created::Busy { .. } => busy += 1,
         }
     }
-    Ok(json!({"created": created, "already_existed": existing}))
+    Ok(json!({"created": created, "already_existed": existing, "busy": busy}))
 }
 
 #[cfg(test)]
@@ -284,8 +322,8 @@ mod tests {
     async fn job(t: &TestTrainer, id: &str) -> Job {
         let acme = TenantId::from_record("acme").unwrap();
         let job = Job::new(&acme, id.into(), "on_demand", "ada", 72, TO);
-        assert!(t.jobs.create(&job).await.unwrap());
-        t.run_job(&acme, id).await;
+        assert_eq!(t.jobs.create(&job).await.unwrap(), Created::New);
+        t.run_job(&acme, id).await.unwrap();
         t.jobs.get(&acme, id).await.unwrap().unwrap()
     }
 
@@ -321,6 +359,53 @@ mod tests {
         assert!(done.error.unwrap().contains("no aggregates"));
         assert_eq!(t.counters.get("trainer_jobs_total{status=\"failed\"}"), 1);
         assert!(t.registry.versions.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_job_per_tenant_at_a_time_and_a_finished_job_frees_the_slot() {
+        let t = trainer(true);
+        let (acme, other) = (TenantId::from_record("acme").unwrap(), TenantId::from_record("other").unwrap());
+        let new = |tenant: &TenantId, id: &str| Job::new(tenant, id.into(), "on_demand", "ada", 72, TO);
+        assert_eq!(t.jobs.create(&new(&acme, "job-1")).await.unwrap(), Created::New);
+        assert_eq!(t.jobs.create(&new(&acme, "job-2")).await.unwrap(), Created::Busy { job_id: "job-1".into() });
+        assert_eq!(t.jobs.create(&new(&other, "job-3")).await.unwrap(), Created::New, "tenants do not share a slot");
+        assert_eq!(t.jobs.create(&new(&acme, "job-1")).await.unwrap(), Created::Exists);
+        t.run_job(&acme, "job-1").await.unwrap();
+        assert_eq!(t.jobs.create(&new(&acme, "job-2")).await.unwrap(), Created::New);
+        // The schedule skips a busy tenant rather than queueing behind it.
+        let queue = MemoryQueue::default();
+        let report = schedule(&t.source, &t.jobs, &queue, &json!({"time": "2026-11-25T16:00:00Z"}), 24).await.unwrap();
+        assert_eq!((report["created"].as_array().unwrap().len(), report["busy"].as_u64()), (0, Some(1)));
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_worker_keeps_dying_is_failed_instead_of_blocking_the_shard() {
+        let t = trainer(true);
+        let acme = TenantId::from_record("acme").unwrap();
+        let mut job = Job::new(&acme, "job-1".into(), "on_demand", "ada", 72, TO);
+        assert_eq!(t.jobs.create(&job).await.unwrap(), Created::New);
+        // Two deliveries started it and never finished (the function timed out each time).
+        job.attempts = MAX_ATTEMPTS;
+        job.status = RUNNING.into();
+        t.jobs.save(&job).await.unwrap();
+        t.run_job(&acme, "job-1").await.unwrap();
+        let done = t.jobs.get(&acme, "job-1").await.unwrap().unwrap();
+        assert_eq!(done.status, FAILED);
+        assert!(done.error.as_deref().unwrap().contains("gave up after 2 attempts"), "{:?}", done.error);
+        assert!(t.registry.versions.lock().unwrap().is_empty(), "nothing was trained on the last delivery");
+        assert!(t.jobs.slots.lock().unwrap().is_empty(), "the slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_cannot_be_read_is_delivered_again_not_dropped() {
+        let t = trainer(true);
+        let msg = serde_json::to_vec(&json!({"tenant": "acme", "job_id": "job-1"})).unwrap();
+        let mut event: KinesisEvent = serde_json::from_str(&sample("trainer-worker.json")).unwrap();
+        event.records[0].kinesis.data.0 = msg;
+        t.jobs.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(t.handle(&event).await, Some(event.records[0].kinesis.sequence_number.clone()));
+        t.jobs.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(t.handle(&event).await, None, "an unknown job is skipped");
     }
 
     #[tokio::test]

@@ -61,6 +61,9 @@ pub struct AuthConfig {
     pub jwks_ttl: Duration,
     /// Tokens that live longer than this (`exp - iat`, or `exp - now` without `iat`) are refused.
     pub max_lifetime: Duration,
+    /// Per-tenant limits (`LIMITS_TABLE`): every authenticated request counts against its
+    /// tenant's requests per second.
+    pub limits: Option<crate::limits::LimitsConfig>,
 }
 
 impl AuthConfig {
@@ -100,6 +103,7 @@ impl AuthConfig {
             roles_claim: r.optional("JWT_ROLES_CLAIM").unwrap_or_else(|| "roles".into()),
             jwks_ttl: Duration::from_secs(r.parsed("JWKS_CACHE_SECONDS", DEFAULT_JWKS_TTL.as_secs())),
             max_lifetime: Duration::from_secs(r.parsed("JWT_MAX_LIFETIME_SECONDS", DEFAULT_MAX_LIFETIME.as_secs())),
+            limits: crate::limits::LimitsConfig::from_config(r),
         }
     }
 }
@@ -167,6 +171,7 @@ pub struct Verifier {
     keys: RwLock<KeySet>,
     /// Held while fetching, so concurrent refreshes become one fetch.
     fetching: tokio::sync::Mutex<()>,
+    limits: Option<std::sync::Arc<crate::limits::Limits>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -191,7 +196,25 @@ impl Verifier {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { config, validation, http, keys: RwLock::new(KeySet::default()), fetching: tokio::sync::Mutex::new(()) }
+        Self {
+            config,
+            validation,
+            http,
+            keys: RwLock::new(KeySet::default()),
+            fetching: tokio::sync::Mutex::new(()),
+            limits: None,
+        }
+    }
+
+    /// Count every authenticated request against its tenant's limits.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = Some(std::sync::Arc::new(limits));
+        self
+    }
+
+    /// The per-tenant limits this verifier enforces, for routes that count more than requests.
+    pub fn limits(&self) -> Option<&std::sync::Arc<crate::limits::Limits>> {
+        self.limits.as_ref()
     }
 
     /// Fetch the keys now (at cold start) so the first request does not pay for it.
@@ -209,10 +232,15 @@ impl Verifier {
         Ok(principal)
     }
 
-    /// Verify the `Authorization` header.
+    /// Verify the `Authorization` header, and count the request against its tenant's requests
+    /// per second (429 when the second is full).
     pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Principal, Problem> {
         let token = bearer_token(headers).ok_or(AuthError::Missing)?;
-        Ok(self.verify(token).await?)
+        let principal = self.verify(token).await?;
+        if let Some(limits) = &self.limits {
+            limits.admit_request(&principal.tenant).await?;
+        }
+        Ok(principal)
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
@@ -530,6 +558,7 @@ mod tests {
             roles_claim: "roles".into(),
             jwks_ttl: DEFAULT_JWKS_TTL,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            limits: None,
         })
     }
 
@@ -553,6 +582,30 @@ mod tests {
         let attacker = Signer { kid: "k1".into(), ..Signer::generate("k1") };
         let v = verifier_trusting(&[&trusted]);
         assert_eq!(v.verify(&attacker.sign(&claims("acme", &["admin"]))).await, Err(AuthError::BadSignature));
+    }
+
+    #[tokio::test]
+    async fn every_authenticated_request_counts_against_its_tenants_requests_per_second() {
+        let s = Signer::generate("k1");
+        let limits =
+            crate::limits::Limits::memory(crate::limits::TenantLimits { requests_per_second: 2, ..Default::default() });
+        let v = verifier_trusting(&[&s]).with_limits(limits);
+        let headers = |tenant: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("authorization", format!("Bearer {}", s.sign(&claims(tenant, &["operator"]))).parse().unwrap());
+            h
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            statuses.push(v.authenticate(&headers("acme")).await.map(|_| 200).unwrap_or_else(|p| p.status));
+        }
+        assert!(statuses.contains(&429), "{statuses:?}");
+        assert!(statuses.iter().filter(|s| **s == 200).count() <= 4, "at most 2 per second: {statuses:?}");
+        assert!(v.authenticate(&headers("other")).await.is_ok(), "another tenant has its own budget");
+        // A token that does not verify is refused before it can spend anyone's budget.
+        let mut bad = http::HeaderMap::new();
+        bad.insert("authorization", "Bearer nope".parse().unwrap());
+        assert_eq!(v.authenticate(&bad).await.unwrap_err().status, 401);
     }
 
     #[tokio::test]
@@ -650,6 +703,7 @@ mod tests {
             roles_claim: "roles".into(),
             jwks_ttl: Duration::from_secs(3600),
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            limits: None,
         }));
         let t1 = k1.sign(&claims("acme", &[]));
         assert!(v.verify(&t1).await.is_ok());
@@ -708,6 +762,7 @@ mod tests {
             roles_claim: "roles".into(),
             jwks_ttl: DEFAULT_JWKS_TTL,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            limits: None,
         });
         let err = v.verify(&s.sign(&claims("acme", &[]))).await.unwrap_err();
         assert!(matches!(err, AuthError::KeysUnavailable(_)));
@@ -750,6 +805,7 @@ mod tests {
             roles_claim: "cognito:groups".into(),
             jwks_ttl: DEFAULT_JWKS_TTL,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            limits: None,
         });
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("rsa-1".into());

@@ -44,7 +44,11 @@ pub struct Cold {
 impl Cold {
     /// The JWT verifier, with the JWKS already fetched (a failure is retried on first use).
     pub async fn verifier(&self, auth: AuthConfig) -> Verifier {
-        let verifier = Verifier::new(auth);
+        let limits = auth.limits.clone();
+        let mut verifier = Verifier::new(auth);
+        if let Some(config) = limits {
+            verifier = verifier.with_limits(crate::limits::Limits::dynamo(self.aws.dynamodb(), config));
+        }
         verifier.warm().await;
         verifier
     }

@@ -25,8 +25,24 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The smallest magnitude DynamoDB stores (closer to zero is refused with a ValidationException).
+pub const DDB_MIN_MAGNITUDE: f64 = 1e-130;
+/// Just under the largest magnitude DynamoDB stores (9.9999999999999999999999999999999999999E+125).
+pub const DDB_MAX_MAGNITUDE: f64 = 9.999_999_999_999_99e125;
+
 /// A DynamoDB number from an `f64`: plain digits where they are short, E notation otherwise.
+/// Values DynamoDB cannot hold never become a write that fails on every retry: magnitudes under
+/// 1e-130 are stored as 0 and larger ones than DynamoDB's largest (or non-finite ones) as that
+/// largest, with the sign kept (NaN as 0). Inputs are bounded far inside this range at ingest;
+/// this is the last line for derived values.
 pub fn number(v: f64) -> String {
+    let v = if v.is_nan() || v.abs() < DDB_MIN_MAGNITUDE {
+        0.0
+    } else if v.abs() > DDB_MAX_MAGNITUDE {
+        DDB_MAX_MAGNITUDE.copysign(v)
+    } else {
+        v
+    };
     let a = v.abs();
     if a == 0.0 || (1e-12..1e20).contains(&a) { format!("{v}") } else { format!("{v:e}") }
 }
@@ -87,6 +103,19 @@ where
     E: ProvideErrorMetadata,
 {
     e.as_service_error().and_then(|x| x.code()) == Some("TransactionCanceledException")
+}
+
+/// Whether DynamoDB refused the request itself (a `ValidationException`, also inside a cancelled
+/// transaction): the same write fails on every retry, so it must not be retried as an outage.
+pub fn rejected<E>(e: &SdkError<E>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    match e.as_service_error().and_then(|x| x.code()) {
+        Some("ValidationException") => true,
+        Some("TransactionCanceledException") => describe_error(e).contains("ValidationError"),
+        _ => false,
+    }
 }
 
 /// Every item a query finds, all pages.
@@ -151,6 +180,19 @@ mod tests {
             let text = number(v);
             assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
             assert!(text.len() < 40, "{text}");
+        }
+    }
+
+    #[test]
+    fn numbers_dynamodb_cannot_hold_become_the_nearest_it_can() {
+        assert_eq!(number(1e-140), "0");
+        assert_eq!(number(-5e-324), "0");
+        assert_eq!(number(f64::NAN), "0");
+        assert_eq!(number(1e-130).parse::<f64>().unwrap(), 1e-130);
+        for big in [1e200, f64::INFINITY, -1e127] {
+            let text = number(big);
+            let back: f64 = text.parse().unwrap();
+            assert!(back.abs() <= DDB_MAX_MAGNITUDE && back.abs() > 9e125 && back.signum() == big.signum(), "{text}");
         }
     }
 

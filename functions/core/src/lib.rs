@@ -19,6 +19,7 @@ pub mod boot;
 pub mod config;
 pub mod ddb;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod models;

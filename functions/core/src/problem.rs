@@ -93,6 +93,19 @@ impl Problem {
         )
     }
 
+    /// 413 for a request that is within the body limit but too large in another way.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(413, "payload-too-large", "Request too large", detail)
+    }
+
+    /// 429 with `Retry-After` (seconds).
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut p = Self::new(429, "too-many-requests", "Too many requests", detail)
+            .with_extension("retry_after", serde_json::json!(retry_after));
+        p.headers.push(("retry-after", retry_after.to_string()));
+        p
+    }
+
     pub fn method_not_allowed(method: &str) -> Self {
         Self::new(405, "method-not-allowed", "Method not allowed", format!("{method} is not supported here"))
     }

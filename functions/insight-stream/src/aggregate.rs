@@ -142,12 +142,15 @@ pub struct Folded {
     pub applied_records: BTreeSet<usize>,
     /// Records whose aggregate could not be written (retry from the earliest).
     pub failed: BTreeSet<usize>,
+    /// Records whose aggregate the store refused as invalid (dead letters), with the reason.
+    pub rejected: BTreeMap<usize, String>,
 }
 
 enum GroupOutcome {
     Applied { records: Vec<usize>, samples: usize, duplicates: usize },
     AllDuplicate { samples: usize },
     Failed { first_record: usize },
+    Rejected { records: Vec<usize>, reason: String },
 }
 
 /// Fold every group of a batch into its stored aggregate: one read for all, one write each.
@@ -179,6 +182,11 @@ pub async fn fold_groups<S: AggregateStore>(store: &S, shard: &str, groups: &BTr
             GroupOutcome::AllDuplicate { samples } => out.duplicate_samples += samples,
             GroupOutcome::Failed { first_record } => {
                 out.failed.insert(first_record);
+            }
+            GroupOutcome::Rejected { records, reason } => {
+                for r in records {
+                    out.rejected.entry(r).or_insert_with(|| reason.clone());
+                }
             }
         }
     }
@@ -229,6 +237,16 @@ async fn fold_one<S: AggregateStore>(
                 Ok(mut reread) => current = reread.remove(key),
                 Err(_) => break,
             },
+            Err(CommitError::Rejected(e)) => {
+                tracing::warn!(error = %e, series = %key.series_id, minute = key.minute, "aggregate write refused; its records become dead letters");
+                return GroupOutcome::Rejected {
+                    records: fresh.iter().map(|c| c.record).collect(),
+                    reason: format!(
+                        "the aggregate of series {} at minute {} was refused by the store as invalid",
+                        key.series_id, key.minute
+                    ),
+                };
+            }
             Err(CommitError::Failed(e)) => {
                 tracing::warn!(error = %e, "aggregate write failed");
                 break;

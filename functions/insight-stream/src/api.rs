@@ -7,7 +7,7 @@ use naksha_core::metrics::{CounterStore, render};
 use naksha_core::problem::{FieldError, Problem};
 
 use crate::ingest::{Ingest, IngestError};
-use crate::ports::{OpenSignals, RecordSink};
+use crate::ports::{OpenSignals, RecordSink, SeriesIndex};
 
 /// The most signals `GET /signals` returns.
 pub const MAX_SIGNALS: usize = 500;
@@ -18,6 +18,8 @@ pub fn ingest_problem(e: IngestError) -> Problem {
         IngestError::Invalid(body) if body.errors.is_empty() => Problem::bad_request(body.detail),
         IngestError::Invalid(body) => Problem::invalid_fields(body.errors),
         IngestError::Encode(cause) => Problem::internal(cause),
+        IngestError::TooLarge(detail) => Problem::too_large(detail),
+        IngestError::Limited(refused) => refused.into(),
         IngestError::Unavailable(cause) => {
             Problem::unavailable("the telemetry stream refused the events; nothing was written, retry")
                 .with_internal(cause)
@@ -33,9 +35,9 @@ pub fn ingest_problem(e: IngestError) -> Problem {
 }
 
 /// `POST /ingest` (role `operator`) → 202 `{"accepted", "event_ids"}`.
-pub async fn ingest<S: RecordSink, C: CounterStore>(
+pub async fn ingest<S: RecordSink, C: CounterStore, I: SeriesIndex>(
     verifier: &Verifier,
-    ingest: &Ingest<S, C>,
+    ingest: &Ingest<S, C, I>,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
     if req.method() != lambda_http::http::Method::POST {

@@ -37,9 +37,19 @@ pub struct BatchReport {
     pub detector_writes: usize,
 }
 
-/// Decode one record; the error is the reason it is poison.
+/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
+/// where, never the text it found there (a record not written by our ingest may hold anything,
+/// PII included, and serde quotes what it did not expect).
 pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
-    let record: StreamRecord = serde_json::from_slice(data).map_err(|e| format!("not a telemetry record: {e}"))?;
+    let record: StreamRecord = serde_json::from_slice(data).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Eof => "truncated JSON",
+            serde_json::error::Category::Data => "JSON not shaped as a telemetry record",
+        };
+        format!("not a telemetry record: {what} (line {}, column {})", e.line(), e.column())
+    })?;
     if record.v != RECORD_VERSION {
         return Err(format!("unsupported record version {}", record.v));
     }
@@ -129,12 +139,24 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                     .push(Contribution { record: i, seq: seq.clone(), value, ts: rec.ts });
             }
         }
-        report.poison = poison.len();
-
         let (watched, folded) =
             futures::join!(self.watch.observe(shard, &series), fold_groups(&self.store, shard, &groups));
         let mut failed: BTreeSet<usize> = folded.failed;
         failed.extend(watched.failed.iter().copied());
+        // Records the store refused to hold: dead letters (once per record), never a retry.
+        let refused: BTreeMap<usize, String> = watched.rejected.iter().cloned().chain(folded.rejected).collect();
+        for (i, reason) in refused {
+            let r = &records[i];
+            poison.push(PoisonRecord {
+                shard: shard.to_owned(),
+                seq: r.seq.to_owned(),
+                reason,
+                size: r.data.len(),
+                sha256: sha256_hex(r.data),
+            });
+            poison_index.push(i);
+        }
+        report.poison = poison.len();
         report.writes = folded.writes;
         report.applied_samples = folded.applied_samples;
         report.duplicate_samples = folded.duplicate_samples;
@@ -290,6 +312,46 @@ mod tests {
         let again = c.process("s", &batch(&seqs, &datas)).await;
         assert_eq!(again.new_poison, 0);
         assert_eq!(c.counters().get("insight_poison_records_total"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_the_store_refuses_becomes_a_dead_letter_and_the_rest_of_the_batch_lands() {
+        let c = consumer();
+        let datas = vec![
+            rec("acme", "web", "cpu", 1.0, T0),
+            rec("other", "db", "tiny", 2.0, T0),
+            rec("acme", "web", "cpu", 3.0, T0 + 1),
+            rec("other", "db", "tiny", 4.0, T0 + 1),
+        ];
+        let seqs: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+        *c.store().reject_series.lock().unwrap() = Some("tiny".into());
+        let report = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from, None, "a refused write is never retried");
+        assert_eq!((report.poison, report.new_poison), (2, 2));
+        assert_eq!(stats_of(&c), vec![("cpu".into(), T0 / 1000, Stats { count: 2, ..stats_of(&c)[0].2 })]);
+        {
+            let letters = c.dead_letters().letters.lock().unwrap();
+            assert_eq!(letters.len(), 2);
+            assert!(letters.values().all(|l| l.reason.contains("refused by the store") && l.sha256.len() == 64));
+        }
+        // A redelivery refuses the same records again and records no new letter.
+        let again = c.process("s", &batch(&seqs, &datas)).await;
+        assert_eq!((again.failed_from, again.new_poison), (None, 0));
+    }
+
+    #[test]
+    fn a_poison_reason_says_what_and_where_but_never_quotes_the_record() {
+        let secret = "alice@example.com";
+        for data in [
+            format!(r#"{{"v":1,"id":"x","tenant":"acme","source":"s","kind":"{secret}","ts":1}}"#),
+            format!(r#"{{"v":"{secret}"}}"#),
+            format!(r#"{{"{secret}": tru"#),
+            format!("{secret} not json"),
+        ] {
+            let reason = decode(data.as_bytes()).unwrap_err();
+            assert!(reason.starts_with("not a telemetry record:") && reason.contains("line 1"), "{reason}");
+            assert!(!reason.contains("alice") && !reason.contains("example"), "{reason}");
+        }
     }
 
     #[tokio::test]

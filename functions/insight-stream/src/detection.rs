@@ -139,6 +139,7 @@ pub fn signal_message(
     RunMessage {
         tenant: tenant.clone(),
         run_id: open.run_id.clone(),
+        attempt: 0,
         start: Some(RunStart {
             signal: signal_name(&meta.name),
             resource: meta.source.clone(),
@@ -177,6 +178,8 @@ pub struct SignalView {
 pub struct WatchReport {
     /// Records to retry from (their series' state could not be written or its signal sent).
     pub failed: Vec<usize>,
+    /// Records whose series state the store refused as invalid (dead letters), with the reason.
+    pub rejected: Vec<(usize, String)>,
     pub scored: usize,
     pub raised: usize,
     pub writes: usize,
@@ -210,6 +213,8 @@ enum Outcome {
     },
     /// The first record to retry from, and the minutes scored (and committed) before it failed.
     Failed(usize, usize),
+    /// The store refused the state write as invalid: these records, and why.
+    Rejected(Vec<usize>, String),
 }
 
 impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
@@ -246,6 +251,14 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
                         }
                         Err(_) => return Outcome::Failed(first, 0),
                     },
+                    Err(CommitError::Rejected(e)) => {
+                        tracing::warn!(error = %e, series = %key.series_id, "series state write refused; its records become dead letters");
+                        let reason = format!(
+                            "the detector state of series {} was refused by the store as invalid",
+                            key.series_id
+                        );
+                        return Outcome::Rejected(fresh.iter().map(|s| s.record).collect(), reason);
+                    }
                     Err(CommitError::Failed(e)) => {
                         tracing::warn!(error = %e, "series state write failed");
                         return Outcome::Failed(first, 0);
@@ -301,6 +314,9 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> SeriesWatch for Detection<
                 Outcome::Failed(record, scored) => {
                     report.failed.push(record);
                     report.scored += scored;
+                }
+                Outcome::Rejected(records, reason) => {
+                    report.rejected.extend(records.into_iter().map(|r| (r, reason.clone())));
                 }
             }
         }

@@ -27,6 +27,10 @@ pub const MAX_LABEL_KEY: usize = 128;
 pub const MAX_DEPTH: usize = 10;
 /// Largest magnitude of a sample; keeps sums of squares inside DynamoDB's number range.
 pub const MAX_MAGNITUDE: f64 = 1e50;
+/// Smallest magnitude of a non-zero sample. DynamoDB stores no number closer to zero than 1e-130,
+/// so a square of 1e-70 could never be written; from 1e-50 up, squares (≥ 1e-100) and every sum
+/// and difference DynamoDB's 38-digit arithmetic makes of them stay storable.
+pub const MIN_MAGNITUDE: f64 = 1e-50;
 /// How far in the future an event time may be (clock skew, not prophecy).
 pub const MAX_FUTURE_MS: i64 = 60 * 60 * 1000;
 /// Events older than 2000-01-01 are certainly a unit mistake.
@@ -201,6 +205,16 @@ fn text_field(v: Value) -> Result<String, String> {
     }
 }
 
+fn sample_range() -> String {
+    format!("must be 0 or have a magnitude from {MIN_MAGNITUDE:e} to {MAX_MAGNITUDE:e}")
+}
+
+/// A sample every downstream store can hold (its square and sums included), or why not.
+fn sample(n: f64) -> Result<f64, String> {
+    let a = n.abs();
+    if n == 0.0 || (MIN_MAGNITUDE..=MAX_MAGNITUDE).contains(&a) { Ok(n) } else { Err(sample_range()) }
+}
+
 fn number(v: &Value) -> Option<f64> {
     v.as_f64().filter(|f| f.is_finite())
 }
@@ -254,8 +268,10 @@ fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<Fi
             "source" => source = text_field(v).map_err(&mut fail).ok(),
             "name" => name = text_field(v).map_err(&mut fail).ok(),
             "value" => match number(&v) {
-                Some(n) if n.abs() <= MAX_MAGNITUDE => value = Some(n),
-                Some(_) => fail(format!("magnitude must be at most {MAX_MAGNITUDE:e}")),
+                Some(n) => match sample(n) {
+                    Ok(n) => value = Some(n),
+                    Err(e) => fail(e),
+                },
                 None => fail(format!("must be a number, not {}", type_name(&v))),
             },
             "ts" => match parse_ts(&v, now_ms) {
@@ -277,9 +293,10 @@ fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<Fi
                 fail(format!("field names must be 1 to {MAX_TEXT} characters"))
             }
             // Identifier fields are attributes (to be pseudonymised), never samples.
-            _ if v.is_number() && !is_identifier_key(&key) => match number(&v) {
-                Some(n) if n.abs() <= MAX_MAGNITUDE => samples.push((key, n)),
-                _ => fail(format!("magnitude must be at most {MAX_MAGNITUDE:e}")),
+            _ if v.is_number() && !is_identifier_key(&key) => match number(&v).map(sample) {
+                Some(Ok(n)) => samples.push((key, n)),
+                Some(Err(e)) => fail(e),
+                None => fail(sample_range()),
             },
             _ => {
                 if depth(&v) > MAX_DEPTH {
@@ -481,6 +498,39 @@ mod tests {
             deep = json!({ "d": deep });
         }
         assert!(parse(json!({"m": 1, "nested": deep})).is_err());
+    }
+
+    #[test]
+    fn samples_too_close_to_zero_for_dynamodb_are_refused_and_zero_is_not() {
+        for tiny in [1e-70, -1e-51, 5e-324] {
+            let err = parse(json!({"name": "x", "value": tiny})).unwrap_err();
+            assert_eq!(err.errors[0].pointer, "/value", "{tiny}");
+            let err = parse(json!({"latency": tiny})).unwrap_err();
+            assert_eq!(err.errors[0].pointer, "/latency", "{tiny}");
+        }
+        for fine in [0.0, 1e-50, -1e-50, 1e50, 3.5] {
+            assert_eq!(parse(json!({"name": "x", "value": fine})).unwrap()[0].samples[0].1, fine);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever ingest accepts, the consumer can store: the value, its square and the sums of
+        /// up to a whole request of them are 0 or inside DynamoDB's range (1e-130 to 1e126).
+        #[test]
+        fn every_accepted_sample_and_its_aggregates_fit_dynamodb(
+            values in proptest::collection::vec(proptest::num::f64::ANY, 1..50),
+        ) {
+            let storable = |x: f64| x == 0.0 || (1e-130..1e126).contains(&x.abs());
+            let (mut sum, mut sumsq) = (0.0f64, 0.0f64);
+            for v in values {
+                let Ok(events) = parse(json!({"name": "x", "value": v})) else { continue };
+                let v = events[0].samples[0].1;
+                sum += v * MAX_EVENTS as f64;
+                sumsq += v * v * MAX_EVENTS as f64;
+                proptest::prop_assert!(storable(v) && storable(v * v), "{v}");
+                proptest::prop_assert!(storable(sumsq) && sum.is_finite(), "{sum} {sumsq}");
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,28 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+
 use naksha_contracts::signing::{hex, sha256};
+use naksha_contracts::telemetry::SeriesMeta;
 use naksha_contracts::{Principal, TenantId};
+use naksha_core::limits::{Limits, Refused};
 use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::PiiKey;
 use serde::Serialize;
 
 use crate::event::{Event, InvalidBody, parse_body};
-use crate::ports::{RecordSink, SinkError};
+use crate::ports::{RecordSink, SeriesIndex, SinkError};
+
+/// Series ids one instance remembers as seen (known or counted), before it forgets them all.
+const SEEN_CAPACITY: usize = 200_000;
 
 /// Kinesis limits a partition key to 256 characters.
 const MAX_PARTITION_KEY: usize = 256;
+/// Kinesis's largest record: data and partition key together.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Kinesis's largest `PutRecords` request: all records' data and partition keys.
+pub const MAX_PUT_BYTES: usize = 5 * 1024 * 1024;
 
 /// One record for the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +30,8 @@ pub struct OutRecord {
     pub event_id: String,
     pub partition_key: String,
     pub data: Vec<u8>,
+    /// The series the record's samples belong to (as the consumer will name them).
+    pub series: Vec<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -26,12 +40,51 @@ pub struct Accepted {
     pub event_ids: Vec<String>,
 }
 
-/// The ingest use case, generic over where records and counters go.
+/// The ingest use case, generic over where records and counters go and (`I`) which series
+/// exist; `()` when no per-tenant series limits apply.
 #[derive(Debug)]
-pub struct Ingest<S, C> {
+pub struct Ingest<S, C, I = ()> {
     sink: S,
     counters: C,
     pii: PiiKey,
+    admission: Option<Admission<I>>,
+}
+
+/// Counting a request's new series against its tenant's limits.
+#[derive(Debug)]
+struct Admission<I> {
+    limits: Arc<Limits>,
+    index: I,
+    /// Series this instance knows exist (or has counted): not looked up or counted again.
+    seen: Mutex<HashSet<String>>,
+}
+
+impl<I: SeriesIndex> Admission<I> {
+    async fn admit(&self, tenant: &TenantId, series: BTreeSet<&str>) -> Result<(), Refused> {
+        let unseen: Vec<String> = {
+            let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            series.iter().map(|id| tenant.key(&[id])).filter(|k| !seen.contains(k)).collect()
+        };
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> =
+            unseen.iter().filter_map(|k| TenantId::split_key(k).map(|(_, id)| id.to_owned())).collect();
+        let new = match self.index.known(tenant, &ids).await {
+            Ok(known) => ids.iter().filter(|id| !known.contains(*id)).count(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look up which series exist; none counted as new");
+                0
+            }
+        };
+        self.limits.admit_new_series(tenant, new as u64).await?;
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() + unseen.len() > SEEN_CAPACITY {
+            seen.clear();
+        }
+        seen.extend(unseen);
+        Ok(())
+    }
 }
 
 /// The partition key keeps one source's events in order on one shard and spreads a tenant's
@@ -53,6 +106,13 @@ pub enum IngestError {
     /// An event could not be encoded as a stream record; nothing was written.
     #[error("encoding a record failed: {0}")]
     Encode(String),
+    /// The records, as pseudonymised and encoded, exceed what the stream takes; nothing was
+    /// written, and sending the same again can never succeed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request would start more series than the tenant may; nothing was written.
+    #[error("{0}")]
+    Limited(#[from] Refused),
     /// The stream took nothing; a retry may succeed.
     #[error("no record was written: {0}")]
     Unavailable(String),
@@ -65,24 +125,76 @@ pub enum IngestError {
 pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
     let events: Vec<Event> = parse_body(body, now_ms)?;
     let p = pii.for_tenant(tenant.as_str());
-    events
+    let records = events
         .into_iter()
         .map(|event| {
             let id = uuid::Uuid::now_v7().to_string();
             let record = event.into_record(id.clone(), tenant, &p);
             let data = serde_json::to_vec(&record).map_err(|e| IngestError::Encode(e.to_string()))?;
-            Ok(OutRecord { partition_key: partition_key(tenant, &record.source), event_id: id, data })
+            let series = record
+                .samples
+                .iter()
+                .map(|(name, _)| {
+                    SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() }.id()
+                })
+                .collect();
+            Ok(OutRecord { partition_key: partition_key(tenant, &record.source), event_id: id, data, series })
         })
-        .collect()
+        .collect::<Result<Vec<_>, IngestError>>()?;
+    fits_the_stream(&records)?;
+    Ok(records)
+}
+
+/// Whether the records fit Kinesis's limits as they will be sent (after pseudonymisation, which
+/// can make an event longer than it arrived): each record, and the request as a whole.
+fn fits_the_stream(records: &[OutRecord]) -> Result<(), IngestError> {
+    let size = |r: &OutRecord| r.data.len() + r.partition_key.len();
+    if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| size(r) > MAX_RECORD_BYTES) {
+        return Err(IngestError::TooLarge(format!(
+            "event {i} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
+            size(r)
+        )));
+    }
+    let total: usize = records.iter().map(size).sum();
+    if total > MAX_PUT_BYTES {
+        return Err(IngestError::TooLarge(format!(
+            "the events are {total} bytes as stream records (after pseudonymisation); one request may carry at most {MAX_PUT_BYTES} bytes: send fewer events per request"
+        )));
+    }
+    Ok(())
 }
 
 impl<S: RecordSink, C: CounterStore> Ingest<S, C> {
     pub fn new(sink: S, counters: C, pii: PiiKey) -> Self {
-        Self { sink, counters, pii }
+        Self { sink, counters, pii, admission: None }
     }
 
+    /// The same ingest, counting each request's new series against its tenant's limits, if
+    /// any (`index` says which exist).
+    pub fn with_limits<I: SeriesIndex>(self, limits: Option<Arc<Limits>>, index: I) -> Ingest<S, C, I> {
+        Ingest {
+            sink: self.sink,
+            counters: self.counters,
+            pii: self.pii,
+            admission: limits.map(|limits| Admission { limits, index, seen: Mutex::default() }),
+        }
+    }
+}
+
+/// `()` knows no series: without limits nothing is looked up.
+impl SeriesIndex for () {
+    async fn known(&self, _: &TenantId, ids: &[String]) -> Result<HashSet<String>, crate::ports::StoreError> {
+        Ok(ids.iter().cloned().collect())
+    }
+}
+
+impl<S: RecordSink, C: CounterStore, I: SeriesIndex> Ingest<S, C, I> {
     pub async fn ingest(&self, principal: &Principal, body: &[u8], now_ms: i64) -> Result<Accepted, IngestError> {
         let records = prepare(&self.pii, &principal.tenant, body, now_ms)?;
+        if let Some(admission) = &self.admission {
+            let series: BTreeSet<&str> = records.iter().flat_map(|r| r.series.iter().map(String::as_str)).collect();
+            admission.admit(&principal.tenant, series).await?;
+        }
         match self.sink.put(&records).await {
             Ok(()) => {}
             Err(SinkError::Failed(cause)) => return Err(IngestError::Unavailable(cause)),
@@ -164,6 +276,70 @@ mod tests {
         let IngestError::Partial { accepted, failed, total, .. } = err else { panic!("{err:?}") };
         assert_eq!((accepted.len(), failed.len(), total), (2, 1, 3));
         assert_eq!(ingest.counters.get("insight_ingested_total"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_pseudonyms_outgrow_a_stream_record_is_refused_before_anything_is_written() {
+        // 600 KB of short e-mail addresses: within the body limit, but each becomes a longer pseudonym.
+        let text = "a@b.io ".repeat(600 * 1024 / 7);
+        let body = serde_json::json!({"events": [{"m": 1, "msg": text}]}).to_string();
+        assert!(body.len() < naksha_core::http::MAX_BODY_BYTES);
+        let ingest = Ingest::new(MemorySink::default(), MemoryCounters::default(), PiiKey::from_secret(b"k"));
+        let err = ingest.ingest(&principal("acme"), body.as_bytes(), NOW).await.unwrap_err();
+        let IngestError::TooLarge(why) = &err else { panic!("{err:?}") };
+        assert!(why.contains("event 0") && why.contains("after pseudonymisation"), "{why}");
+        assert_eq!(crate::api::ingest_problem(err).status, 413);
+        assert!(ingest.sink.puts.lock().unwrap().is_empty());
+        assert_eq!(ingest.counters.get("insight_ingested_total"), 0);
+    }
+
+    #[tokio::test]
+    async fn new_series_over_the_tenants_limit_are_refused_with_429_and_nothing_is_written() {
+        use crate::memory::MemorySeries;
+        use naksha_core::limits::TenantLimits;
+        let limits =
+            Arc::new(Limits::memory(TenantLimits { new_series_per_minute: 5, max_series: 5, ..Default::default() }));
+        let index = MemorySeries::default();
+        // One series the tenant already has (the consumer created it): it never counts as new.
+        let existing = SeriesMeta { source: "web".into(), name: "m0".into(), labels: Default::default() }.id();
+        index.items.lock().unwrap().insert(
+            crate::series::SeriesKey { tenant: TenantId::from_record("acme").unwrap(), series_id: existing },
+            Default::default(),
+        );
+        let ingest = Ingest::new(MemorySink::default(), MemoryCounters::default(), PiiKey::from_secret(b"k"))
+            .with_limits(Some(limits), index);
+        let body = |names: std::ops::Range<usize>| {
+            let events: Vec<_> = names.map(|i| serde_json::json!({"source": "web", format!("m{i}"): 1})).collect();
+            serde_json::json!({ "events": events }).to_string()
+        };
+        // m0..m5: six series, one known, five new: exactly the minute's budget.
+        ingest.ingest(&principal("acme"), body(0..6).as_bytes(), NOW).await.unwrap();
+        // The same six again: all seen, nothing counted.
+        ingest.ingest(&principal("acme"), body(0..6).as_bytes(), NOW).await.unwrap();
+        // One more new one: the budget (5 a minute, 5 in all) is spent.
+        let err = ingest.ingest(&principal("acme"), body(6..7).as_bytes(), NOW).await.unwrap_err();
+        let p = crate::api::ingest_problem(err);
+        assert_eq!(p.status, 429);
+        assert!(p.headers.iter().any(|(k, _)| *k == "retry-after"));
+        assert_eq!(ingest.sink.puts.lock().unwrap().len(), 2, "the refused request wrote nothing");
+        // Another tenant has its own budget.
+        ingest.ingest(&principal("other"), body(10..14).as_bytes(), NOW).await.unwrap();
+    }
+
+    #[test]
+    fn records_that_fit_one_by_one_but_not_in_one_request_are_refused() {
+        let record = |n: usize| OutRecord {
+            event_id: "e".into(),
+            partition_key: "acme/s".into(),
+            data: vec![b'x'; n],
+            series: Vec::new(),
+        };
+        assert!(fits_the_stream(&[record(MAX_RECORD_BYTES - 6)]).is_ok());
+        assert!(matches!(fits_the_stream(&[record(MAX_RECORD_BYTES - 5)]), Err(IngestError::TooLarge(_))));
+        let six: Vec<_> = (0..6).map(|_| record(MAX_RECORD_BYTES - 6)).collect();
+        let Err(IngestError::TooLarge(why)) = fits_the_stream(&six) else { panic!("over 5 MiB must be refused") };
+        assert!(why.contains("fewer events"), "{why}");
+        assert!(fits_the_stream(&six[..5]).is_ok());
     }
 
     #[test]

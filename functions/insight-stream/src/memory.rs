@@ -1,6 +1,6 @@
 //! In-memory twins of every port, for unit tests and benchmarks (which count reads and writes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -15,8 +15,8 @@ use crate::aggregate::{AggKey, AggWrite, Stats, Stored};
 use crate::detection::{DEFAULT_MODEL, SeriesState, SignalView, StoredSeries};
 use crate::ingest::OutRecord;
 use crate::ports::{
-    AggregateStore, CommitError, DeadLetterStore, OpenSignals, PoisonRecord, RecordSink, SeriesStore, SignalSink,
-    SinkError, StoreError,
+    AggregateStore, CommitError, DeadLetterStore, OpenSignals, PoisonRecord, RecordSink, SeriesIndex, SeriesStore,
+    SignalSink, SinkError, StoreError,
 };
 use crate::series::{SeqNo, SeriesKey};
 
@@ -57,6 +57,8 @@ pub struct MemoryAggregates {
     pub reads: AtomicUsize,
     /// Fail every commit whose key's series name equals this.
     pub fail_series: Mutex<Option<String>>,
+    /// Refuse (as DynamoDB refuses an invalid write) every commit whose series name equals this.
+    pub reject_series: Mutex<Option<String>>,
     /// Pretend the next N commits lost a race.
     pub conflicts: AtomicUsize,
 }
@@ -86,6 +88,10 @@ impl AggregateStore for MemoryAggregates {
         let fail = self.fail_series.lock().map(|f| f.clone()).unwrap_or(None);
         if fail.as_deref() == Some(w.meta.name.as_str()) {
             return Err(CommitError::Failed("injected failure".into()));
+        }
+        let reject = self.reject_series.lock().map(|f| f.clone()).unwrap_or(None);
+        if reject.as_deref() == Some(w.meta.name.as_str()) {
+            return Err(CommitError::Rejected("ValidationException: injected".into()));
         }
         let mut items = self.items.lock().map_err(|_| CommitError::Failed("poisoned".into()))?;
         let version = items.get(&w.key).map_or(0, |i| i.version);
@@ -127,6 +133,17 @@ pub type SeriesItem = (SeriesState, u64, HashMap<String, SeqNo>);
 #[derive(Debug, Default)]
 pub struct MemorySeries {
     pub items: Mutex<HashMap<SeriesKey, SeriesItem>>,
+}
+
+impl SeriesIndex for MemorySeries {
+    async fn known(&self, tenant: &TenantId, series_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        let items = self.items.lock().map_err(|_| poisoned())?;
+        Ok(series_ids
+            .iter()
+            .filter(|id| items.contains_key(&SeriesKey { tenant: tenant.clone(), series_id: (*id).clone() }))
+            .cloned()
+            .collect())
+    }
 }
 
 impl SeriesStore for MemorySeries {

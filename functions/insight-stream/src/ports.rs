@@ -22,6 +22,10 @@ pub use naksha_core::StoreError;
 pub enum CommitError {
     #[error("the item changed since it was read")]
     Conflict,
+    /// DynamoDB refused the write itself (e.g. a number it cannot store): a retry fails the same
+    /// way, so the records behind it become dead letters instead of failing their batch forever.
+    #[error("refused by the store: {0}")]
+    Rejected(String),
     #[error("{0}")]
     Failed(String),
 }
@@ -99,6 +103,16 @@ pub trait OpenSignals: Send + Sync {
         tenant: &TenantId,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SignalView>, StoreError>> + Send;
+}
+
+/// Which series exist already (ingest asks, to count only new ones against the tenant's limits).
+pub trait SeriesIndex: Send + Sync {
+    /// The ids among `series_ids` that `tenant` has already.
+    fn known(
+        &self,
+        tenant: &TenantId,
+        series_ids: &[String],
+    ) -> impl Future<Output = Result<std::collections::HashSet<String>, StoreError>> + Send;
 }
 
 /// Where signals go: the agent's runs stream.

@@ -7,7 +7,7 @@ use naksha_core::boot::{BootError, Cold, Function};
 use naksha_core::config::{Backend, ConfigReader};
 use naksha_core::metrics::DynamoCounters;
 use naksha_core::models::ChampionCache;
-use naksha_core::signing::trusted_key_ids;
+use naksha_core::signing::key_ids;
 
 use crate::consumer::Consumer;
 use crate::detection::Detection;
@@ -54,7 +54,7 @@ impl Function for HealthApp {
 #[derive(Debug)]
 pub struct IngestApp {
     pub verifier: Verifier,
-    pub ingest: Ingest<KinesisSink, DynamoCounters>,
+    pub ingest: Ingest<KinesisSink, DynamoCounters, DynamoSeries>,
 }
 
 #[derive(Debug)]
@@ -63,6 +63,7 @@ pub struct IngestConfig {
     stream: String,
     counters: String,
     pii_key: String,
+    series: String,
 }
 
 impl Function for IngestApp {
@@ -74,14 +75,18 @@ impl Function for IngestApp {
             stream: r.required("TELEMETRY_STREAM"),
             counters: r.required("COUNTERS_TABLE"),
             pii_key: r.required("PII_KEY_ID"),
+            series: r.required("SERIES_TABLE"),
         }
     }
 
     async fn build(c: IngestConfig, cold: &Cold) -> Result<Self, BootError> {
         let pii = cold.pii_key(&c.pii_key).await?;
         let sink = KinesisSink::new(cold.aws.kinesis(), c.stream);
-        let ingest = Ingest::new(sink, DynamoCounters::new(cold.aws.dynamodb(), c.counters), pii);
-        Ok(Self { verifier: cold.verifier(c.auth).await, ingest })
+        let verifier = cold.verifier(c.auth).await;
+        // New series count against the tenant's limits (the same table as its requests per second).
+        let ingest = Ingest::new(sink, DynamoCounters::new(cold.aws.dynamodb(), c.counters), pii)
+            .with_limits(verifier.limits().cloned(), DynamoSeries::new(cold.aws.dynamodb(), c.series));
+        Ok(Self { verifier, ingest })
     }
 }
 
@@ -154,7 +159,7 @@ impl Function for ConsumerApp {
             series: r.required("SERIES_TABLE"),
             agent_stream: r.required("AGENT_STREAM"),
             models: r.required("MODELS_TABLE"),
-            trusted_keys: trusted_key_ids(r),
+            trusted_keys: key_ids(r, "MODEL_KEY_IDS"),
         }
     }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use naksha_contracts::TenantId;
 use naksha_contracts::telemetry::AggregateRow;
 use naksha_core::aws::describe_error;
-use naksha_core::ddb::{Item, batch_get, condition_failed, f, from_item, get_n, get_s, n, s, string_map};
+use naksha_core::ddb::{Item, batch_get, condition_failed, f, from_item, get_n, get_s, n, rejected, s, string_map};
 
 use crate::aggregate::{AggKey, AggWrite, Stats, Stored};
 use crate::ports::{AggregateStore, CommitError, StoreError};
@@ -114,6 +114,7 @@ impl AggregateStore for DynamoAggregates {
         match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(CommitError::Conflict),
+            Err(e) if rejected(&e) => Err(CommitError::Rejected(describe_error(&e))),
             Err(e) => Err(CommitError::Failed(describe_error(&e))),
         }
     }

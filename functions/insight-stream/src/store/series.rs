@@ -10,15 +10,17 @@
 //! | `open_tenant`, `signal_run`, `signal_minute`, `signal_score`, `signal_model` | only while a signal is open: the sparse `open_signals` index |
 //! | `updated_at`, `expires_at` | epoch seconds; TTL [`SERIES_RETENTION_SECS`] after the last sample |
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use naksha_contracts::TenantId;
 use naksha_contracts::telemetry::SeriesMeta;
 use naksha_core::aws::describe_error;
-use naksha_core::ddb::{Item, batch_get, condition_failed, f, get_n, get_s, get_string_map, n, s, string_map};
+use naksha_core::ddb::{
+    Item, batch_get, condition_failed, f, get_n, get_s, get_string_map, n, rejected, s, string_map,
+};
 
 use crate::detection::{DEFAULT_MODEL, SeriesState, SignalView, StoredSeries};
-use crate::ports::{CommitError, OpenSignals, SeriesStore, StoreError};
+use crate::ports::{CommitError, OpenSignals, SeriesIndex, SeriesStore, StoreError};
 use crate::series::{SeqNo, SeriesKey, watermark_attr};
 
 /// How long a series' detector state outlives its last sample.
@@ -136,6 +138,7 @@ impl SeriesStore for DynamoSeries {
         match update.send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => Err(CommitError::Conflict),
+            Err(e) if rejected(&e) => Err(CommitError::Rejected(describe_error(&e))),
             Err(e) => Err(CommitError::Failed(describe_error(&e))),
         }
     }
@@ -152,6 +155,38 @@ impl SeriesStore for DynamoSeries {
             .await
             .map_err(|e| StoreError(describe_error(&e)))?;
         Ok(())
+    }
+}
+
+/// Series ids are looked up 100 to a BatchGetItem, this many at once.
+const INDEX_CONCURRENCY: usize = 8;
+
+impl SeriesIndex for DynamoSeries {
+    async fn known(&self, tenant: &TenantId, series_ids: &[String]) -> Result<HashSet<String>, StoreError> {
+        use futures::StreamExt;
+        let chunks: Vec<Vec<Item>> = series_ids
+            .chunks(100)
+            .map(|c| c.iter().map(|id| key_of(&SeriesKey { tenant: tenant.clone(), series_id: id.clone() })).collect())
+            .collect();
+        let reads = futures::stream::iter(
+            chunks
+                .into_iter()
+                .map(|keys| batch_get(&self.client, &self.table, keys, |k| k.projection_expression("pk"))),
+        )
+        .buffer_unordered(INDEX_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        let mut known = HashSet::new();
+        for items in reads {
+            for item in items? {
+                if let Some((t, id)) = get_s(&item, "pk").and_then(TenantId::split_key)
+                    && t == *tenant
+                {
+                    known.insert(id.to_owned());
+                }
+            }
+        }
+        Ok(known)
     }
 }
 
