@@ -97,7 +97,7 @@ up() {
     # A fresh emulator has fresh streams (moto numbers sequence numbers from 1 again): on-failure
     # records of the previous one name batches that no longer exist.
     [ -s "$ROOT/.local/on-failure.jsonl" ] && mv "$ROOT/.local/on-failure.jsonl" "$ROOT/.local/on-failure.previous.jsonl"
-    start moto "$VENV/bin/moto_server" -H 127.0.0.1 -p 4566
+    start moto "$VENV/bin/python" "$ROOT/local/moto_server.py" -H 127.0.0.1 -p 4566
     for _ in $(seq 1 100); do [ "$(backend)" = moto ] && break; sleep 0.2; done
     b=$(backend)
     [ "$b" = moto ] || { say "moto did not start; see .local/logs/moto.log"; exit 1; }
