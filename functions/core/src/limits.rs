@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use naksha_contracts::TenantId;
 
 use crate::aws::describe_error;
@@ -282,18 +282,17 @@ impl Limits {
             }
             Store::Dynamo { db, table } => {
                 if let [(key, amount, max, ttl)] = counters {
-                    let mut u = db
+                    let (expression, values) = add_within(*amount, *max, *ttl);
+                    let sent = db
                         .update_item()
                         .table_name(table)
                         .key("pk", s(key))
                         .condition_expression(ROOM)
-                        .expression_attribute_values(":amount", n(amount))
-                        .expression_attribute_values(":room", n(max - amount));
-                    u = match ttl {
-                        Some(t) => u.update_expression(ADD_TTL).expression_attribute_values(":ttl", n(t)),
-                        None => u.update_expression(ADD),
-                    };
-                    return match u.send().await {
+                        .update_expression(expression)
+                        .set_expression_attribute_values(Some(values))
+                        .send()
+                        .await;
+                    return match sent {
                         Ok(_) => Ok(true),
                         Err(e) if condition_failed(&e) => Ok(false),
                         Err(e) => Err(describe_error(&e)),
@@ -302,17 +301,16 @@ impl Limits {
                 let items = counters
                     .iter()
                     .map(|(key, amount, max, ttl)| {
-                        let mut u = Update::builder()
+                        let (expression, values) = add_within(*amount, *max, *ttl);
+                        Update::builder()
                             .table_name(table)
                             .key("pk", s(key))
                             .condition_expression(ROOM)
-                            .expression_attribute_values(":amount", n(amount))
-                            .expression_attribute_values(":room", n(max - amount));
-                        u = match ttl {
-                            Some(t) => u.update_expression(ADD_TTL).expression_attribute_values(":ttl", n(t)),
-                            None => u.update_expression(ADD),
-                        };
-                        u.build().map(|u| TransactWriteItem::builder().update(u).build()).map_err(|e| e.to_string())
+                            .update_expression(expression)
+                            .set_expression_attribute_values(Some(values))
+                            .build()
+                            .map(|u| TransactWriteItem::builder().update(u).build())
+                            .map_err(|e| e.to_string())
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 match db.transact_write_items().set_transact_items(Some(items)).send().await {
@@ -324,6 +322,18 @@ impl Limits {
                 }
             }
         }
+    }
+}
+
+/// The update adding `amount` to a counter's `n` (and moving its TTL), for [`ROOM`].
+fn add_within(amount: u64, max: u64, ttl: Option<i64>) -> (&'static str, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([(":amount".to_owned(), n(amount)), (":room".to_owned(), n(max - amount))]);
+    match ttl {
+        Some(t) => {
+            values.insert(":ttl".to_owned(), n(t));
+            (ADD_TTL, values)
+        }
+        None => (ADD, values),
     }
 }
 

@@ -80,6 +80,27 @@ impl DynamoAgentStore {
     }
 }
 
+impl DynamoAgentStore {
+    /// The chain's head item: the sequence number it names and the record it holds (if that
+    /// still parses). `None` when the chain is empty.
+    async fn head(&self, tenant: &TenantId) -> Result<Option<(u64, Option<AuditRecord>)>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.t.audit)
+            .key("pk", s(tenant.as_str()))
+            .key("seq", n(HEAD_SEQ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(out.item().and_then(|h| {
+            let seq: u64 = get_n(h, "head_seq")?;
+            Some((seq, get_s(h, "head_record").and_then(|r| serde_json::from_str(r).ok())))
+        }))
+    }
+}
+
 impl AuditLog for DynamoAgentStore {
     async fn append(&self, tenant: &TenantId, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
         let signer = self
@@ -89,21 +110,7 @@ impl AuditLog for DynamoAgentStore {
         // Optimistic: read the head, seal after it, and write record + new head in one
         // transaction conditional on the head not having moved.
         for attempt in 0..8u32 {
-            let head = self
-                .db
-                .get_item()
-                .table_name(&self.t.audit)
-                .key("pk", s(tenant.as_str()))
-                .key("seq", n(HEAD_SEQ))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(failed)?;
-            let prev = head.item().and_then(|h| {
-                let seq: u64 = get_n(h, "head_seq")?;
-                let record = get_s(h, "head_record")?;
-                serde_json::from_str::<AuditRecord>(record).ok().filter(|r| r.seq == seq)
-            });
+            let prev = self.head(tenant).await?.and_then(|(seq, record)| record.filter(|r| r.seq == seq));
             let record = AuditRecord::seal(tenant, entry.clone(), prev.as_ref());
             let text = json_of(&record)?;
             let checkpoint = Checkpoint { seq: record.seq, hash: record.hash.clone(), at: record.entry.at.clone() };
@@ -221,21 +228,7 @@ impl AuditLog for DynamoAgentStore {
     }
 
     async fn anchors(&self, tenant: &TenantId) -> Result<Anchors, StoreError> {
-        let head = self
-            .db
-            .get_item()
-            .table_name(&self.t.audit)
-            .key("pk", s(tenant.as_str()))
-            .key("seq", n(HEAD_SEQ))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(failed)?;
-        let head = head.item().and_then(|h| {
-            let seq: u64 = get_n(h, "head_seq")?;
-            let record: AuditRecord = serde_json::from_str(get_s(h, "head_record")?).ok()?;
-            Some((seq, record.hash))
-        });
+        let head = self.head(tenant).await?.and_then(|(seq, record)| Some((seq, record?.hash)));
         let query = self
             .db
             .query()
