@@ -464,35 +464,3 @@ impl<T: Control> Control for std::sync::Arc<T> {
         (**self).record_outcome(t, s, w, ok).await
     }
 }
-
-impl<T: SimStore> SimStore for std::sync::Arc<T> {
-    async fn get(&self, t: &TenantId, r: &str) -> Result<Option<SimResource>, ActError> {
-        (**self).get(t, r).await
-    }
-    async fn put(&self, t: &TenantId, r: &str, s: &SimResource) -> Result<(), ActError> {
-        (**self).put(t, r, s).await
-    }
-    async fn apply(
-        &self,
-        t: &TenantId,
-        r: &str,
-        b: &SimResource,
-        a: &SimResource,
-        k: &str,
-        rc: &Value,
-    ) -> Result<(Value, bool), ActError> {
-        (**self).apply(t, r, b, a, k, rc).await
-    }
-}
-
-impl<T: Receipts> Receipts for std::sync::Arc<T> {
-    async fn get(&self, t: &TenantId, k: &str) -> Result<Option<(bool, Value)>, ActError> {
-        (**self).get(t, k).await
-    }
-    async fn begin(&self, t: &TenantId, k: &str) -> Result<bool, ActError> {
-        (**self).begin(t, k).await
-    }
-    async fn finish(&self, t: &TenantId, k: &str, r: &Value) -> Result<(), ActError> {
-        (**self).finish(t, k, r).await
-    }
-}

@@ -14,7 +14,7 @@ use naksha_contracts::runs::RunMessage;
 use naksha_contracts::signing::Sealed;
 
 use crate::state::{Approval, RunState};
-use crate::wpk::StoredWpk;
+use naksha_contracts::wpk::StoredWpk;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -38,21 +38,8 @@ impl From<naksha_core::ddb::DdbError> for StoreError {
     }
 }
 
-/// Why an act adapter could not describe, dry-run or carry out an action.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActError {
-    /// A WPK step names an adapter this deployment does not have.
-    #[error("the {0} adapter is not configured in this deployment")]
-    NotConfigured(String),
-    #[error("unknown adapter {0}")]
-    UnknownAdapter(String),
-    /// The action cannot be carried out on the resource as it is.
-    #[error("{0}")]
-    Refused(String),
-    /// The system acted on, or the receipts of its acts, could not be reached.
-    #[error("{0}")]
-    Unavailable(String),
-}
+/// The act adapters' error and interface are naksha-act's (the edge node uses them too).
+pub use naksha_act::{ActError, Actuator};
 
 impl From<StoreError> for ActError {
     fn from(e: StoreError) -> Self {
@@ -205,38 +192,6 @@ pub trait Control: Send + Sync {
         wpk: &str,
         ok: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// The world the agent acts on, addressed by adapter name (`sim`, `k8s`).
-pub trait Actuator: Send + Sync {
-    /// The resource's current state; `None` when it does not exist.
-    fn describe(
-        &self,
-        tenant: &TenantId,
-        adapter: &str,
-        target: &str,
-        args: &serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<Option<Value>, ActError>> + Send;
-    /// What the action would change, without changing anything.
-    fn dry_run(
-        &self,
-        tenant: &TenantId,
-        adapter: &str,
-        action: &str,
-        target: &str,
-        args: &serde_json::Map<String, Value>,
-    ) -> impl Future<Output = Result<Value, ActError>> + Send;
-    /// Carry out the action at most once per idempotency key; a repeat returns the stored
-    /// receipt with `reused = true`.
-    fn execute(
-        &self,
-        tenant: &TenantId,
-        adapter: &str,
-        action: &str,
-        target: &str,
-        args: &serde_json::Map<String, Value>,
-        idempotency_key: &str,
-    ) -> impl Future<Output = Result<(Value, bool), ActError>> + Send;
 }
 
 /// Observe plugins.

@@ -4,23 +4,11 @@
 //! an internal cause that is logged but never sent.
 
 use lambda_http::{Body, Response};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-/// One thing wrong with the input, located by a JSON pointer into the request body.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    pub pointer: String,
-    pub detail: String,
-}
-
-impl FieldError {
-    pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
-    }
-}
+pub use naksha_contracts::input::FieldError;
 
 #[derive(Debug, Clone)]
 pub struct Problem {

@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use super::{DynamoAgentStore, failed};
 use crate::act::Receipts;
 use crate::ports::{ActError, Control, StoreError};
+use naksha_contracts::control::HALT_REASON;
 use naksha_contracts::signing::Sealed;
 
-pub fn halt_pk(tenant: &TenantId) -> String {
-    tenant.key(&["halt"])
-}
+/// The kill switch's key is naksha-contracts' (the federation hub reads it too).
+pub use naksha_contracts::control::halt_pk;
 
 pub fn settings_pk(tenant: &TenantId) -> String {
     tenant.key(&["settings"])
@@ -81,7 +81,7 @@ impl Control for DynamoAgentStore {
     }
 
     async fn halted(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
-        Ok(self.get_state(halt_pk(tenant)).await?.and_then(|i| get_s(&i, "reason").map(str::to_owned)))
+        Ok(self.get_state(halt_pk(tenant)).await?.and_then(|i| get_s(&i, HALT_REASON).map(str::to_owned)))
     }
 
     async fn set_halted(&self, tenant: &TenantId, reason: Option<&str>) -> Result<(), StoreError> {
@@ -91,7 +91,7 @@ impl Control for DynamoAgentStore {
                     .put_item()
                     .table_name(&self.t.state)
                     .item("pk", s(halt_pk(tenant)))
-                    .item("reason", s(r))
+                    .item(HALT_REASON, s(r))
                     .item("at", s(chrono::Utc::now().to_rfc3339()))
                     .send()
                     .await

@@ -1,4 +1,5 @@
-//! The `sim` adapter: a simulated cluster kept in DynamoDB — the simulation mode's world.
+//! The `sim` adapter: a simulated cluster — the simulation mode's world (kept in DynamoDB by the
+//! agent, in its local store by an edge node).
 //!
 //! Resources such as `deployment/payments` have replicas, health and a version. `restart` makes an
 //! unhealthy deployment healthy and counts the restart; `scale` sets replicas; `rollback` returns
@@ -11,7 +12,7 @@ use naksha_contracts::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::ports::ActError;
+use crate::ActError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,8 +29,8 @@ pub struct SimResource {
 
 impl SimResource {
     /// The body of `PUT /sim/resources/{resource}`: `{"kind","replicas","healthy","version"}`.
-    pub fn parse(body: &Value) -> Result<Self, Vec<naksha_core::problem::FieldError>> {
-        use naksha_core::problem::FieldError;
+    pub fn parse(body: &Value) -> Result<Self, Vec<naksha_contracts::input::FieldError>> {
+        use naksha_contracts::input::FieldError;
         let mut errors = Vec::new();
         let Some(o) = body.as_object() else {
             return Err(vec![FieldError::new("", "expected {\"kind\", \"replicas\", \"healthy\", \"version\"}")]);
@@ -126,6 +127,27 @@ pub trait SimStore: Send + Sync {
         key: &str,
         receipt: &Value,
     ) -> impl Future<Output = Result<(Value, bool), ActError>> + Send;
+}
+
+/// A shared store is a store (tests hold one handle to look at the world).
+impl<T: SimStore> SimStore for std::sync::Arc<T> {
+    async fn get(&self, t: &TenantId, r: &str) -> Result<Option<SimResource>, ActError> {
+        (**self).get(t, r).await
+    }
+    async fn put(&self, t: &TenantId, r: &str, s: &SimResource) -> Result<(), ActError> {
+        (**self).put(t, r, s).await
+    }
+    async fn apply(
+        &self,
+        t: &TenantId,
+        r: &str,
+        b: &SimResource,
+        a: &SimResource,
+        k: &str,
+        rc: &Value,
+    ) -> Result<(Value, bool), ActError> {
+        (**self).apply(t, r, b, a, k, rc).await
+    }
 }
 
 #[derive(Debug, Clone)]

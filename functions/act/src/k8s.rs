@@ -12,7 +12,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::ports::ActError;
+use naksha_contracts::wpk::{is_dns_label, is_dns_subdomain};
+
+use crate::ActError;
 
 #[derive(Debug, Clone)]
 pub struct K8sAdapter {
@@ -20,20 +22,6 @@ pub struct K8sAdapter {
     token: Option<String>,
     namespace: String,
     http: reqwest::Client,
-}
-
-/// A DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters): a namespace.
-pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    (1..=63).contains(&b.len())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// A DNS-1123 subdomain (dot-separated labels, at most 253 characters): a deployment or pod name.
-pub fn is_dns_subdomain(s: &str) -> bool {
-    (1..=253).contains(&s.len()) && s.split('.').all(is_dns_label)
 }
 
 fn split_target(target: &str) -> Result<(&str, &str), ActError> {

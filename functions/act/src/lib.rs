@@ -1,4 +1,6 @@
-//! Act adapters, addressed by the name a WPK step gives (`sim`, `k8s`).
+//! naksha-act: the act adapters a WPK step names (`sim`, `k8s`), shared by the agent (in Lambda)
+//! and the edge node (a plain binary), so both carry out a step the same way. No AWS, no Lambda:
+//! where the simulated world and the receipts live is a trait ([`sim::SimStore`], [`Receipts`]).
 
 pub mod k8s;
 pub mod sim;
@@ -8,9 +10,56 @@ use std::future::Future;
 use naksha_contracts::TenantId;
 use serde_json::{Map, Value};
 
-use crate::ports::{ActError, Actuator};
 use k8s::K8sAdapter;
 use sim::{SimAdapter, SimStore};
+
+/// Why an act adapter could not describe, dry-run or carry out an action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    /// A WPK step names an adapter this deployment does not have.
+    #[error("the {0} adapter is not configured in this deployment")]
+    NotConfigured(String),
+    #[error("unknown adapter {0}")]
+    UnknownAdapter(String),
+    /// The action cannot be carried out on the resource as it is.
+    #[error("{0}")]
+    Refused(String),
+    /// The system acted on, or the receipts of its acts, could not be reached.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Carrying out WPK steps: by adapter name, for a tenant.
+pub trait Actuator: Send + Sync {
+    /// The resource as the adapter sees it (`None`: it does not exist).
+    fn describe(
+        &self,
+        tenant: &TenantId,
+        adapter: &str,
+        target: &str,
+        args: &Map<String, Value>,
+    ) -> impl Future<Output = Result<Option<Value>, ActError>> + Send;
+    /// What the action would change, without changing anything.
+    fn dry_run(
+        &self,
+        tenant: &TenantId,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &Map<String, Value>,
+    ) -> impl Future<Output = Result<Value, ActError>> + Send;
+    /// Carry out the action at most once per idempotency key; a repeat returns the stored
+    /// receipt with `reused = true`.
+    fn execute(
+        &self,
+        tenant: &TenantId,
+        adapter: &str,
+        action: &str,
+        target: &str,
+        args: &Map<String, Value>,
+        idempotency_key: &str,
+    ) -> impl Future<Output = Result<(Value, bool), ActError>> + Send;
+}
 
 /// Receipts of side effects that cannot share a transaction with their target (k8s): written
 /// `pending` before the call and `done` after, so a retry never repeats a call whose outcome is
@@ -23,6 +72,19 @@ pub trait Receipts: Send + Sync {
     fn begin(&self, tenant: &TenantId, key: &str) -> impl Future<Output = Result<bool, ActError>> + Send;
     fn finish(&self, tenant: &TenantId, key: &str, result: &Value)
     -> impl Future<Output = Result<(), ActError>> + Send;
+}
+
+/// Shared receipts are receipts.
+impl<T: Receipts> Receipts for std::sync::Arc<T> {
+    async fn get(&self, t: &TenantId, k: &str) -> Result<Option<(bool, Value)>, ActError> {
+        (**self).get(t, k).await
+    }
+    async fn begin(&self, t: &TenantId, k: &str) -> Result<bool, ActError> {
+        (**self).begin(t, k).await
+    }
+    async fn finish(&self, t: &TenantId, k: &str, r: &Value) -> Result<(), ActError> {
+        (**self).finish(t, k, r).await
+    }
 }
 
 #[derive(Debug, Clone)]
