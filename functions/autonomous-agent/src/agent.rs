@@ -14,7 +14,7 @@ use naksha_contracts::TenantId;
 use naksha_contracts::approvals::{RunApproval, StandingApproval, TenantSettings};
 use naksha_contracts::audit::AuditEntry;
 use naksha_contracts::signing::{Sealed, TrustedKeys, canonical_json, sha256_hex};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ports::{
     ActError, Actuator, AuditLog, Checkpoint, Control, Observer, RemediationModel, RunStore, StoreError, WpkStore,
@@ -517,25 +517,10 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
         let signed = self.pinned(s).await?;
         let plan = s.plan.clone().ok_or("no plan to verify")?;
         let after = self.describe_all(&s.tenant, &targets_of(&plan)).await?;
-        let mut failures = Vec::new();
-        if let Some(v) = &signed.wpk().verify {
-            let state = after.get(&s.request.resource).cloned().unwrap_or(Value::Null);
-            if let Some(h) = v.healthy
-                && state["healthy"] != json!(h)
-            {
-                failures.push(format!("healthy is {} (expected {h})", state["healthy"]));
-            }
-            if let Some(r) = v.replicas
-                && state["replicas"] != json!(r)
-            {
-                failures.push(format!("replicas is {} (expected {r})", state["replicas"]));
-            }
-            if let Some(ver) = &v.version
-                && state["version"] != json!(ver)
-            {
-                failures.push(format!("version is {} (expected {ver:?})", state["version"]));
-            }
-        }
+        let failures = match &signed.wpk().verify {
+            Some(v) => v.failures(after.get(&s.request.resource).unwrap_or(&Value::Null)),
+            None => Vec::new(),
+        };
         let ok = failures.is_empty();
         let detail = if ok { "all verify conditions hold".to_owned() } else { failures.join("; ") };
         s.verification = Some(Verification { ok, detail: detail.clone(), after_digest: state_digest(&after) });

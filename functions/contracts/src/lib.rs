@@ -11,13 +11,15 @@
 //!   holds it: [`runs`] (run messages, run outcomes), [`telemetry`] (series and per-minute
 //!   aggregates), [`models`] (model versions, manifests, the champion alias), [`audit`] (the
 //!   hash-chained audit log and its signed checkpoints), [`approvals`] (signed decisions),
-//!   [`control`] (the tenant's kill switch).
+//!   [`control`] (the tenant's kill switch), [`edge`] (signed triggers, results and key
+//!   announcements between the federation hub and edge nodes, and the node's checks).
 //!
 //! One service writes each table; a service that reads another's records decodes these types.
 
 pub mod approvals;
 pub mod audit;
 pub mod control;
+pub mod edge;
 pub mod identity;
 pub mod input;
 pub mod models;

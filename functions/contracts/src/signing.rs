@@ -221,10 +221,13 @@ pub enum Purpose {
     EdgeTrigger,
     /// An edge node's report of what it did (the node's own key).
     EdgeResult,
+    /// A new trigger key, announced by a trigger key the edge nodes already trust (fleet-wide,
+    /// not a tenant's: see [`fleet_sealed_bytes`]).
+    EdgeKey,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 8] = [
+    pub const ALL: [Purpose; 9] = [
         Purpose::Wpk,
         Purpose::Model,
         Purpose::RunApproval,
@@ -233,6 +236,7 @@ impl Purpose {
         Purpose::AuditCheckpoint,
         Purpose::EdgeTrigger,
         Purpose::EdgeResult,
+        Purpose::EdgeKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -245,6 +249,7 @@ impl Purpose {
             Purpose::AuditCheckpoint => "naksha/audit-checkpoint/v1",
             Purpose::EdgeTrigger => "naksha/edge-trigger/v1",
             Purpose::EdgeResult => "naksha/edge-result/v1",
+            Purpose::EdgeKey => "naksha/edge-key/v1",
         }
     }
 }
@@ -256,6 +261,23 @@ pub fn sealed_bytes<T: serde::Serialize>(purpose: Purpose, tenant: &TenantId, pa
         "purpose": purpose.as_str(),
         "tenant": tenant.as_str(),
     }))
+}
+
+/// The bytes of a statement about the whole fleet rather than one tenant (a trigger key's
+/// announcement): `{"payload": …, "purpose": "…"}`, with no `tenant` member, so it can never be
+/// read as a tenant's statement nor a tenant's as it.
+pub fn fleet_sealed_bytes<T: serde::Serialize>(purpose: Purpose, payload: &T) -> Vec<u8> {
+    canonical(&serde_json::json!({
+        "payload": serde_json::to_value(payload).unwrap_or(Value::Null),
+        "purpose": purpose.as_str(),
+    }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetEnvelope {
+    payload: Value,
+    purpose: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -319,6 +341,28 @@ impl Sealed {
             }
             if envelope.tenant != tenant.as_str() {
                 return Err(SealError::WrongTenant { found: envelope.tenant });
+            }
+            serde_json::from_value::<T>(envelope.payload).map_err(|e| SealError::Payload(e.to_string()))
+        });
+        verified.map_err(|e| match e {
+            VerifyError::Signature(s) => SealError::Signature(s),
+            VerifyError::Content(c) => c,
+        })
+    }
+}
+
+impl Sealed {
+    /// [`Sealed::open`] for a fleet statement ([`fleet_sealed_bytes`]): signature, purpose, payload.
+    pub fn open_fleet<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: Purpose,
+        keys: &TrustedKeys,
+    ) -> Result<Verified<T>, SealError> {
+        let signature = Signature::from_base64(&self.signature, &self.key_id)?;
+        let verified = Verified::verify(self.signed.as_bytes(), &signature, keys, |bytes| {
+            let envelope: FleetEnvelope = serde_json::from_slice(bytes).map_err(|_| SealError::NotSealed)?;
+            if envelope.purpose != purpose.as_str() {
+                return Err(SealError::WrongPurpose { expected: purpose.as_str(), found: envelope.purpose });
             }
             serde_json::from_value::<T>(envelope.payload).map_err(|e| SealError::Payload(e.to_string()))
         });

@@ -83,6 +83,29 @@ pub struct Verify {
     pub version: Option<String>,
 }
 
+impl Verify {
+    /// What does not hold on `state` (a resource as an adapter describes it); empty when all do.
+    pub fn failures(&self, state: &Value) -> Vec<String> {
+        let mut failures = Vec::new();
+        if let Some(h) = self.healthy
+            && state["healthy"] != Value::Bool(h)
+        {
+            failures.push(format!("healthy is {} (expected {h})", state["healthy"]));
+        }
+        if let Some(r) = self.replicas
+            && state["replicas"] != r
+        {
+            failures.push(format!("replicas is {} (expected {r})", state["replicas"]));
+        }
+        if let Some(ver) = &self.version
+            && state["version"] != Value::String(ver.clone())
+        {
+            failures.push(format!("version is {} (expected {ver:?})", state["version"]));
+        }
+        failures
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
