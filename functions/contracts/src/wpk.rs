@@ -492,6 +492,12 @@ impl StoredWpk {
     }
 }
 
+/// The sort key of a WPK version in `naksha.wpks` (partition: the tenant); versions sort
+/// numerically within an id. Written by the agent, read by the federation hub.
+pub fn wpk_sk(id: &str, version: u32) -> String {
+    format!("{id}#{version:010}")
+}
+
 /// Why a stored WPK may not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WpkIntegrityError {

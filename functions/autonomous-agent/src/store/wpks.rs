@@ -18,10 +18,8 @@ use crate::ports::{StoreError, WpkStore};
 use crate::wpk::StoredWpk;
 use naksha_contracts::signing::Sealed;
 
-/// The sort key of a WPK version (versions sort numerically within an id).
-pub fn wpk_sk(id: &str, version: u32) -> String {
-    format!("{id}#{version:010}")
-}
+/// The sort key of a WPK version is naksha-contracts' (the federation hub reads the registry).
+pub use naksha_contracts::wpk::wpk_sk;
 
 fn parse_wpk(item: &Item) -> Option<StoredWpk> {
     Some(StoredWpk {

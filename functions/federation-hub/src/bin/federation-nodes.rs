@@ -1,0 +1,17 @@
+//! `GET /federation/nodes`: the tenant's nodes, their liveness and who has seen the halt.
+
+use std::sync::Arc;
+
+use naksha_core::boot;
+use naksha_federation::{api, wiring::NodesApp};
+
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
+#[tokio::main]
+async fn main() -> Result<(), boot::BootError> {
+    boot::http(
+        |app: Arc<NodesApp>, req| async move { api::list_nodes(&app.verifier, &app.fleet, &app.halt, req).await },
+    )
+    .await
+}
