@@ -247,7 +247,7 @@ impl Node {
 
     /// Poll once and handle every delivery, lowest seq first. The number handled.
     pub async fn poll_once(&self) -> Result<usize, NodeError> {
-        let work = self.hub.poll(self.state.last_seq()?, self.settings.wait).await?;
+        let work = self.hub.poll(self.state.cursor()?, self.settings.wait).await?;
         self.set_halted(work.halted)?;
         let mut deliveries = work.deliveries();
         deliveries.sort_by_key(|d| d.as_ref().map(|d| d.seq).unwrap_or(0));
@@ -256,15 +256,21 @@ impl Node {
             if self.stopped() {
                 break;
             }
-            match d {
-                Ok(d) => self.handle(&d).await?,
+            let seq = match d {
+                Ok(d) => {
+                    self.handle(&d).await?;
+                    d.seq
+                }
                 Err((raw, why)) => {
                     let trigger_id =
                         raw["trigger_id"].as_str().unwrap_or("unknown").chars().take(128).collect::<String>();
                     let seq = raw["seq"].as_u64().unwrap_or(0);
                     self.refuse(&trigger_id, seq, &Refusal::Malformed(format!("the delivery does not parse: {why}")))?;
+                    seq
                 }
-            }
+            };
+            // Handled, either way: the next poll starts after it.
+            self.state.advance_cursor(seq)?;
         }
         Ok(n)
     }

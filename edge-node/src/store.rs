@@ -112,6 +112,20 @@ impl State {
         Ok(self.get("last_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
+    /// Where the next poll starts: the highest seq handled, accepted or refused (so a refused
+    /// delivery is not handed back again and again; `last_seq` alone decides replays).
+    pub fn cursor(&self) -> Result<u64, StateError> {
+        let cursor = self.get("cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(cursor.max(self.last_seq()?))
+    }
+
+    pub fn advance_cursor(&self, seq: u64) -> Result<(), StateError> {
+        if seq > self.cursor()? {
+            self.set("cursor", &seq.to_string())?;
+        }
+        Ok(())
+    }
+
     pub fn halted(&self) -> Result<bool, StateError> {
         Ok(self.get("halted")?.as_deref() == Some("true"))
     }
@@ -321,6 +335,7 @@ impl State {
                 "tenant": meta("tenant")?,
                 "kid": meta("kid")?,
                 "last_seq": meta("last_seq")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
+                "cursor": meta("cursor")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
                 "halted": meta("halted")?.as_deref() == Some("true"),
                 "hub_keys": hub_keys,
                 "triggers": rows("SELECT trigger_id, seq, state, status, reason, accepted_at, finished_at FROM triggers ORDER BY seq",

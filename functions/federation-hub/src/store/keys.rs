@@ -40,8 +40,12 @@ async fn public_keys(kms: &aws_sdk_kms::Client, ids: &[String]) -> Result<Vec<Pu
     for id in ids {
         let got = kms.get_public_key().key_id(id).send().await.map_err(|e| SignatureError::Keys(describe_error(&e)))?;
         let spki = got.public_key().ok_or_else(|| SignatureError::Keys(format!("{id} has no public key")))?;
-        // The ARN is what a KMS signature names; nodes know the key by it.
-        let kid = got.key_id().unwrap_or(id).to_owned();
+        // The ARN is what a KMS signature names, so nodes know the key by it (KMS answers
+        // GetPublicKey with the ARN; some emulators with the bare id, so the configured ARN wins).
+        let kid = match got.key_id() {
+            Some(arn) if arn.starts_with("arn:") => arn.to_owned(),
+            _ => id.clone(),
+        };
         out.push(PublicKey { kid, public_key_pem: public_key_pem(spki.as_ref()) });
     }
     Ok(out)
