@@ -52,6 +52,7 @@ unit:
 # End-to-end and adapter tests need the stack; they bring it up if it is down and leave it
 # as they found it.
 e2e: tools
+	@cargo build --quiet -p edge-node
 	@./local/with-stack.sh cargo test -p naksha-e2e
 
 test: lint unit e2e

@@ -62,11 +62,11 @@ pub struct Work {
 }
 
 impl Work {
-    /// The deliveries, each parsed on its own: one malformed entry is refused by itself.
-    pub fn deliveries(&self) -> Vec<Result<Delivery, (Value, String)>> {
+    /// The deliveries as served, each parsed on its own: one malformed entry is refused by itself.
+    pub fn deliveries(&self) -> Vec<(Value, Result<Delivery, String>)> {
         self.triggers
             .iter()
-            .map(|v| serde_json::from_value::<Delivery>(v.clone()).map_err(|e| (v.clone(), e.to_string())))
+            .map(|v| (v.clone(), serde_json::from_value::<Delivery>(v.clone()).map_err(|e| e.to_string())))
             .collect()
     }
 }

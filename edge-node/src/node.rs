@@ -16,7 +16,7 @@ use naksha_contracts::edge::{
     Accepted, Delivery, EdgeResult, HubKey, HubKeys, NodeView, Refusal, ResultStatus, StepOutcome, WpkRef,
     check_delivery, key_fingerprint, state_sha256,
 };
-use naksha_contracts::signing::{LocalKey, Purpose, Sealed, public_key_pem, sealed_bytes};
+use naksha_contracts::signing::{LocalKey, Purpose, Sealed, canonical_json, public_key_pem, sealed_bytes, sha256_hex};
 use serde_json::Value;
 
 use crate::hub::{Hub, HubError, Registered};
@@ -247,36 +247,38 @@ impl Node {
 
     /// Poll once and handle every delivery, lowest seq first. The number handled.
     pub async fn poll_once(&self) -> Result<usize, NodeError> {
-        let work = self.hub.poll(self.state.cursor()?, self.settings.wait).await?;
+        let work = self.hub.poll(self.state.last_seq()?, self.settings.wait).await?;
         self.set_halted(work.halted)?;
-        let mut deliveries = work.deliveries();
-        deliveries.sort_by_key(|d| d.as_ref().map(|d| d.seq).unwrap_or(0));
-        let n = deliveries.len();
-        for d in deliveries {
+        let mut deliveries: Vec<(Value, Result<Delivery, String>)> = work.deliveries();
+        deliveries.sort_by_key(|(_, d)| d.as_ref().map(|d| d.seq).unwrap_or(0));
+        let mut n = 0;
+        for (raw, d) in deliveries {
             if self.stopped() {
                 break;
             }
-            let seq = match d {
-                Ok(d) => {
-                    self.handle(&d).await?;
-                    d.seq
-                }
-                Err((raw, why)) => {
+            // What was refused once is not judged or reported again (the hub stops serving it
+            // once it has the report; until then a poll may hand it back).
+            let fingerprint = sha256_hex(&canonical_json(&raw));
+            if self.state.refused(&fingerprint)? {
+                continue;
+            }
+            n += 1;
+            match d {
+                Ok(d) => self.handle(&d, &fingerprint).await?,
+                Err(why) => {
                     let trigger_id =
                         raw["trigger_id"].as_str().unwrap_or("unknown").chars().take(128).collect::<String>();
                     let seq = raw["seq"].as_u64().unwrap_or(0);
-                    self.refuse(&trigger_id, seq, &Refusal::Malformed(format!("the delivery does not parse: {why}")))?;
-                    seq
+                    let refusal = Refusal::Malformed(format!("the delivery does not parse: {why}"));
+                    self.refuse(&trigger_id, seq, &refusal, &fingerprint)?;
                 }
-            };
-            // Handled, either way: the next poll starts after it.
-            self.state.advance_cursor(seq)?;
+            }
         }
         Ok(n)
     }
 
     /// Verify a delivery; refuse it with its reason, or accept and run it.
-    pub async fn handle(&self, d: &Delivery) -> Result<(), NodeError> {
+    pub async fn handle(&self, d: &Delivery, fingerprint: &str) -> Result<(), NodeError> {
         let hub_keys = self.state.hub_keys()?;
         let wpk_keys = self.state.wpk_keys()?;
         let view = NodeView {
@@ -289,7 +291,7 @@ impl Node {
             now: Utc::now(),
         };
         match check_delivery(d, &view, &self.state) {
-            Err(refusal) => self.refuse(&d.trigger_id, d.seq, &refusal),
+            Err(refusal) => self.refuse(&d.trigger_id, d.seq, &refusal, fingerprint),
             Ok(accepted) => {
                 let (id, version) = (accepted.wpk.wpk().id.clone(), accepted.wpk.wpk().version);
                 if !self.state.accept(d, &accepted.order.nonce, &id, version)? {
@@ -301,7 +303,7 @@ impl Node {
         }
     }
 
-    fn refuse(&self, trigger_id: &str, seq: u64, refusal: &Refusal) -> Result<(), NodeError> {
+    fn refuse(&self, trigger_id: &str, seq: u64, refusal: &Refusal, fingerprint: &str) -> Result<(), NodeError> {
         tracing::warn!(trigger_id, seq, refusal = refusal.code(), reason = %refusal, "trigger refused");
         let result = EdgeResult {
             trigger_id: trigger_id.to_owned(),
@@ -315,7 +317,7 @@ impl Node {
             finished_at: Utc::now(),
         };
         let sealed = self.sign(&result)?;
-        self.state.refuse(&result, &sealed)?;
+        self.state.refuse(&result, &sealed, fingerprint)?;
         Ok(())
     }
 

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS triggers (
   PRIMARY KEY (trigger_id, seq));
 CREATE TABLE IF NOT EXISTS refusals (
   id INTEGER PRIMARY KEY AUTOINCREMENT, trigger_id TEXT NOT NULL, seq INTEGER NOT NULL,
-  code TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
+  code TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, fingerprint TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refusals_by_fingerprint ON refusals (fingerprint);
 CREATE TABLE IF NOT EXISTS outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT, trigger_id TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
   result TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, sent_at TEXT, answer TEXT);
@@ -85,9 +86,11 @@ impl State {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir).map_err(|e| StateError(format!("{}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("edge.db"))?;
+        // First, so every later statement waits for a lock held by another process (a
+        // concurrent `edge-node status`) instead of failing.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
         Ok(Self { db: Arc::new(Mutex::new(conn)) })
     }
@@ -110,20 +113,6 @@ impl State {
 
     pub fn last_seq(&self) -> Result<u64, StateError> {
         Ok(self.get("last_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
-    }
-
-    /// Where the next poll starts: the highest seq handled, accepted or refused (so a refused
-    /// delivery is not handed back again and again; `last_seq` alone decides replays).
-    pub fn cursor(&self) -> Result<u64, StateError> {
-        let cursor = self.get("cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok(cursor.max(self.last_seq()?))
-    }
-
-    pub fn advance_cursor(&self, seq: u64) -> Result<(), StateError> {
-        if seq > self.cursor()? {
-            self.set("cursor", &seq.to_string())?;
-        }
-        Ok(())
     }
 
     pub fn halted(&self) -> Result<bool, StateError> {
@@ -227,18 +216,29 @@ impl State {
         })
     }
 
+    /// Whether this exact delivery (by `fingerprint`, the sha256 of what was served) was refused
+    /// before: it is not judged or reported again.
+    pub fn refused(&self, fingerprint: &str) -> Result<bool, StateError> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT 1 FROM refusals WHERE fingerprint = ?1 LIMIT 1", [fingerprint], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+    }
+
     /// Record a refused delivery and its signed `rejected` result, together.
-    pub fn refuse(&self, result: &EdgeResult, sealed: &Sealed) -> Result<(), StateError> {
+    pub fn refuse(&self, result: &EdgeResult, sealed: &Sealed, fingerprint: &str) -> Result<(), StateError> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO refusals (trigger_id, seq, code, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO refusals (trigger_id, seq, code, reason, at, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     result.trigger_id,
                     result.seq as i64,
                     result.refusal.as_deref().unwrap_or(""),
                     result.reason,
-                    result.finished_at.to_rfc3339()
+                    result.finished_at.to_rfc3339(),
+                    fingerprint
                 ],
             )?;
             tx.execute(
@@ -335,7 +335,6 @@ impl State {
                 "tenant": meta("tenant")?,
                 "kid": meta("kid")?,
                 "last_seq": meta("last_seq")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
-                "cursor": meta("cursor")?.and_then(|s| s.parse::<u64>().ok()).unwrap_or(0),
                 "halted": meta("halted")?.as_deref() == Some("true"),
                 "hub_keys": hub_keys,
                 "triggers": rows("SELECT trigger_id, seq, state, status, reason, accepted_at, finished_at FROM triggers ORDER BY seq",

@@ -15,6 +15,8 @@ use naksha_local::stack::{self, API_URL, LocalStack, Paths};
 use naksha_local::template::Template;
 use serde_json::Value;
 
+pub mod edge;
+
 pub type Item = HashMap<String, AttributeValue>;
 
 /// An HTTP answer.

@@ -211,7 +211,7 @@ pub async fn release<N: Nodes, W: Work, H: HaltSource, K: Sign>(
             continue;
         }
         if now >= trigger.spec.expires_at {
-            expire(work, tenant, &trigger, node_id, now).await?;
+            expire(work, tenant, &trigger, node_id, None, now).await?;
             continue;
         }
         if let Some(max) = trigger.spec.rollout.and_then(|r| r.max_per_minute)
@@ -280,10 +280,12 @@ async fn expire<W: Work>(
     tenant: &TenantId,
     trigger: &Trigger,
     node_id: &str,
+    delivery: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(), HubError> {
     let reason = format!("not finished before the trigger expired at {}", trigger.spec.expires_at.to_rfc3339());
-    work.finish(tenant, &trigger.spec.trigger_id, node_id, Ending::new(ExecState::Expired, &reason, now)).await?;
+    let ending = Ending { delivery, ..Ending::new(ExecState::Expired, &reason, now) };
+    work.finish(tenant, &trigger.spec.trigger_id, node_id, ending).await?;
     Ok(())
 }
 
@@ -354,7 +356,7 @@ pub async fn report<N: Nodes, W: Work>(
         });
     }
     let state = ExecState::of(result.status);
-    let ending = Ending { result: Some(sealed), ..Ending::new(state, &result.reason, now) };
+    let ending = Ending { result: Some(sealed), delivery: Some(result.seq), ..Ending::new(state, &result.reason, now) };
     match work.finish(tenant, trigger_id, node_id, ending).await? {
         Finished::Same => return Ok(Reported::Repeated),
         Finished::Already(prior) => {
@@ -438,7 +440,7 @@ pub async fn sweep<N: Nodes, W: Work>(
             if now >= trigger.spec.expires_at {
                 for e in work.executions(&tenant, &trigger.spec.trigger_id).await? {
                     if !e.state.is_final() {
-                        expire(work, &tenant, &trigger, &e.node_id, now).await?;
+                        expire(work, &tenant, &trigger, &e.node_id, e.seq, now).await?;
                         out.expired += 1;
                     }
                 }

@@ -266,7 +266,7 @@ impl Work for MemoryWork {
         node_id: &str,
         ending: Ending<'_>,
     ) -> Result<Finished, StoreError> {
-        let Ending { state, reason, result, at } = ending;
+        let Ending { state, reason, result, delivery, at } = ending;
         let mut s = self.state.lock().map_err(poisoned)?;
         let key = (tenant.clone(), trigger_id.to_owned(), node_id.to_owned());
         let Some(e) = s.executions.get_mut(&key) else { return Err(StoreError("no such execution".into())) };
@@ -286,6 +286,9 @@ impl Work for MemoryWork {
         }
         if let Some(t) = s.triggers.get_mut(&(tenant.clone(), trigger_id.to_owned())) {
             count(&mut t.counts, state);
+        }
+        if let (Some(seq), Some(inbox)) = (delivery, s.deliveries.get_mut(&(tenant.clone(), node_id.to_owned()))) {
+            inbox.remove(&seq);
         }
         Ok(Finished::Now)
     }

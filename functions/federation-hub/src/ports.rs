@@ -97,12 +97,14 @@ pub struct Ending<'a> {
     pub reason: &'a str,
     /// The node's signed result, when the node reported it.
     pub result: Option<&'a Sealed>,
+    /// The delivery it was handed out as: no longer served once the execution ended.
+    pub delivery: Option<u64>,
     pub at: DateTime<Utc>,
 }
 
 impl<'a> Ending<'a> {
     pub fn new(state: ExecState, reason: &'a str, at: DateTime<Utc>) -> Self {
-        Self { state, reason, result: None, at }
+        Self { state, reason, result: None, delivery: None, at }
     }
 }
 
@@ -177,7 +179,8 @@ pub trait Work: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Keep a node's report of a delivery it refused that names no execution of its own (a
-    /// forged or redirected envelope): evidence, never state.
+    /// forged or redirected envelope): evidence, never state. The delivery it refused is no
+    /// longer served to it.
     fn record_refusal(
         &self,
         tenant: &TenantId,

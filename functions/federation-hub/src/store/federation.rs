@@ -530,7 +530,7 @@ impl Work for DynamoFleet {
         node_id: &str,
         ending: Ending<'_>,
     ) -> Result<Finished, StoreError> {
-        let Ending { state, reason, result, at } = ending;
+        let Ending { state, reason, result, delivery, at } = ending;
         let counter = state.counter().ok_or_else(|| StoreError(format!("{} is not a final state", state.as_str())))?;
         let mut exec = Update::builder()
             .table_name(&self.table)
@@ -561,13 +561,20 @@ impl Work for DynamoFleet {
             .table_name(&self.table)
             .key("pk", s(inbox_pk(tenant, node_id)))
             .key("sk", s(queued_sk(trigger_id)));
-        let done = self
-            .transact(vec![
-                TransactWriteItem::builder().update(built(exec.build())?).build(),
-                TransactWriteItem::builder().update(built(count.build())?).build(),
-                TransactWriteItem::builder().delete(built(marker.build())?).build(),
-            ])
-            .await?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(built(exec.build())?).build(),
+            TransactWriteItem::builder().update(built(count.build())?).build(),
+            TransactWriteItem::builder().delete(built(marker.build())?).build(),
+        ];
+        if let Some(seq) = delivery {
+            // Ended: the envelope is no longer handed out.
+            let envelope = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(inbox_pk(tenant, node_id)))
+                .key("sk", s(delivery_sk(seq)));
+            items.push(TransactWriteItem::builder().delete(built(envelope.build())?).build());
+        }
+        let done = self.transact(items).await?;
         if done {
             return Ok(Finished::Now);
         }
