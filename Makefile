@@ -5,6 +5,7 @@
 #   make up      start the local stack in the background (returns once GET /health is 200)
 #   make down    stop what `make up` started
 #   make token TENANT=acme SUB=alice ROLES=operator,approver   print a dev JWT (use make -s)
+#   make edge NODE=store-1 LABELS=site=store-1,tier=edge     run an edge node against the local stack
 #   make bench   criterion benchmarks and the release bootstrap size
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make lint    template linters, rustfmt, clippy
@@ -19,7 +20,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token demo test lint lint-template unit e2e bench nab clean
+.PHONY: up down status tools token edge demo test lint lint-template unit e2e bench nab clean
 
 tools:
 	@./local/stack.sh tools
@@ -36,6 +37,17 @@ status:
 token:
 	@cargo build --quiet -p naksha-local
 	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(SUB)" --roles "$(ROLES)"
+
+# An edge node against the local stack (make up): a dev token for NODE, its state and a simulated
+# world under .local/edge/NODE. Ctrl-C stops it; run it again and it carries on where it stopped.
+NODE ?= store-1
+LABELS ?= site=$(NODE)
+edge:
+	@cargo build --quiet -p edge-node -p naksha-local
+	@mkdir -p .local/edge/$(NODE)
+	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(NODE)" --roles edge --ttl 86400 > .local/edge/$(NODE)/token.jwt
+	@./target/debug/edge-node --hub http://127.0.0.1:9000 --token-file .local/edge/$(NODE)/token.jwt \
+	  --state .local/edge/$(NODE)/state --labels "$(LABELS)" --world events/edge-world.json
 
 lint-template: tools
 	cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml

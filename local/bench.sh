@@ -90,4 +90,26 @@ cargo bench -p naksha-trainer --bench scale 2>&1 | tee "$log3" >&2
   echo '```'
 } > reports/bench_D3.md
 echo "[bench] wrote reports/bench_D3.md" >&2
-cat reports/bench_D1.md reports/bench_D2.md reports/bench_D3.md
+echo "[bench] D.4: trigger verification on one edge core, the release edge-node's size and idle memory" >&2
+log4=reports/logs/bench_D4.log
+cargo bench -p naksha-contracts --bench edge -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log4" >&2
+cargo build --release -p edge-node >>"$log4" 2>&1
+cargo build -p naksha-local >>"$log4" 2>&1
+edge_bytes=$(stat -c %s target/release/edge-node)
+idle=$(./local/with-stack.sh ./local/edge-idle.sh 2>>"$log4" | tail -1)
+per_sec=$(grep -A3 '^edge/check_delivery' "$log4" | grep 'thrpt:' | sed -E 's/.*\[[^ ]+ [^ ]+ ([0-9.]+) ([KM]?)elem\/s.*/\1 \2/' | awk '{m = ($2 == "K") ? 1000 : (($2 == "M") ? 1000000 : 1); printf "%.0f", $1 * m}')
+{
+  echo "# D.4 benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$log4\`."
+  echo
+  echo "- triggers verified per second by one edge core: ${per_sec:-?} (\`check_delivery\`: the hub's ECDSA P-256 signature, the WPK's sha256 and its own signature, every other check)"
+  echo "- release edge-node binary: $edge_bytes bytes ($(awk -v b="$edge_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'), x86_64, LTO, stripped, SQLite bundled)"
+  echo "- $idle"
+  echo
+  echo '```'
+  grep -A3 '^edge/' "$log4" | grep -E '^edge/|time:|thrpt:' || true
+  echo '```'
+} > reports/bench_D4.md
+echo "[bench] wrote reports/bench_D4.md" >&2
+cat reports/bench_D1.md reports/bench_D2.md reports/bench_D3.md reports/bench_D4.md

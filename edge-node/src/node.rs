@@ -551,6 +551,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sample_world_seeds_a_node() {
+        let dir = std::env::temp_dir().join(format!("edge-world-{}-{}", std::process::id(), fastrand::u64(..)));
+        let state = State::open(&dir).unwrap();
+        let tenant = TenantId::from_record("acme").unwrap();
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/edge-world.json");
+        seed_world(&state, &tenant, &sample).unwrap();
+        let status = state.status().unwrap();
+        assert_eq!(status["world"].as_array().unwrap().len(), 2);
+        assert_eq!(status["world"][1]["doc"]["healthy"], false, "{status}");
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"deployment/x": {"kind": "deployment"}}"#).unwrap();
+        assert!(seed_world(&state, &tenant, &bad).is_err(), "an incomplete resource is refused");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn backoff_grows_to_its_cap_with_jitter() {
         let base = Duration::from_millis(100);
         let cap = Duration::from_secs(5);

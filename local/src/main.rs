@@ -121,10 +121,28 @@ fn routes(args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let cargo = std::fs::read_to_string(paths.root.join("Cargo.toml")).map_err(|e| e.to_string())?;
-    if cargo.contains(&wanted) {
-        println!("the cargo-lambda router in Cargo.toml mirrors template.yaml");
+    if !cargo.contains(&wanted) {
+        return Err(format!("Cargo.toml's router does not mirror template.yaml; it should contain:\n{wanted}"));
+    }
+    println!("the cargo-lambda router in Cargo.toml mirrors template.yaml");
+    // Every HttpApi route is in the OpenAPI document (and with the same path parameters).
+    let openapi: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(paths.root.join("docs/openapi.yaml"))
+            .map_err(|e| format!("docs/openapi.yaml: {e}"))?,
+    )
+    .map_err(|e| format!("docs/openapi.yaml: {e}"))?;
+    let mut missing = Vec::new();
+    for r in template.routes().map_err(|e| e.to_string())? {
+        let path = r.path.replace("+}", "}");
+        let method = r.method.to_ascii_lowercase();
+        if openapi["paths"][path.as_str()][method.as_str()].is_null() {
+            missing.push(format!("{} {path}", r.method));
+        }
+    }
+    if missing.is_empty() {
+        println!("every route of template.yaml is in docs/openapi.yaml");
         Ok(())
     } else {
-        Err(format!("Cargo.toml's router does not mirror template.yaml; it should contain:\n{wanted}"))
+        Err(format!("docs/openapi.yaml lacks: {}", missing.join(", ")))
     }
 }

@@ -17,8 +17,11 @@ use crate::triggers::{ExecState, Execution, MAX_TARGETS, Target, Trigger, Trigge
 /// Most deliveries one poll answers with.
 pub const MAX_DELIVERIES: usize = 50;
 
-/// Longest a poll may wait for work.
+/// Longest a poll may wait for work (API Gateway answers within 30 s).
 pub const MAX_POLL_WAIT: StdDuration = StdDuration::from_secs(20);
+
+/// How often a waiting poll looks again (two queries each time).
+const POLL_RECHECK: StdDuration = StdDuration::from_millis(500);
 
 /// The hub's trigger key: what signs every order, and the id nodes know it by.
 #[derive(Debug)]
@@ -271,7 +274,7 @@ pub async fn poll<N: Nodes, W: Work, H: HaltSource, K: Sign>(
         if !deliveries.is_empty() || halted.is_some() || started.elapsed() >= wait.min(MAX_POLL_WAIT) {
             return Ok(Poll { deliveries, halted });
         }
-        tokio::time::sleep(StdDuration::from_secs(1)).await;
+        tokio::time::sleep(POLL_RECHECK).await;
     }
 }
 

@@ -42,7 +42,8 @@ mod samples {
         assert!(crate::nodes::Registration::parse(&body("federation-register.json")).is_ok());
         assert!(crate::triggers::TriggerRequest::parse(&body("federation-trigger-send.json")).is_ok());
         assert_eq!(body("federation-heartbeat.json")["halted"], false);
-        let _poll: lambda_http::request::LambdaRequest = serde_json::from_str(&sample("federation-triggers-poll.json")).unwrap();
+        let _poll: lambda_http::request::LambdaRequest =
+            serde_json::from_str(&sample("federation-triggers-poll.json")).unwrap();
         let sweep: aws_lambda_events::event::eventbridge::EventBridgeEvent<Value> =
             serde_json::from_str(&sample("federation-sweep.json")).unwrap();
         assert_eq!(sweep.detail_type, "Scheduled Event");
