@@ -43,7 +43,7 @@ token:
 NODE ?= store-1
 LABELS ?= site=$(NODE)
 edge:
-	@cargo build --quiet -p edge-node -p naksha-local
+	@cargo build --quiet --workspace --bins
 	@mkdir -p .local/edge/$(NODE)
 	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(NODE)" --roles edge --ttl 86400 > .local/edge/$(NODE)/token.jwt
 	@./target/debug/edge-node --hub http://127.0.0.1:9000 --token-file .local/edge/$(NODE)/token.jwt \
@@ -64,7 +64,7 @@ unit:
 # End-to-end and adapter tests need the stack; they bring it up if it is down and leave it
 # as they found it.
 e2e: tools
-	@cargo build --quiet -p edge-node
+	@cargo build --quiet --workspace --bins
 	@./local/with-stack.sh cargo test -p naksha-e2e
 
 test: lint unit e2e

@@ -27,5 +27,5 @@ fi
 echo "[demo] D.3 closed loop and training" >&2
 cargo run --quiet -p naksha-e2e --bin demo-d3
 echo "[demo] D.4 edge nodes: registry, signed triggers, a rollout, refusals, the kill switch, latency" >&2
-cargo build --quiet -p edge-node
+cargo build --quiet --workspace --bins
 cargo run --quiet -p naksha-e2e --bin demo-d4
