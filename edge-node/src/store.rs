@@ -86,13 +86,33 @@ impl State {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir).map_err(|e| StateError(format!("{}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("edge.db"))?;
-        // First, so every later statement waits for a lock held by another process (a
-        // concurrent `edge-node status`) instead of failing.
+        // Statements wait for a lock held by another process (a concurrent `edge-node status`)
+        // instead of failing; switching to WAL does not wait, so the setup is retried.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
+        let mut tries = 0;
+        loop {
+            match Self::setup(&conn) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50 + fastrand::u64(0..50)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(Self { db: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// WAL (readers never block the node), full syncs (a crash loses nothing committed), the schema.
+    fn setup(conn: &Connection) -> Result<(), rusqlite::Error> {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StateError>) -> Result<T, StateError> {
