@@ -16,7 +16,9 @@ use naksha_contracts::edge::{
     Accepted, Delivery, EdgeResult, HubKey, HubKeys, NodeView, Refusal, ResultStatus, StepOutcome, WpkRef,
     check_delivery, key_fingerprint, state_sha256,
 };
-use naksha_contracts::signing::{LocalKey, Purpose, Sealed, canonical_json, public_key_pem, sealed_bytes, sha256_hex};
+use naksha_contracts::signing::{
+    LocalKey, Purpose, Sealed, TrustedKeys, canonical_json, public_key_pem, sealed_bytes, sha256_hex,
+};
 use serde_json::Value;
 
 use crate::hub::{Hub, HubError, Registered};
@@ -177,6 +179,24 @@ impl Node {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Who is checking a delivery: this node, its pinned keys, the kill switch as last heard.
+    fn view<'a>(
+        &'a self,
+        hub_keys: &'a HubKeys,
+        wpk_keys: &'a TrustedKeys,
+        last_seq: u64,
+    ) -> Result<NodeView<'a>, NodeError> {
+        Ok(NodeView {
+            tenant: &self.tenant,
+            node_id: &self.node_id,
+            hub_keys,
+            wpk_keys,
+            last_seq,
+            halted: self.state.halted()?,
+            now: Utc::now(),
+        })
+    }
+
     fn sign(&self, result: &EdgeResult) -> Result<Sealed, NodeError> {
         let bytes = sealed_bytes(Purpose::EdgeResult, &self.tenant, result);
         let sig = self.key.sign(&bytes).map_err(|e| NodeError::Config(e.to_string()))?;
@@ -279,17 +299,8 @@ impl Node {
 
     /// Verify a delivery; refuse it with its reason, or accept and run it.
     pub async fn handle(&self, d: &Delivery, fingerprint: &str) -> Result<(), NodeError> {
-        let hub_keys = self.state.hub_keys()?;
-        let wpk_keys = self.state.wpk_keys()?;
-        let view = NodeView {
-            tenant: &self.tenant,
-            node_id: &self.node_id,
-            hub_keys: &hub_keys,
-            wpk_keys: &wpk_keys,
-            last_seq: self.state.last_seq()?,
-            halted: self.state.halted()?,
-            now: Utc::now(),
-        };
+        let (hub_keys, wpk_keys) = (self.state.hub_keys()?, self.state.wpk_keys()?);
+        let view = self.view(&hub_keys, &wpk_keys, self.state.last_seq()?)?;
         match check_delivery(d, &view, &self.state) {
             Err(refusal) => self.refuse(&d.trigger_id, d.seq, &refusal, fingerprint),
             Ok(accepted) => {
@@ -324,18 +335,9 @@ impl Node {
     /// Re-verify a trigger accepted before a stop (keys may have rotated, nothing else) and run
     /// it to the end: steps whose receipts exist are not carried out again.
     async fn resume(&self, d: &Delivery) -> Result<(), NodeError> {
-        let hub_keys = self.state.hub_keys()?;
-        let wpk_keys = self.state.wpk_keys()?;
-        // Replay and halt checks already passed when it was accepted; its own nonce is recorded.
-        let view = NodeView {
-            tenant: &self.tenant,
-            node_id: &self.node_id,
-            hub_keys: &hub_keys,
-            wpk_keys: &wpk_keys,
-            last_seq: d.seq.saturating_sub(1),
-            halted: self.state.halted()?,
-            now: Utc::now(),
-        };
+        let (hub_keys, wpk_keys) = (self.state.hub_keys()?, self.state.wpk_keys()?);
+        // The replay checks passed when it was accepted (its own nonce and seq are recorded).
+        let view = self.view(&hub_keys, &wpk_keys, d.seq.saturating_sub(1))?;
         struct Resuming;
         impl naksha_contracts::edge::NodeMemory for Resuming {
             fn seen_nonce(&self, _: &str) -> bool {

@@ -12,6 +12,7 @@
 //! - [`privacy`]: keyed pseudonyms for PII (P-1), keyed from KMS once per cold start.
 //! - [`metrics`]: fleet-wide counters kept in DynamoDB and rendered as Prometheus text (P-4).
 //! - [`logging`]: JSON logs carrying the Lambda request id.
+//! - [`wpks`]: the item format of the WPK registry (the agent writes it, the federation hub reads it).
 
 pub mod auth;
 pub mod aws;
@@ -26,6 +27,7 @@ pub mod models;
 pub mod privacy;
 pub mod problem;
 pub mod signing;
+pub mod wpks;
 
 pub use naksha_contracts as contracts;
 pub use problem::Problem;

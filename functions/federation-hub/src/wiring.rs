@@ -30,6 +30,13 @@ pub struct KeysConfig {
     wpk_keys: Vec<String>,
 }
 
+impl KeysApp {
+    /// Trigger keys announced since the first ones (read on every call: rotation needs no cold start).
+    pub async fn announced(&self) -> Result<Vec<crate::store::keys::Announced>, naksha_core::StoreError> {
+        crate::store::keys::announced(&self.db, &self.table).await
+    }
+}
+
 impl Function for KeysApp {
     type Config = KeysConfig;
 

@@ -1,4 +1,5 @@
-//! Signed playbook versions; a version is immutable once written.
+//! Signed playbook versions; a version is immutable once written. The item format is
+//! naksha-core's `wpks` (the federation hub reads it too).
 //!
 //! | attribute | value |
 //! |---|---|
@@ -11,7 +12,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use naksha_contracts::TenantId;
-use naksha_core::ddb::{Item, condition_failed, get_n, get_s, get_strings, n, query_all, s};
+use naksha_core::ddb::{condition_failed, n, query_all, s};
 
 use super::{DynamoAgentStore, failed, json_of};
 use crate::ports::{StoreError, WpkStore};
@@ -21,21 +22,7 @@ use naksha_contracts::signing::Sealed;
 /// The sort key of a WPK version is naksha-contracts' (the federation hub reads the registry).
 pub use naksha_contracts::wpk::wpk_sk;
 
-fn parse_wpk(item: &Item) -> Option<StoredWpk> {
-    Some(StoredWpk {
-        id: get_s(item, "id")?.to_owned(),
-        version: get_n(item, "version")?,
-        doc: get_s(item, "doc")?.to_owned(),
-        sha256: get_s(item, "sha256")?.to_owned(),
-        signature: get_s(item, "signature")?.to_owned(),
-        key_id: get_s(item, "key_id")?.to_owned(),
-        created_at: get_s(item, "created_at").unwrap_or_default().to_owned(),
-        created_by: get_s(item, "created_by").unwrap_or_default().to_owned(),
-        standing_approval: get_s(item, "standing_approval").and_then(|j| serde_json::from_str(j).ok()),
-        signals: get_strings(item, "signals"),
-        resources: get_strings(item, "resources"),
-    })
-}
+use naksha_core::wpks::stored_wpk as parse_wpk;
 
 impl WpkStore for DynamoAgentStore {
     async fn put_wpk(&self, tenant: &TenantId, w: &StoredWpk) -> Result<(), StoreError> {

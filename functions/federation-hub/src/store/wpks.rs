@@ -9,7 +9,8 @@
 
 use naksha_contracts::TenantId;
 use naksha_contracts::wpk::{StoredWpk, wpk_sk};
-use naksha_core::ddb::{Item, get_n, get_s, s};
+use naksha_core::ddb::s;
+use naksha_core::wpks::stored_wpk;
 
 use super::failed;
 use crate::ports::{StoreError, WpkSource};
@@ -24,22 +25,6 @@ impl DynamoWpks {
     pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self { db, table: table.into() }
     }
-}
-
-fn stored(item: &Item) -> Option<StoredWpk> {
-    Some(StoredWpk {
-        id: get_s(item, "id")?.to_owned(),
-        version: get_n(item, "version")?,
-        doc: get_s(item, "doc")?.to_owned(),
-        sha256: get_s(item, "sha256")?.to_owned(),
-        signature: get_s(item, "signature")?.to_owned(),
-        key_id: get_s(item, "key_id")?.to_owned(),
-        created_at: get_s(item, "created_at").unwrap_or_default().to_owned(),
-        created_by: get_s(item, "created_by").unwrap_or_default().to_owned(),
-        standing_approval: None,
-        signals: Vec::new(),
-        resources: Vec::new(),
-    })
 }
 
 impl WpkSource for DynamoWpks {
@@ -62,6 +47,6 @@ impl WpkSource for DynamoWpks {
                 .limit(1),
         };
         let out = query.send().await.map_err(failed)?;
-        Ok(out.items().first().and_then(stored).filter(|w| w.id == id))
+        Ok(out.items().first().and_then(stored_wpk).filter(|w| w.id == id))
     }
 }
