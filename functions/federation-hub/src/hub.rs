@@ -385,19 +385,16 @@ pub async fn conclude<W: Work>(
         return Ok(());
     }
     if let Some(reason) = trigger.abort_reason() {
-        if work.end(tenant, trigger_id, Some(&reason), now).await? {
-            tracing::warn!(trigger_id, reason = %reason, "rollout aborted");
-        }
+        // Cancel what was not handed out first, so a trigger reads `aborted` only once nothing
+        // of it can still start (handing out needs a queued execution).
         for e in work.executions(tenant, trigger_id).await? {
             if e.state == ExecState::Queued {
-                work.finish(
-                    tenant,
-                    trigger_id,
-                    &e.node_id,
-                    Ending::new(ExecState::Cancelled, "the rollout was aborted", now),
-                )
-                .await?;
+                let ending = Ending::new(ExecState::Cancelled, "the rollout was aborted", now);
+                work.finish(tenant, trigger_id, &e.node_id, ending).await?;
             }
+        }
+        if work.end(tenant, trigger_id, Some(&reason), now).await? {
+            tracing::warn!(trigger_id, reason = %reason, "rollout aborted");
         }
     } else if trigger.all_ended() && work.end(tenant, trigger_id, None, now).await? {
         tracing::info!(trigger_id, "trigger completed");
