@@ -6,10 +6,12 @@
 //! - [`stack`]: provision tables, streams and keys in the emulator; write the functions' env;
 //! - [`devauth`]: the dev signing key, its JWKS and dev tokens;
 //! - [`jwks`]: serve the JWKS to the functions;
-//! - [`poller`]: Kinesis event source mappings (real `KinesisEvent` payloads, partial failures).
+//! - [`poller`]: Kinesis event source mappings (real `KinesisEvent` payloads, partial failures);
+//! - [`schedules`]: the template's `rate(...)` schedules, fired as EventBridge would.
 
 pub mod devauth;
 pub mod jwks;
 pub mod poller;
+pub mod schedules;
 pub mod stack;
 pub mod template;

@@ -81,6 +81,26 @@ async fn serve() -> Result<(), String> {
         };
         tokio::spawn(poller::run(kinesis.clone(), http.clone(), mapping));
     }
+    for f in template.functions().map_err(|e| e.to_string())? {
+        for s in &f.schedules {
+            match naksha_local::schedules::period(&s.expression) {
+                Some(period) if naksha_local::schedules::enabled(s.enabled.as_ref()) => {
+                    let url = format!("{API_URL}/2015-03-31/functions/{}/invocations", f.binary);
+                    let rule = format!("{}{}", f.logical_id, s.name);
+                    tracing::info!(function = %f.binary, every_s = period.as_secs(), "firing a schedule");
+                    tokio::spawn(naksha_local::schedules::run(
+                        http.clone(),
+                        url,
+                        f.binary.clone(),
+                        rule,
+                        s.input.clone(),
+                        period,
+                    ));
+                }
+                _ => tracing::info!(function = %f.binary, expression = %s.expression, "schedule not fired locally"),
+            }
+        }
+    }
     tracing::info!(jwks = %format!("http://{JWKS_ADDR}/.well-known/jwks.json"), "local harness serving");
     naksha_local::jwks::serve(listener, jwks).await.map_err(|e| e.to_string())
 }

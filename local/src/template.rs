@@ -64,6 +64,9 @@ pub struct Schedule {
     /// `rate(...)` or `cron(...)`.
     pub expression: String,
     pub input: Option<String>,
+    /// `Enabled` (or `State`) as written: absent means enabled; anything but a literal is left to
+    /// the caller (a parameter or condition).
+    pub enabled: Option<Value>,
 }
 
 /// A Kinesis event source mapping.
@@ -247,6 +250,7 @@ impl Template {
                             name: name.clone(),
                             expression: expression.to_owned(),
                             input: props.get("Input").and_then(Value::as_str).map(str::to_owned),
+                            enabled: props.get("Enabled").or_else(|| props.get("State")).cloned(),
                         });
                     }
                     _ => {}

@@ -388,12 +388,11 @@ async fn forged_replayed_expired_redirected_and_downgraded_triggers_are_refused_
     let b_codes: BTreeSet<&str> =
         b_view["refusals"].as_array().unwrap().iter().map(|r| r["refusal"].as_str().unwrap()).collect();
     assert!(b_codes.contains("wrong_node"), "{b_view}");
+    // The execution ends `rejected` by node-b's report — or `expired` if the every-minute sweep
+    // got there first; either way nothing acted (node-b's refusal says `expired`, above).
     let expired = trigger(&stack, &team, &short).await;
-    assert_eq!(
-        execution(&expired, "node-b")["state"],
-        "rejected",
-        "the genuine but expired order was refused: {expired}"
-    );
+    let state = execution(&expired, "node-b")["state"].as_str().unwrap().to_owned();
+    assert!(state == "rejected" || state == "expired", "the genuine but expired order never ran: {expired}");
 }
 
 #[tokio::test]

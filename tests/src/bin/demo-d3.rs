@@ -189,7 +189,7 @@ async fn main() {
     let _ = writeln!(md, "## BLOCKED or simulated here\n");
     let _ = writeln!(
         md,
-        "- **EventBridge**: the local harness does not fire schedules; the schedule function is invoked with the scheduled event (as above and in tests/tests/d3_training.rs)."
+        "- **EventBridge**: the local harness fires the template's `rate(...)` schedules itself (hourly training); above, the schedule function is invoked with a scheduled event at a known moment (as in tests/tests/d3_training.rs)."
     );
     let _ = writeln!(md, "- **LocalStack** (needs Docker) and **`sam deploy`** (no AWS account): as in D.1.");
     std::fs::write("reports/D.3_cll_trainer.md", md).unwrap();

@@ -315,7 +315,7 @@ async fn main() {
     for line in [
         "**Separate sites**: every edge node runs on this machine; a network partition is a TCP proxy that cuts connections (tests/tests/d4_federation.rs), not a WAN.",
         "**Kubernetes at the edge**: nodes act on their `sim` world (SQLite in their state directory); the `k8s` adapter is the agent's, tested against a recording API server (D.2), not a cluster.",
-        "**EventBridge**: the local harness does not fire schedules; the sweep is invoked with the scheduled event in tests (tests/tests/d4_liveness.rs).",
+        "**EventBridge**: the local harness fires the template's `rate(...)` schedules itself (the sweep every minute); tests invoke the sweep directly when they need it at a known moment (tests/tests/d4_liveness.rs).",
         "**Trigger key rotation** is exercised in unit tests (functions/contracts/src/edge/tests.rs); the emulator holds one trigger key.",
         "**LocalStack** (needs Docker) and **`sam deploy`** (no AWS account): as in D.1.",
     ] {
