@@ -269,12 +269,14 @@ impl Stack {
             .collect()
     }
 
-    /// Every table's items and every stream's records. The limits table's requests-per-second
-    /// windows are left out: every authenticated request moves them, refused or not (its series
-    /// counters are kept: a refused request must not move those).
+    /// Every table's items and every stream's records. Left out, because something other than a
+    /// request moves them: the limits table's requests-per-second windows (every authenticated
+    /// request moves them, refused or not; its series counters are kept: a refused request must
+    /// not move those), and an edge node's liveness `status`, which the every-minute sweep sets.
     pub async fn snapshot(&self) -> Snapshot {
         let mut tables = BTreeMap::new();
         let limits = self.table("LimitsTable");
+        let federation = self.table("FederationTable");
         for t in self.tables() {
             let mut items: Vec<String> = self
                 .scan(&t)
@@ -283,7 +285,16 @@ impl Stack {
                 .filter(|i| {
                     t != limits || !i.get("pk").and_then(|p| p.as_s().ok()).is_some_and(|p| p.contains("#rps#"))
                 })
-                .map(canonical)
+                .map(|i| {
+                    let is_node = i.get("sk").and_then(|k| k.as_s().ok()).is_some_and(|k| k.starts_with("node#"));
+                    if t == federation && is_node {
+                        let mut i = i.clone();
+                        i.remove("status");
+                        canonical(&i)
+                    } else {
+                        canonical(i)
+                    }
+                })
                 .collect();
             items.sort();
             tables.insert(t, items);

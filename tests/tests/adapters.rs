@@ -177,3 +177,36 @@ async fn health_names_each_missing_dependency() {
     let (_, anonymous) = health::check(&aws, Backend::Moto, &broken).await.view(false);
     assert_eq!(anonymous, serde_json::json!({"status": "down", "backend": "moto"}));
 }
+
+#[tokio::test]
+async fn a_node_that_only_registered_is_marked_by_the_sweep_and_a_heartbeat_wins_the_race() {
+    use naksha_federation::nodes::{Node, NodeStatus};
+    use naksha_federation::ports::Nodes;
+    use naksha_federation::store::DynamoFleet;
+    let stack = Stack::connect().await;
+    let fleet = DynamoFleet::new(stack.db.clone(), stack.table("FederationTable"));
+    let tenant = TenantId::from_record(&unique_tenant("fleet")).unwrap();
+    let two_minutes_ago = chrono::Utc::now() - chrono::Duration::seconds(120);
+    let node = Node {
+        node_id: "quiet-1".into(),
+        kid: "node-0000000000000000".into(),
+        public_key_pem: String::new(),
+        labels: BTreeMap::new(),
+        version: "1".into(),
+        registered_at: two_minutes_ago,
+        last_seen: two_minutes_ago,
+        status: NodeStatus::Online,
+        halt_seen: false,
+        halt_seen_at: None,
+    };
+    fleet.register(&tenant, &node).await.unwrap();
+    // The sweep read the node as registered (never heard from since): its status moves.
+    let read = fleet.node(&tenant, "quiet-1").await.unwrap().unwrap();
+    assert!(fleet.set_status(&tenant, "quiet-1", NodeStatus::Stale, read.last_seen).await.unwrap());
+    assert_eq!(fleet.node(&tenant, "quiet-1").await.unwrap().unwrap().status, NodeStatus::Stale);
+    // A heartbeat after the sweep read it: the sweep's write loses and the node stays online.
+    let stale_read = fleet.node(&tenant, "quiet-1").await.unwrap().unwrap();
+    fleet.heartbeat(&tenant, "quiet-1", chrono::Utc::now(), None).await.unwrap();
+    assert!(!fleet.set_status(&tenant, "quiet-1", NodeStatus::Offline, stale_read.last_seen).await.unwrap());
+    assert_eq!(fleet.node(&tenant, "quiet-1").await.unwrap().unwrap().status, NodeStatus::Online);
+}

@@ -31,16 +31,18 @@ async fn silent_nodes_are_marked_stale_then_offline_and_online_again_on_their_ne
     n.registered(&root).await;
     n.terminate();
     let table = stack.table("FederationTable");
+    // The node's last heartbeat, moved back (as time passing would, or someone with table access).
     let age = |secs: i64| {
-        let at = (chrono::Utc::now() - chrono::Duration::seconds(secs)).to_rfc3339();
+        let at = chrono::Utc::now() - chrono::Duration::seconds(secs);
         stack
             .db
             .update_item()
             .table_name(&table)
             .key("pk", AttributeValue::S(team.tenant.clone()))
             .key("sk", AttributeValue::S("node#depot-1".into()))
-            .update_expression("SET last_seen = :at")
-            .expression_attribute_values(":at", AttributeValue::S(at))
+            .update_expression("SET last_seen = :at, last_seen_ms = :ms")
+            .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
+            .expression_attribute_values(":ms", AttributeValue::N(at.timestamp_millis().to_string()))
             .send()
     };
     let sweep = json!({"id": "evt", "source": "aws.events", "detail-type": "Scheduled Event", "time": chrono::Utc::now().to_rfc3339(), "detail": {}});

@@ -3,7 +3,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | node | the tenant | [`node_sk`] = `node#<node id>` | the [`Node`] fields, `next_seq` (the last seq handed out) |
+//! | node | the tenant | [`node_sk`] = `node#<node id>` | the [`Node`] fields, `last_seen_ms` (epoch ms: what the sweep's condition compares), `next_seq` (the last seq handed out) |
 //! | trigger | the tenant | [`trigger_sk`] = `trigger#<trigger id>` | `spec` (JSON), `state`, `n_succeeded` … `n_cancelled`, `win_minute`, `win_count`, `ended_at`, `abort_reason` |
 //! | execution | [`execution_pk`] = `<tenant>#trigger#<trigger id>` | [`node_sk`] | `state`, `seq`, `queued_at`, `delivered_at`, `finished_at`, `reason`, `result` (the signed result, JSON) |
 //! | queued for a node | [`inbox_pk`] = `<tenant>#node#<node id>` | [`queued_sk`] = `queued#<trigger id>` | `expires_epoch` (TTL) |
@@ -172,6 +172,7 @@ impl Nodes for DynamoFleet {
         item.insert("pk".into(), s(tenant.as_str()));
         item.insert("sk".into(), s(node_sk(&node.node_id)));
         item.insert("next_seq".into(), n(0));
+        item.insert("last_seen_ms".into(), n(node.last_seen.timestamp_millis()));
         let put = self
             .db
             .put_item()
@@ -191,12 +192,15 @@ impl Nodes for DynamoFleet {
             .table_name(&self.table)
             .key("pk", s(tenant.as_str()))
             .key("sk", s(node_sk(&node.node_id)))
-            .update_expression("SET labels = :labels, version = :version, last_seen = :now, #status = :online")
+            .update_expression(
+                "SET labels = :labels, version = :version, last_seen = :now, last_seen_ms = :now_ms, #status = :online",
+            )
             .condition_expression("kid = :kid")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":labels", to_item(&node.labels).map(AttributeValue::M)?)
             .expression_attribute_values(":version", s(&node.version))
             .expression_attribute_values(":now", s(node.last_seen.to_rfc3339()))
+            .expression_attribute_values(":now_ms", n(node.last_seen.timestamp_millis()))
             .expression_attribute_values(":online", s(NodeStatus::Online.as_str()))
             .expression_attribute_values(":kid", s(&node.kid))
             .send()
@@ -248,7 +252,7 @@ impl Nodes for DynamoFleet {
         now: DateTime<Utc>,
         halt_seen: Option<bool>,
     ) -> Result<Option<Node>, StoreError> {
-        let mut expr = "SET last_seen = :now, #status = :online".to_owned();
+        let mut expr = "SET last_seen = :now, last_seen_ms = :now_ms, #status = :online".to_owned();
         let mut update = self
             .db
             .update_item()
@@ -258,6 +262,7 @@ impl Nodes for DynamoFleet {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
             .expression_attribute_values(":online", s(NodeStatus::Online.as_str()))
             .return_values(ReturnValue::AllNew);
         match halt_seen {
@@ -292,10 +297,11 @@ impl Nodes for DynamoFleet {
             .key("pk", s(tenant.as_str()))
             .key("sk", s(node_sk(node_id)))
             .update_expression("SET #status = :s")
-            .condition_expression("last_seen = :seen")
+            // Not heard from since it was read (milliseconds: the text form of a time may differ).
+            .condition_expression("last_seen_ms = :seen")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":s", s(status.as_str()))
-            .expression_attribute_values(":seen", s(last_seen.to_rfc3339()))
+            .expression_attribute_values(":seen", n(last_seen.timestamp_millis()))
             .send()
             .await;
         match out {
