@@ -524,14 +524,7 @@ mod tests {
         let dir = tmp("once");
         let tenant = TenantId::from_record("acme").unwrap();
         let state = State::open(&dir).unwrap();
-        let r = SimResource {
-            kind: "deployment".into(),
-            replicas: 2,
-            healthy: false,
-            version: "v1".into(),
-            previous_version: None,
-            restarts: 0,
-        };
+        let r = SimResource::new("deployment", 2, false, "v1");
         assert!(state.seed(&tenant, "deployment/a", &r).unwrap());
         assert!(!state.seed(&tenant, "deployment/a", &r).unwrap(), "seeding never overwrites");
         let sim = SimAdapter { store: state.clone() };

@@ -2,6 +2,7 @@
 //! and the edge node (a plain binary), so both carry out a step the same way. No AWS, no Lambda:
 //! where the simulated world and the receipts live is a trait ([`sim::SimStore`], [`Receipts`]).
 
+pub mod faults;
 pub mod k8s;
 pub mod sim;
 

@@ -3,8 +3,13 @@
 //!
 //! Resources such as `deployment/payments` have replicas, health and a version. `restart` makes an
 //! unhealthy deployment healthy and counts the restart; `scale` sets replicas; `rollback` returns
-//! to the previous (or a named) version. Each change is written together with its receipt in one
-//! transaction, so an action is applied at most once per idempotency key.
+//! to the previous (or a named) version; `failover` sends traffic to a secondary dependency. Each
+//! change is written together with its receipt in one transaction, so an action is applied at most
+//! once per idempotency key.
+//!
+//! A resource's [`Condition`] holds what chaos faults did to it ([`inject`], [`revert`]); once
+//! disturbed, its health follows from the condition, so only the action that addresses a fault
+//! heals it (a restart does not fix a bad version; scaling out cools a CPU spike).
 
 use std::future::Future;
 
@@ -13,6 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::ActError;
+use crate::faults::{BASE_CPU_PCT, BASE_LATENCY_MS, Condition, Fault, FaultKind, param};
+
+fn is_plain(c: &Condition) -> bool {
+    *c == Condition::default()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +35,8 @@ pub struct SimResource {
     pub previous_version: Option<String>,
     #[serde(default)]
     pub restarts: u32,
+    #[serde(default, skip_serializing_if = "is_plain")]
+    pub condition: Condition,
 }
 
 impl SimResource {
@@ -35,9 +47,9 @@ impl SimResource {
         let Some(o) = body.as_object() else {
             return Err(vec![FieldError::new("", "expected {\"kind\", \"replicas\", \"healthy\", \"version\"}")]);
         };
-        for k in
-            o.keys().filter(|k| !["kind", "replicas", "healthy", "version", "previous_version"].contains(&k.as_str()))
-        {
+        for k in o.keys().filter(|k| {
+            !["kind", "replicas", "healthy", "version", "previous_version", "chaos_target"].contains(&k.as_str())
+        }) {
             errors.push(FieldError::new(format!("/{k}"), "unknown field"));
         }
         if !o.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty() && k.len() <= 64) {
@@ -52,11 +64,101 @@ impl SimResource {
         if !o.get("version").and_then(Value::as_str).is_some_and(|v| !v.is_empty() && v.len() <= 128) {
             errors.push(FieldError::new("/version", "required: e.g. v1.4.2"));
         }
+        if o.get("chaos_target").is_some_and(|v| !v.is_boolean()) {
+            errors.push(FieldError::new("/chaos_target", "must be true or false"));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
-        serde_json::from_value(body.clone()).map_err(|e| vec![FieldError::new("", e.to_string())])
+        let mut plain = o.clone();
+        let chaos_target = plain.remove("chaos_target").and_then(|v| v.as_bool()).unwrap_or(false);
+        let mut r: SimResource =
+            serde_json::from_value(Value::Object(plain)).map_err(|e| vec![FieldError::new("", e.to_string())])?;
+        r.condition.chaos_target = chaos_target;
+        Ok(r)
     }
+
+    /// A plain resource: `kind`, replicas, health and version, nothing disturbed.
+    pub fn new(kind: &str, replicas: u32, healthy: bool, version: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            replicas,
+            healthy,
+            version: version.to_owned(),
+            previous_version: None,
+            restarts: 0,
+            condition: Condition::default(),
+        }
+    }
+}
+
+/// Inject a fault for chaos run `run_id` (again: nothing changes).
+pub fn inject(r: &SimResource, run_id: &str, kind: FaultKind, params: &Map<String, Value>, at: &str) -> SimResource {
+    if r.condition.faults.contains_key(run_id) {
+        return r.clone();
+    }
+    let mut next = r.clone();
+    let c = &mut next.condition;
+    let mut fault = Fault { kind, injected_at: at.to_owned(), version_before: None, previous_version_before: None };
+    match kind {
+        FaultKind::KillPod => {
+            let pods = u32::try_from(param(params, "pods", 1)).unwrap_or(u32::MAX);
+            c.ready = Some(c.ready.unwrap_or(r.replicas).saturating_sub(pods.max(1)));
+        }
+        FaultKind::CrashLoop => {
+            fault.version_before = Some(r.version.clone());
+            fault.previous_version_before = Some(r.previous_version.clone());
+            next.previous_version = Some(r.version.clone());
+            next.version = format!("{}-bad", r.version);
+            next.condition.crash_looping = true;
+            next.condition.ready = Some(0);
+        }
+        FaultKind::CpuSpike => c.cpu_pct = u32::try_from(param(params, "cpu_pct", 95)).unwrap_or(100).min(100),
+        FaultKind::Latency => c.latency_ms = u32::try_from(param(params, "latency_ms", 900)).unwrap_or(u32::MAX),
+        FaultKind::DependencyThrottle => {
+            c.throttled = true;
+            c.error_permille = if c.failover {
+                0
+            } else {
+                u32::try_from(param(params, "error_permille", 250)).unwrap_or(1000).min(1000)
+            };
+        }
+    }
+    next.condition.faults.insert(run_id.to_owned(), fault);
+    next.healthy = next.condition.healthy(next.replicas);
+    next
+}
+
+/// Undo what is left of chaos run `run_id`'s fault (a rollback; nothing recorded: no change).
+pub fn revert(r: &SimResource, run_id: &str) -> SimResource {
+    let Some(fault) = r.condition.faults.get(run_id).cloned() else { return r.clone() };
+    let mut next = r.clone();
+    next.condition.faults.remove(run_id);
+    let c = &mut next.condition;
+    match fault.kind {
+        FaultKind::KillPod => c.ready = None,
+        FaultKind::CrashLoop => {
+            if c.crash_looping {
+                c.crash_looping = false;
+                c.ready = None;
+                if let Some(v) = fault.version_before {
+                    next.version = v;
+                }
+                if let Some(p) = fault.previous_version_before {
+                    next.previous_version = p;
+                }
+            }
+        }
+        FaultKind::CpuSpike => c.cpu_pct = BASE_CPU_PCT,
+        FaultKind::Latency => c.latency_ms = BASE_LATENCY_MS,
+        FaultKind::DependencyThrottle => {
+            c.throttled = false;
+            c.error_permille = 0;
+            c.failover = false;
+        }
+    }
+    next.healthy = next.condition.healthy(next.replicas);
+    next
 }
 
 /// The simulation's rules: the resource after `action`.
@@ -66,14 +168,29 @@ pub fn apply(action: &str, args: &Map<String, Value>, r: &SimResource) -> Result
 
 fn apply_rules(action: &str, args: &Map<String, Value>, r: &SimResource) -> Result<SimResource, String> {
     let mut next = r.clone();
+    let disturbed = r.condition.is_disturbed();
     match action {
         "restart" => {
             next.restarts += 1;
             next.healthy = true;
+            // New pods: the killed ones come back, a leak is cleared; a bad version stays bad.
+            if !next.condition.crash_looping {
+                next.condition.ready = None;
+            }
+            next.condition.latency_ms = next.condition.latency_ms.min(BASE_LATENCY_MS);
         }
         "scale" => {
             let n = args.get("replicas").and_then(Value::as_u64).ok_or("scale needs replicas")?;
-            next.replicas = u32::try_from(n).map_err(|_| "replicas out of range")?;
+            let n = u32::try_from(n).map_err(|_| "replicas out of range")?;
+            // The same load over more pods.
+            if n > 0 && r.replicas > 0 {
+                let cpu = u64::from(r.condition.cpu_pct) * u64::from(r.replicas) / u64::from(n);
+                next.condition.cpu_pct = u32::try_from(cpu.min(100)).unwrap_or(100);
+            }
+            if !next.condition.crash_looping {
+                next.condition.ready = None;
+            }
+            next.replicas = n;
         }
         "rollback" => {
             let to = match args.get("to_version").and_then(Value::as_str) {
@@ -82,8 +199,22 @@ fn apply_rules(action: &str, args: &Map<String, Value>, r: &SimResource) -> Resu
             };
             next.previous_version = Some(r.version.clone());
             next.version = to;
+            if next.condition.crash_looping {
+                next.condition.crash_looping = false;
+                next.condition.ready = None;
+            }
+        }
+        "failover" => {
+            next.condition.failover = true;
+            if next.condition.throttled {
+                next.condition.error_permille = 0;
+            }
         }
         other => return Err(format!("the sim adapter cannot {other}")),
+    }
+    if disturbed {
+        // A disturbed resource is as healthy as its condition says, whatever was done to it.
+        next.healthy = next.condition.healthy(next.replicas);
     }
     Ok(next)
 }
@@ -200,14 +331,7 @@ mod tests {
     use super::*;
 
     fn deployment(healthy: bool) -> SimResource {
-        SimResource {
-            kind: "deployment".into(),
-            replicas: 3,
-            healthy,
-            version: "v2".into(),
-            previous_version: Some("v1".into()),
-            restarts: 0,
-        }
+        SimResource { previous_version: Some("v1".into()), ..SimResource::new("deployment", 3, healthy, "v2") }
     }
 
     #[test]
@@ -229,6 +353,53 @@ mod tests {
         none.previous_version = None;
         assert!(apply("rollback", &Map::new(), &none).is_err());
         assert!(apply("delete_pod", &Map::new(), &none).is_err());
+    }
+
+    fn healed_by(kind: FaultKind, action: &str, args: Value) -> (SimResource, SimResource) {
+        let broken = inject(&deployment(true), "run-1", kind, &Map::new(), "t0");
+        assert!(!broken.healthy, "{kind:?} makes the resource unhealthy");
+        let args = args.as_object().cloned().unwrap_or_default();
+        (broken.clone(), apply(action, &args, &broken).unwrap())
+    }
+
+    #[test]
+    fn each_fault_is_healed_by_the_action_that_addresses_it_and_not_by_others() {
+        for (kind, fix, args) in [
+            (FaultKind::KillPod, "restart", json!({})),
+            (FaultKind::CrashLoop, "rollback", json!({})),
+            (FaultKind::CpuSpike, "scale", json!({"replicas": 6})),
+            (FaultKind::Latency, "restart", json!({})),
+            (FaultKind::DependencyThrottle, "failover", json!({})),
+        ] {
+            let (_, healed) = healed_by(kind, fix, args);
+            assert!(healed.healthy, "{kind:?} healed by {fix}: {healed:?}");
+        }
+        assert!(
+            !healed_by(FaultKind::CrashLoop, "restart", json!({})).1.healthy,
+            "a restart does not fix a bad version"
+        );
+        assert!(!healed_by(FaultKind::CpuSpike, "restart", json!({})).1.healthy, "a restart does not cool a CPU spike");
+        assert!(!healed_by(FaultKind::DependencyThrottle, "restart", json!({})).1.healthy);
+        // Undisturbed resources keep the old rules: a restart heals, scaling leaves health alone.
+        assert!(apply("restart", &Map::new(), &deployment(false)).unwrap().healthy);
+        let scaled = apply("scale", json!({"replicas": 5}).as_object().unwrap(), &deployment(false)).unwrap();
+        assert!(!scaled.healthy);
+    }
+
+    #[test]
+    fn a_rollback_restores_what_the_fault_replaced_and_is_idempotent() {
+        let before = deployment(true);
+        for kind in FaultKind::ALL {
+            let broken = inject(&before, "run-9", kind, &Map::new(), "t0");
+            assert_eq!(inject(&broken, "run-9", kind, &Map::new(), "t1"), broken, "injecting again changes nothing");
+            let restored = revert(&broken, "run-9");
+            assert_eq!(restored, before, "{kind:?} reverted");
+            assert_eq!(revert(&restored, "run-9"), restored);
+        }
+        // Healed by the agent, then rolled back: the record goes, the healing stays.
+        let (_, healed) = healed_by(FaultKind::CrashLoop, "rollback", json!({}));
+        let after = revert(&healed, "run-1");
+        assert!(after.healthy && after.condition.faults.is_empty() && after.version == "v2");
     }
 
     #[test]

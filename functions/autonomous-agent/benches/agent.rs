@@ -84,14 +84,7 @@ fn benches(c: &mut Criterion) {
 
     // --- runtime overhead per step: a graph that observes STEPS times, then records ---
     let mem = Arc::new(Memory::default());
-    let sim = SimResource {
-        kind: "deployment".into(),
-        replicas: 3,
-        healthy: true,
-        version: "v1".into(),
-        previous_version: None,
-        restarts: 0,
-    };
+    let sim = SimResource::new("deployment", 3, true, "v1");
     rt.block_on(mem.put(&acme, "deployment/payments", &sim)).unwrap();
     let agent = Agent {
         store: Arc::clone(&mem),

@@ -92,14 +92,7 @@ impl World {
     }
 
     async fn deployment(&self, healthy: bool) {
-        let r = SimResource {
-            kind: "deployment".into(),
-            replicas: 3,
-            healthy,
-            version: "v2".into(),
-            previous_version: Some("v1".into()),
-            restarts: 0,
-        };
+        let r = SimResource { previous_version: Some("v1".into()), ..SimResource::new("deployment", 3, healthy, "v2") };
         self.mem.put(&tenant(), RES, &r).await.unwrap();
     }
 

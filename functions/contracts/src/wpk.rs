@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 /// Adapters and the actions each supports.
 pub const ADAPTERS: &[(&str, &[&str])] =
-    &[("sim", &["restart", "scale", "rollback"]), ("k8s", &["restart", "scale", "delete_pod"])];
+    &[("sim", &["restart", "scale", "rollback", "failover"]), ("k8s", &["restart", "scale", "delete_pod"])];
 
 /// Most steps in one WPK.
 pub const MAX_STEPS: usize = 20;
