@@ -80,8 +80,9 @@ pub struct Fault {
     /// The resource's version before a crash-loop fault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_before: Option<String>,
+    /// The resource's previous version before a crash-loop fault (none: it had none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_version_before: Option<Option<String>>,
+    pub previous_version_before: Option<String>,
 }
 
 /// How a simulated resource is doing, beyond its spec.

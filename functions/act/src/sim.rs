@@ -107,7 +107,7 @@ pub fn inject(r: &SimResource, run_id: &str, kind: FaultKind, params: &Map<Strin
         }
         FaultKind::CrashLoop => {
             fault.version_before = Some(r.version.clone());
-            fault.previous_version_before = Some(r.previous_version.clone());
+            fault.previous_version_before = r.previous_version.clone();
             next.previous_version = Some(r.version.clone());
             next.version = format!("{}-bad", r.version);
             next.condition.crash_looping = true;
@@ -143,9 +143,7 @@ pub fn revert(r: &SimResource, run_id: &str) -> SimResource {
                 c.ready = None;
                 if let Some(v) = fault.version_before {
                     next.version = v;
-                }
-                if let Some(p) = fault.previous_version_before {
-                    next.previous_version = p;
+                    next.previous_version = fault.previous_version_before;
                 }
             }
         }
@@ -384,6 +382,20 @@ mod tests {
         assert!(apply("restart", &Map::new(), &deployment(false)).unwrap().healthy);
         let scaled = apply("scale", json!({"replicas": 5}).as_object().unwrap(), &deployment(false)).unwrap();
         assert!(!scaled.healthy);
+    }
+
+    #[test]
+    fn a_faulted_resource_survives_its_stored_form_byte_for_byte() {
+        // Writers change the world conditionally on the document they read, re-encoded: a
+        // document that does not re-encode to the same bytes could never be changed.
+        for kind in FaultKind::ALL {
+            for r in [deployment(true), SimResource::new("deployment", 2, true, "v1")] {
+                let broken = inject(&r, "run-3", kind, &Map::new(), "t0");
+                let text = serde_json::to_string(&broken).unwrap();
+                let again: SimResource = serde_json::from_str(&text).unwrap();
+                assert_eq!(serde_json::to_string(&again).unwrap(), text, "{kind:?}");
+            }
+        }
     }
 
     #[test]

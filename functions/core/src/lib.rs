@@ -12,6 +12,8 @@
 //! - [`privacy`]: keyed pseudonyms for PII (P-1), keyed from KMS once per cold start.
 //! - [`metrics`]: fleet-wide counters kept in DynamoDB and rendered as Prometheus text (P-4).
 //! - [`logging`]: JSON logs carrying the Lambda request id.
+//! - [`sim`]: the simulation mode's world (`naksha.sim`): the agent acts on it, chaos injects faults
+//!   into it, the exporter reports on it.
 //! - [`wpks`]: the item format of the WPK registry (the agent writes it, the federation hub reads it).
 
 pub mod auth;
@@ -27,6 +29,7 @@ pub mod models;
 pub mod privacy;
 pub mod problem;
 pub mod signing;
+pub mod sim;
 pub mod wpks;
 
 pub use naksha_contracts as contracts;

@@ -8,6 +8,9 @@
 //! the runs stream; the signal closes after `CLOSE_AFTER` calm minutes. The state is written
 //! once per batch, conditionally on the version read, with the shard's sequence watermark: a
 //! redelivered batch feeds nothing twice and raises nothing twice.
+//!
+//! A series of warnings (Kubernetes Warning events, firing alerts: [`crate::warnings`]) skips the
+//! detector: its first warning opens a signal, and a warning after a quiet spell a new one.
 
 use std::collections::BTreeMap;
 
@@ -56,6 +59,9 @@ pub struct SeriesState {
     pub open_signal: Option<OpenSignal>,
     pub last_score: f64,
     pub model_id: Option<String>,
+    /// The latest minute of a warning series (warnings skip the detector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_warning: Option<i64>,
 }
 
 /// A series' state as stored, with this shard's watermark.
@@ -109,6 +115,24 @@ pub fn fold(
     scored
 }
 
+/// Fold fresh warnings into the state: the first opens a signal, and so does one after
+/// [`crate::warnings::QUIET_MINUTES`] without any (once the previous signal went out). Pure.
+pub fn fold_warnings(state: &mut SeriesState, samples: &[&Sample], new_run_id: &mut dyn FnMut() -> String) {
+    for s in samples {
+        let quiet_since = state.last_warning.is_none_or(|last| s.minute - last >= crate::warnings::QUIET_MINUTES * 60);
+        let new_incident = match &state.open_signal {
+            None => true,
+            Some(open) => open.sent && quiet_since,
+        };
+        if new_incident {
+            state.open_signal =
+                Some(OpenSignal { run_id: new_run_id(), minute: s.minute, score: 1.0, sent: false, calm: 0 });
+        }
+        state.last_warning = Some(state.last_warning.map_or(s.minute, |l| l.max(s.minute)));
+        state.last_score = 1.0;
+    }
+}
+
 fn on_score(state: &mut SeriesState, minute: i64, score: f64, new_run_id: &mut dyn FnMut() -> String) {
     match state.open_signal.as_mut() {
         Some(open) if score >= CALM_BELOW => open.calm = 0,
@@ -136,14 +160,18 @@ pub fn signal_message(
     averaging: usize,
 ) -> RunMessage {
     let window_from = open.minute - 60 * averaging as i64;
+    let (signal, requested_by, model_id) = match crate::warnings::signal_for(meta) {
+        Some(signal) => (signal, "cluster-warning", "none"),
+        None => (signal_name(&meta.name), "detector", model_id),
+    };
     RunMessage {
         tenant: tenant.clone(),
         run_id: open.run_id.clone(),
         attempt: 0,
         start: Some(RunStart {
-            signal: signal_name(&meta.name),
+            signal,
             resource: meta.source.clone(),
-            requested_by: "detector".into(),
+            requested_by: requested_by.into(),
             telemetry: Some(json!({
                 "signal": {
                     "series": {"id": series_id, "source": meta.source, "name": meta.name, "labels": meta.labels},
@@ -235,7 +263,13 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
             let watermark = current.as_ref().and_then(|c| c.watermark.clone());
             let fresh: Vec<&Sample> =
                 input.samples.iter().filter(|s| watermark.as_ref().is_none_or(|w| s.seq > *w)).collect();
-            let scored = fold(&mut state, &params, &fresh, &mut || uuid::Uuid::now_v7().to_string());
+            let mut new_run_id = || uuid::Uuid::now_v7().to_string();
+            let scored = if crate::warnings::signal_for(&input.meta).is_some() {
+                fold_warnings(&mut state, &fresh, &mut new_run_id);
+                0
+            } else {
+                fold(&mut state, &params, &fresh, &mut new_run_id)
+            };
             let mut writes = 0;
             if let Some(last) = fresh.last() {
                 match self
@@ -279,7 +313,7 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
                 }
                 writes += 1;
                 raised = true;
-                tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, "anomaly signal raised");
+                tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, signal = %msg.start.as_ref().map_or("", |s| s.signal.as_str()), "signal raised");
             }
             return Outcome::Done { scored, raised, writes };
         }
@@ -466,6 +500,49 @@ mod tests {
         assert_eq!(fold(&mut state, &p, &b.iter().collect::<Vec<_>>(), &mut ids), 2);
         assert_eq!(state.detector.seen, 2, "the late sample for minute 60 is not scored again");
         assert_eq!(state.pending, Some(Pending { minute: 180, count: 1, sum: 5.0 }));
+    }
+
+    fn warnings(minutes: &[i64], reason: &str) -> BatchSeries {
+        let meta = SeriesMeta {
+            source: "deployment/payments".into(),
+            name: "k8s_event".into(),
+            labels: [("type".to_owned(), "Warning".to_owned()), ("reason".to_owned(), reason.to_owned())].into(),
+        };
+        let samples = minutes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                Some(Sample { record: i, seq: SeqNo::parse(&(5000 + m).to_string())?, minute: m * 60, value: 1.0 })
+            })
+            .collect();
+        BTreeMap::from([(key(), SeriesInput { meta, samples })])
+    }
+
+    #[tokio::test]
+    async fn a_warning_raises_its_signal_at_once_and_repeats_are_one_incident_until_a_quiet_spell() {
+        let d = detection();
+        // The first BackOff raises `crash_loop` without any learning period; repeats do not.
+        let r = d.observe("shard-0", &warnings(&[10, 10, 11, 12], "BackOff")).await;
+        assert_eq!((r.raised, r.scored), (1, 0), "{r:?}");
+        let r = d.observe("shard-0", &warnings(&[13, 20], "BackOff")).await;
+        assert_eq!(r.raised, 0);
+        // After a quiet spell a new BackOff is a new incident.
+        let r = d.observe("shard-0", &warnings(&[20 + crate::warnings::QUIET_MINUTES + 1], "BackOff")).await;
+        assert_eq!(r.raised, 1);
+        let sent = d.sink.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), 2);
+        let start = sent[0].0.start.as_ref().unwrap();
+        assert_eq!(
+            (start.signal.as_str(), start.resource.as_str(), start.requested_by.as_str()),
+            ("crash_loop", "deployment/payments", "cluster-warning")
+        );
+        assert_ne!(sent[0].0.run_id, sent[1].0.run_id);
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap();
+        assert_eq!(
+            stored[&key()].state.detector,
+            naksha_detector::detector::State::default(),
+            "warnings never reach the detector"
+        );
     }
 
     #[tokio::test]

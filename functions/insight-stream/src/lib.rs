@@ -6,6 +6,8 @@
 //! - [`series`]: a batch as the consumer sees it (sequence numbers, each series' samples).
 //! - [`aggregate`]: fold a batch into per-minute aggregates, idempotently.
 //! - [`detection`]: the streaming detector in the consumer path; signals start agent runs.
+//! - [`warnings`]: Kubernetes Warning events and firing alerts raise signals without the detector.
+//! - [`sim_exporter`]: in simulation mode, the world's metrics and warnings through ingest.
 //! - [`consumer`]: one shard's batch through both, poison set aside; [`kinesis`]: the event adapter.
 //! - [`health`]: `GET /health` — checks the streams, tables and keys of the deployment.
 //! - [`ports`]: the traits the domain needs; [`store`]: DynamoDB/Kinesis; [`memory`]: for tests.
@@ -24,5 +26,7 @@ pub mod kinesis;
 pub mod memory;
 pub mod ports;
 pub mod series;
+pub mod sim_exporter;
 pub mod store;
+pub mod warnings;
 pub mod wiring;

@@ -90,6 +90,43 @@ impl Function for IngestApp {
     }
 }
 
+/// The simulated world's telemetry exporter (simulation mode, every minute).
+#[derive(Debug)]
+pub struct SimExporterApp {
+    pub world: naksha_core::sim::SimWorld,
+    pub ingest: Ingest<KinesisSink, DynamoCounters>,
+}
+
+#[derive(Debug)]
+pub struct SimExporterConfig {
+    stream: String,
+    counters: String,
+    pii_key: String,
+    sim: String,
+}
+
+impl Function for SimExporterApp {
+    type Config = SimExporterConfig;
+
+    fn config(r: &mut ConfigReader) -> SimExporterConfig {
+        SimExporterConfig {
+            stream: r.required("TELEMETRY_STREAM"),
+            counters: r.required("COUNTERS_TABLE"),
+            pii_key: r.required("PII_KEY_ID"),
+            sim: r.required("SIM_TABLE"),
+        }
+    }
+
+    async fn build(c: SimExporterConfig, cold: &Cold) -> Result<Self, BootError> {
+        let pii = cold.pii_key(&c.pii_key).await?;
+        let sink = KinesisSink::new(cold.aws.kinesis(), c.stream);
+        Ok(Self {
+            world: naksha_core::sim::SimWorld::new(cold.aws.dynamodb(), c.sim),
+            ingest: Ingest::new(sink, DynamoCounters::new(cold.aws.dynamodb(), c.counters), pii),
+        })
+    }
+}
+
 /// `GET /metrics`: the fleet-wide counters.
 #[derive(Debug)]
 pub struct MetricsApp {

@@ -3,10 +3,8 @@
 //!
 //! | table | `pk` | attributes |
 //! |---|---|---|
-//! | `naksha.sim` | [`sim_pk`] = `<tenant>#<resource>` | `tenant`, `resource`, `doc` (the [`SimResource`] as JSON) |
+//! | `naksha.sim` | `sim_pk` = `<tenant>#<resource>` | naksha-core's `sim` item format (the chaos orchestrator and insight-stream's exporter use it too) |
 //! | `naksha.agent-state` | [`receipt_pk`] = `<tenant>#receipt#<idempotency key>` | `done`, `result`, `at` |
-
-use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use naksha_contracts::TenantId;
@@ -18,9 +16,7 @@ use super::agent_state::receipt_pk;
 use crate::act::sim::{SimResource, SimStore};
 use crate::ports::ActError;
 
-pub fn sim_pk(tenant: &TenantId, resource: &str) -> String {
-    tenant.key(&[resource])
-}
+pub use naksha_core::sim::sim_pk;
 
 #[derive(Debug, Clone)]
 pub struct DynamoSim {
@@ -36,7 +32,7 @@ impl DynamoSim {
 }
 
 fn encode(r: &SimResource) -> Result<String, ActError> {
-    serde_json::to_string(r).map_err(|e| ActError::Refused(e.to_string()))
+    naksha_core::sim::encode(r).map_err(|e| ActError::Refused(e.to_string()))
 }
 
 fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> ActError
@@ -47,12 +43,7 @@ where
 }
 
 fn sim_item(tenant: &TenantId, resource: &str, r: &SimResource) -> Result<Item, ActError> {
-    Ok(HashMap::from([
-        ("pk".to_owned(), s(sim_pk(tenant, resource))),
-        ("tenant".to_owned(), s(tenant.as_str())),
-        ("resource".to_owned(), s(resource)),
-        ("doc".to_owned(), s(encode(r)?)),
-    ]))
+    naksha_core::sim::item(tenant, resource, r).map_err(|e| ActError::Refused(e.to_string()))
 }
 
 impl SimStore for DynamoSim {
@@ -66,7 +57,7 @@ impl SimStore for DynamoSim {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(out.item().and_then(|i| get_s(i, "doc")).and_then(|d| serde_json::from_str(d).ok()))
+        Ok(out.item().and_then(naksha_core::sim::decode).map(|(_, _, r)| r))
     }
 
     async fn put(&self, tenant: &TenantId, resource: &str, r: &SimResource) -> Result<(), ActError> {
