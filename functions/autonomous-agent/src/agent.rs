@@ -146,6 +146,9 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 Target::Node(n) => state.cursor = Some(n.clone()),
             }
             state.updated_at = now();
+            if error.is_none() {
+                state.milestones.entry(node.clone()).or_insert_with(|| state.updated_at.clone());
+            }
             let checkpoint = Checkpoint {
                 run_id: state.run_id.clone(),
                 step: state.steps_taken,

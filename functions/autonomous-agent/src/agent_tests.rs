@@ -187,6 +187,22 @@ async fn manual_path_waits_for_approval_then_acts_verifies_and_audits() {
     let nodes: Vec<_> = steps.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(nodes, ["observe", "decide", "plan", "gate", "gate", "act", "verify", "record"]);
     assert!(steps.iter().all(|c| c.graph_version == w.agent.graph.version && c.state_digest.len() == 64));
+
+    // Its progress, as a chaos experiment reads it: each node's first completion, the person
+    // who approved, the first act.
+    let p = s.progress();
+    assert_eq!(
+        (p.status.as_str(), p.wpk_id.as_deref(), p.approved_by.as_deref()),
+        ("succeeded", Some("restart-unhealthy"), Some("bob"))
+    );
+    assert!(!p.standing_approval && p.acted_at.is_some());
+    let first_gate = steps.iter().find(|c| c.node == "gate").unwrap();
+    assert_eq!(
+        p.milestones.get("gate"),
+        Some(&first_gate.ended_at),
+        "the first time the gate completed (the wait began)"
+    );
+    assert!(p.milestones["decide"] <= p.milestones["gate"] && p.milestones["gate"] <= p.milestones["act"]);
 }
 
 #[tokio::test]

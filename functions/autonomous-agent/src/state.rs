@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use naksha_contracts::TenantId;
-use naksha_contracts::runs::RunOutcome;
+use naksha_contracts::runs::{RunOutcome, RunProgress};
 use naksha_contracts::signing::{canonical_json, sha256_hex};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -238,6 +238,10 @@ pub struct RunState {
     /// Set while an act waits for its audit record to be written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_pending: Option<AuditPending>,
+    /// When each graph node first completed (`decide`, `gate`, `act`, …): what a chaos
+    /// experiment times the agent by.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub milestones: std::collections::BTreeMap<String, String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -264,6 +268,7 @@ impl RunState {
             audit_seq: None,
             approval_refused: None,
             audit_pending: None,
+            milestones: std::collections::BTreeMap::new(),
             created_at: now.clone(),
             updated_at: now,
         }
@@ -295,6 +300,32 @@ impl RunState {
             audit_seq,
             finished_at: self.updated_at.clone(),
         })
+    }
+
+    /// How far the run has come, as other services read it (a chaos experiment's timeline).
+    pub fn progress(&self) -> RunProgress {
+        let signal_raised_at =
+            self.request.telemetry.as_ref().and_then(|t| t["signal"]["raised_at"].as_str()).map(str::to_owned);
+        let approval = self.approval.as_ref();
+        RunProgress {
+            run_id: self.run_id.clone(),
+            signal: self.request.signal.clone(),
+            resource: self.request.resource.clone(),
+            status: self.status.as_str().to_owned(),
+            requested_by: self.requested_by.clone(),
+            signal_raised_at,
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            wpk_id: self.decision.as_ref().map(|d| d.wpk_id.clone()),
+            wpk_version: self.decision.as_ref().map(|d| d.version),
+            milestones: self.milestones.clone(),
+            approved_at: approval.map(|a| a.at.clone()),
+            approved_by: approval.map(|a| a.approver.clone()),
+            standing_approval: approval.is_some_and(|a| a.standing),
+            acted_at: self.receipts.first().map(|r| r.at.clone()),
+            reason: self.outcome.as_ref().map(|o| o.reason.clone()),
+            audit_seq: self.audit_seq,
+        }
     }
 
     /// sha256 of the state, recorded with each checkpoint.

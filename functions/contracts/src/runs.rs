@@ -6,6 +6,7 @@
 //! | [`RunMessage`] | Kinesis `naksha.agent-runs` | partition key [`RunMessage::partition_key`] = `<tenant>/<resource>` |
 //! | run item | DynamoDB `naksha.runs` (written by the agent) | `pk` = [`run_pk`] = `<tenant>#<run id>`, `sk` = `run` |
 //! | [`RunOutcome`] | attribute `outcome` of the run item, once a run that acted has ended | read through the `by_tenant` index |
+//! | [`RunProgress`] | attribute `progress` of the run item, always | read through the `by_tenant` index (chaos experiments time the agent by it) |
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -74,6 +75,49 @@ pub struct RunOutcome {
     pub audit_seq: u64,
     /// RFC 3339.
     pub finished_at: String,
+}
+
+/// Name of the run item attribute that holds its [`RunProgress`] as JSON.
+pub const PROGRESS_ATTRIBUTE: &str = "progress";
+
+/// How far a run has come: written with every change of the run, so a reader (a chaos
+/// experiment) can time detection, decision, approval and action without the agent's internals.
+/// Times are RFC 3339 as the agent writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunProgress {
+    pub run_id: String,
+    pub signal: String,
+    pub resource: String,
+    /// `queued`, `running`, `awaiting_approval`, `succeeded`, `failed`, `rejected`, `aborted`.
+    pub status: String,
+    /// Who started it: a person, `detector`, or `cluster-warning`.
+    pub requested_by: String,
+    /// When the signal that started it was raised (runs started by a signal).
+    #[serde(default)]
+    pub signal_raised_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub wpk_id: Option<String>,
+    #[serde(default)]
+    pub wpk_version: Option<u32>,
+    /// When each graph node first completed (`decide`, `gate`, `act`, `verify`, …).
+    #[serde(default)]
+    pub milestones: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub approved_at: Option<String>,
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    /// The approval was a standing one (an `auto` WPK): no person decided this run.
+    #[serde(default)]
+    pub standing_approval: bool,
+    /// The first act.
+    #[serde(default)]
+    pub acted_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub audit_seq: Option<u64>,
 }
 
 #[cfg(test)]

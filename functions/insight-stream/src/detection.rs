@@ -178,6 +178,7 @@ pub fn signal_message(
                     "score": open.score,
                     "window": {"from": window_from, "to": open.minute + 60},
                     "model_id": model_id,
+                    "raised_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 }
             })),
         }),

@@ -2,7 +2,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | a run | [`run_pk`] = `<tenant>#<run id>` | `run` | `state` (the [`RunState`] as JSON), `tenant`, `run_id`, `status`, `signal`, `resource`, `plan_sha256`, `updated_at`; `outcome` ([`RunOutcome`] JSON) once a run that acted has ended |
+//! | a run | [`run_pk`] = `<tenant>#<run id>` | `run` | `state` (the [`RunState`] as JSON), `tenant`, `run_id`, `status`, `signal`, `resource`, `plan_sha256`, `updated_at`, `progress` (`RunProgress` JSON); `outcome` ([`RunOutcome`] JSON) once a run that acted has ended |
 //! | a checkpoint | the same | [`step_sk`] = `step#000001`… | `node`, `checkpoint` (JSON) |
 //!
 //! The `by_tenant` index (`tenant`, `updated_at`) is how the trainer reads outcomes.
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use naksha_contracts::TenantId;
-use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, RunOutcome, run_pk};
+use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, PROGRESS_ATTRIBUTE, RunOutcome, run_pk};
 use naksha_core::ddb::{Item, condition_failed, get_s, s};
 
 use super::{DynamoAgentStore, built, failed, json_of};
@@ -43,6 +43,7 @@ pub fn run_item(state: &RunState) -> Result<Item, StoreError> {
     if let Some(p) = &state.plan {
         item.insert("plan_sha256".into(), s(&p.sha256));
     }
+    item.insert(PROGRESS_ATTRIBUTE.into(), s(json_of(&state.progress())?));
     if let Some(outcome) = state.training_outcome() {
         item.insert(OUTCOME_ATTRIBUTE.into(), s(json_of::<RunOutcome>(&outcome)?));
     }
