@@ -1,4 +1,16 @@
-//! D.5 chaos-orchestrator. (Module map filled in as the service grows.)
+//! D.5 chaos-orchestrator: inject a fault into the (simulated) world, let the system notice and
+//! heal it by itself, check the steady state, always roll back, and measure how long each part
+//! took (docs/chaos.md).
+//!
+//! - [`specs`]: experiments (fault, steady state, deadline, blast radius, rollbacks); [`import`]:
+//!   Chaos Toolkit experiments and AWS FIS templates.
+//! - [`run`]: a run's stages, timeline, verdict and figures; [`engine`]: starting a run and
+//!   advancing it one step per invocation.
+//! - [`ports`]: the traits it needs; [`memory`]: for tests.
 
+pub mod engine;
 pub mod import;
+pub mod memory;
+pub mod ports;
+pub mod run;
 pub mod specs;

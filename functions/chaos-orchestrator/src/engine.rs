@@ -1,0 +1,398 @@
+//! Running an experiment: start one (choose and lock a target inside the blast radius), and advance
+//! it one step per worker invocation — check the steady state, inject, watch the system notice and
+//! heal, roll back, check again. Nothing here tells the agent what was injected: it watches the
+//! world and the agent's runs, as anyone could.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use naksha_act::sim::{inject, revert};
+use naksha_contracts::TenantId;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::ports::{AgentRuns, Halt, Http, Runs, StoreError, Telemetry, World};
+use crate::run::{AgentRun, ChaosRun, RollbackDone, Stage, Status, Verdict, events};
+use crate::specs::{Probe, Rollback, Spec};
+
+/// How long after its deadline a run may still wait for the steady state after its rollbacks.
+pub const SETTLE_AFTER_ROLLBACK: i64 = 120;
+
+/// How long a lock on a target outlives the run's deadline (a run that never finishes frees it).
+pub const LOCK_GRACE: i64 = 600;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(#[from] StoreError),
+}
+
+/// Everything a step needs.
+#[derive(Debug)]
+pub struct Ports<'a, W, R, A, T, H, X> {
+    pub world: &'a W,
+    pub runs: &'a R,
+    pub agent: &'a A,
+    pub telemetry: &'a T,
+    pub halt: &'a H,
+    pub http: &'a X,
+}
+
+impl<W, R, A, T, H, X> Clone for Ports<'_, W, R, A, T, H, X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W, R, A, T, H, X> Copy for Ports<'_, W, R, A, T, H, X> {}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub spec: Spec,
+    pub target: Option<String>,
+    pub dry_run: bool,
+    /// Who asked (the token's subject, or the game-day schedule).
+    pub by: String,
+}
+
+/// Create a run of `spec`: on `target` if given (it must be a chaos target the blast radius
+/// covers), else on the first free one; the target is locked for the run.
+pub async fn start<W: World, R: Runs, H: Halt>(
+    world: &W,
+    runs: &R,
+    halt: &H,
+    tenant: &TenantId,
+    req: StartRequest,
+    now: DateTime<Utc>,
+) -> Result<ChaosRun, StartError> {
+    let StartRequest { spec, target, dry_run, by } = req;
+    let target = target.as_deref();
+    if let Some(reason) = halt.halted(tenant).await? {
+        return Err(StartError::Conflict(format!(
+            "the tenant is halted ({reason}); no chaos runs until POST /agent/resume"
+        )));
+    }
+    let resources = world.resources(tenant).await?;
+    let eligible: Vec<&String> = resources
+        .iter()
+        .filter(|(_, r)| r.condition.chaos_target && r.kind == spec.blast_radius.kind)
+        .map(|(name, _)| name)
+        .collect();
+    let candidates: Vec<String> = match target {
+        Some(t) if eligible.iter().any(|e| *e == t) => vec![t.to_owned()],
+        Some(t) => {
+            return Err(StartError::Invalid(format!(
+                "{t} is outside the blast radius of {}: only chaos targets of kind {} may be chosen",
+                spec.id, spec.blast_radius.kind
+            )));
+        }
+        None if eligible.is_empty() => {
+            return Err(StartError::Conflict(format!(
+                "no chaos target of kind {} in this tenant (POST /sim/scenarios/default seeds some)",
+                spec.blast_radius.kind
+            )));
+        }
+        None => eligible.iter().map(|e| (*e).clone()).collect(),
+    };
+    let allowed = spec.blast_radius.allowed(eligible.len());
+    let active = runs.list(tenant, 200).await?.iter().filter(|r| !r.is_over() && r.spec.id == spec.id).count();
+    if active >= allowed {
+        return Err(StartError::Conflict(format!(
+            "{active} run(s) of {} are in progress; its blast radius allows {allowed} at once",
+            spec.id
+        )));
+    }
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let until = now + Duration::seconds(spec.recovery_deadline_s as i64 + SETTLE_AFTER_ROLLBACK + LOCK_GRACE);
+    for candidate in candidates {
+        if runs.lock(tenant, &candidate, &run_id, until).await? {
+            let run = ChaosRun::new(run_id, tenant.clone(), spec, candidate, dry_run, &by, now);
+            if !runs.create(&run).await? {
+                runs.unlock(tenant, &run.target, &run.run_id).await?;
+                return Err(StartError::Conflict("a run with that id exists".into()));
+            }
+            return Ok(run);
+        }
+    }
+    Err(StartError::Conflict(match target {
+        Some(t) => format!("another chaos run is in progress on {t} (one at a time per resource)"),
+        None => "every chaos target is in another run (one at a time per resource)".into(),
+    }))
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeResult {
+    pub probe: Probe,
+    pub ok: bool,
+    pub detail: String,
+}
+
+async fn probe<W: World, T: Telemetry, X: Http>(
+    world: &W,
+    telemetry: &T,
+    http: &X,
+    tenant: &TenantId,
+    target: &str,
+    p: &Probe,
+) -> Result<ProbeResult, StoreError> {
+    let (ok, detail) = match p {
+        Probe::ResourceHealth => match world.get(tenant, target).await? {
+            Some(r) => {
+                (r.healthy, if r.healthy { "healthy".to_owned() } else { format!("unhealthy: {}", json!(r.condition)) })
+            }
+            None => (false, "the resource does not exist".to_owned()),
+        },
+        Probe::Telemetry { metric, min, max } => match telemetry.latest(tenant, target, metric).await? {
+            // No telemetry yet says nothing against the hypothesis.
+            None => (true, format!("no {metric} reported yet")),
+            Some((minute, mean)) => {
+                let ok = min.is_none_or(|m| mean >= m) && max.is_none_or(|m| mean <= m);
+                (ok, format!("{metric} = {mean} (minute {minute})"))
+            }
+        },
+        Probe::Http { url, status } => match http.status(url).await {
+            Ok(got) => (got == *status, format!("{url} answered {got}")),
+            Err(e) => (false, format!("{url}: {e}")),
+        },
+    };
+    Ok(ProbeResult { probe: p.clone(), ok, detail })
+}
+
+async fn steady_state<W: World, R, A, T: Telemetry, H, X: Http>(
+    ports: &Ports<'_, W, R, A, T, H, X>,
+    run: &ChaosRun,
+) -> Result<(bool, Vec<ProbeResult>), StoreError> {
+    let mut results = Vec::new();
+    for p in &run.spec.steady_state {
+        results.push(probe(ports.world, ports.telemetry, ports.http, &run.tenant, &run.target, p).await?);
+    }
+    Ok((results.iter().all(|r| r.ok), results))
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Note what the agent did on the target since the fault went in.
+async fn follow_agent<A: AgentRuns>(agent: &A, run: &mut ChaosRun, since: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut progress = agent.on_resource(&run.tenant, &run.target, &stamp(since)).await?;
+    progress.retain(|p| parse(&p.created_at).is_some_and(|c| c >= since));
+    progress.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    for p in &progress {
+        let detail = json!({"run_id": p.run_id, "signal": p.signal});
+        let raised = p.signal_raised_at.as_deref().and_then(parse).or_else(|| parse(&p.created_at));
+        if let Some(at) = raised {
+            run.record(events::FIRST_ANOMALY, at, json!({"signal": p.signal, "requested_by": p.requested_by}));
+        }
+        if let Some(at) = parse(&p.created_at) {
+            run.record(events::AGENT_RUN_STARTED, at, detail.clone());
+        }
+        if let (Some(at), Some(wpk)) = (p.milestones.get("decide").and_then(|t| parse(t)), &p.wpk_id) {
+            run.record(events::WPK_CHOSEN, at, json!({"run_id": p.run_id, "wpk": wpk, "version": p.wpk_version}));
+        }
+        if !p.standing_approval
+            && let Some(at) = p.milestones.get("gate").and_then(|t| parse(t))
+            && (p.status == "awaiting_approval" || p.approved_at.is_some())
+        {
+            run.record(events::AWAITING_APPROVAL, at, detail.clone());
+        }
+        if !p.standing_approval
+            && let Some(at) = p.approved_at.as_deref().and_then(parse)
+        {
+            run.record(events::APPROVED, at, json!({"run_id": p.run_id, "approved_by": p.approved_by}));
+        }
+        if let Some(at) = p.acted_at.as_deref().and_then(parse) {
+            run.record(events::ACTED, at, json!({"run_id": p.run_id, "wpk": p.wpk_id}));
+        }
+        let seen = AgentRun {
+            run_id: p.run_id.clone(),
+            signal: p.signal.clone(),
+            status: p.status.clone(),
+            wpk: p.wpk_id.clone(),
+            approved_by: p.approved_by.clone(),
+            standing_approval: p.standing_approval,
+            audit_seq: p.audit_seq,
+            reason: p.reason.clone(),
+        };
+        match run.agent_runs.iter_mut().find(|a| a.run_id == seen.run_id) {
+            Some(a) => *a = seen,
+            None => run.agent_runs.push(seen),
+        }
+    }
+    Ok(())
+}
+
+/// Change the target with `change`, rereading on a lost race (the agent may act meanwhile).
+async fn change_world<W: World>(
+    world: &W,
+    tenant: &TenantId,
+    target: &str,
+    change: impl Fn(&naksha_act::sim::SimResource) -> naksha_act::sim::SimResource,
+) -> Result<Option<bool>, StoreError> {
+    for _ in 0..5 {
+        let Some(before) = world.get(tenant, target).await? else { return Ok(None) };
+        let after = change(&before);
+        if after == before {
+            return Ok(Some(false));
+        }
+        if world.replace(tenant, target, &before, &after).await? {
+            return Ok(Some(true));
+        }
+    }
+    Err(StoreError(format!("{target} kept changing; the world was not changed")))
+}
+
+/// Advance a run by one step. `Ok(true)` when there is more to do.
+pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Http>(
+    ports: &Ports<'_, W, R, A, T, H, X>,
+    run: &mut ChaosRun,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if run.is_over() {
+        return Ok(false);
+    }
+    if run.status == Status::Queued {
+        run.status = Status::Running;
+    }
+    if run.stage.stoppable() {
+        if let Some(reason) = run.abort_requested.clone() {
+            run.conclude(Verdict::Aborted, format!("aborted: {reason}"), now);
+        } else if let Some(reason) = ports.halt.halted(&run.tenant).await? {
+            run.conclude(Verdict::Aborted, format!("the kill switch is on ({reason})"), now);
+        }
+    }
+    let world = ports.world;
+    match run.stage {
+        Stage::SteadyBefore => {
+            let (ok, results) = steady_state(ports, run).await?;
+            if run.dry_run {
+                let detail = json!({
+                    "would_inject": run.spec.fault, "into": run.target, "steady_state_now": results,
+                    "rollbacks": run.spec.rollbacks, "recovery_deadline_s": run.spec.recovery_deadline_s,
+                });
+                run.record(events::DRY_RUN, now, detail);
+                run.reason = Some("dry run: nothing was injected".into());
+                run.stage = Stage::Done;
+                run.status = Status::Completed;
+                ports.runs.unlock(&run.tenant, &run.target, &run.run_id).await?;
+            } else if ok {
+                run.record(events::STEADY_BEFORE, now, json!(results));
+                run.stage = Stage::Inject;
+            } else {
+                run.record(events::STEADY_BEFORE, now, json!({"ok": false, "probes": results}));
+                run.conclude(
+                    Verdict::Aborted,
+                    "the steady state did not hold before injection; nothing was injected",
+                    now,
+                );
+            }
+        }
+        Stage::Inject => {
+            // Who else is healthy now: they must stay so.
+            run.bystanders = world
+                .resources(&run.tenant)
+                .await?
+                .into_iter()
+                .filter(|(name, r)| r.condition.chaos_target && r.healthy && *name != run.target)
+                .map(|(name, _)| name)
+                .collect();
+            let (kind, params, id) = (run.spec.fault.kind, run.spec.fault.params.clone(), run.run_id.clone());
+            let at = stamp(now);
+            match change_world(world, &run.tenant, &run.target, |r| inject(r, &id, kind, &params, &at)).await? {
+                None => run.conclude(Verdict::Aborted, format!("{} no longer exists", run.target), now),
+                Some(_) => {
+                    run.record(events::INJECTED, now, json!({"fault": run.spec.fault, "target": run.target}));
+                    run.deadline_at = Some(now + Duration::seconds(run.spec.recovery_deadline_s as i64));
+                    run.stage = Stage::Watch;
+                }
+            }
+        }
+        Stage::Watch => {
+            let injected = run.at(events::INJECTED).unwrap_or(now);
+            follow_agent(ports.agent, run, injected).await?;
+            let target = world.get(&run.tenant, &run.target).await?;
+            if target.as_ref().is_some_and(|r| r.healthy) {
+                run.record(events::RESOURCE_HEALTHY, now, Value::Null);
+            }
+            if run.at(events::RESOURCE_HEALTHY).is_some() {
+                let (ok, results) = steady_state(ports, run).await?;
+                if ok {
+                    run.record(events::STEADY_AFTER, now, json!(results));
+                    run.conclude(Verdict::Recovered, "the system noticed, acted and the steady state holds again", now);
+                }
+            }
+            if run.stage == Stage::Watch {
+                for name in run.bystanders.clone() {
+                    if world.get(&run.tenant, &name).await?.is_some_and(|r| !r.healthy) {
+                        run.conclude(
+                            Verdict::Aborted,
+                            format!("{name}, outside the blast radius, became unhealthy"),
+                            now,
+                        );
+                        break;
+                    }
+                }
+            }
+            if run.stage == Stage::Watch && run.deadline_at.is_some_and(|d| now >= d) {
+                let missing = run.missing_stage().unwrap_or(events::STEADY_AFTER);
+                let why = run
+                    .agent_runs
+                    .last()
+                    .and_then(|a| a.reason.clone())
+                    .map(|r| format!(" (the agent: {r})"))
+                    .unwrap_or_default();
+                run.conclude(
+                    Verdict::NotRecovered,
+                    format!(
+                        "{missing} never happened within the {} s recovery deadline{why}",
+                        run.spec.recovery_deadline_s
+                    ),
+                    now,
+                );
+            }
+        }
+        Stage::Rollback => {
+            for rb in run.spec.rollbacks.clone() {
+                let result = match rb {
+                    Rollback::RevertFault => {
+                        let id = run.run_id.clone();
+                        match change_world(world, &run.tenant, &run.target, |r| revert(r, &id)).await? {
+                            Some(true) => "reverted what was left of the fault",
+                            Some(false) => "nothing left to revert",
+                            None => "the resource no longer exists",
+                        }
+                    }
+                };
+                if !run.rollbacks.iter().any(|d| d.action == "revert-fault") {
+                    run.rollbacks.push(RollbackDone { action: "revert-fault".into(), at: now, result: result.into() });
+                }
+            }
+            ports.runs.unlock(&run.tenant, &run.target, &run.run_id).await?;
+            run.record(events::ROLLBACKS_DONE, now, Value::Null);
+            run.stage = Stage::SteadyAfterRollback;
+        }
+        Stage::SteadyAfterRollback => {
+            let (ok, results) = steady_state(ports, run).await?;
+            let rolled = run.at(events::ROLLBACKS_DONE).unwrap_or(now);
+            if ok || now - rolled >= Duration::seconds(SETTLE_AFTER_ROLLBACK) {
+                run.record(events::STEADY_AFTER_ROLLBACK, now, json!({"ok": ok, "probes": results}));
+                run.stage = Stage::Done;
+                run.status = if run.verdict == Some(Verdict::Aborted) { Status::Aborted } else { Status::Completed };
+            }
+        }
+        Stage::Done => {}
+    }
+    run.updated_at = now;
+    Ok(!run.is_over())
+}
+
+#[cfg(test)]
+mod tests;

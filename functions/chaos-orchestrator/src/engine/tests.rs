@@ -1,0 +1,270 @@
+//! The engine on in-memory ports: each ending, and that rollbacks always run.
+
+use std::collections::BTreeMap;
+
+use naksha_act::sim::{SimResource, apply};
+use naksha_contracts::runs::RunProgress;
+use serde_json::Map;
+
+use super::*;
+use crate::memory::{MemoryAgentRuns, MemoryHalt, MemoryRuns, MemoryTelemetry, MemoryWorld, StaticHttp};
+use crate::specs::builtin;
+
+fn t() -> TenantId {
+    TenantId::from_record("acme").unwrap()
+}
+
+#[derive(Default)]
+struct Env {
+    world: MemoryWorld,
+    runs: MemoryRuns,
+    agent: MemoryAgentRuns,
+    telemetry: MemoryTelemetry,
+    halt: MemoryHalt,
+    http: StaticHttp,
+}
+
+impl Env {
+    fn with_targets(names: &[&str]) -> Self {
+        let env = Env::default();
+        for n in names {
+            let mut r = SimResource::new("deployment", 3, true, "v1");
+            r.condition.chaos_target = true;
+            env.world.resources.lock().unwrap().insert((t(), (*n).to_owned()), r);
+        }
+        env
+    }
+
+    fn ports(&self) -> Ports<'_, MemoryWorld, MemoryRuns, MemoryAgentRuns, MemoryTelemetry, MemoryHalt, StaticHttp> {
+        Ports {
+            world: &self.world,
+            runs: &self.runs,
+            agent: &self.agent,
+            telemetry: &self.telemetry,
+            halt: &self.halt,
+            http: &self.http,
+        }
+    }
+
+    fn resource(&self, name: &str) -> SimResource {
+        self.world.resources.lock().unwrap()[&(t(), name.to_owned())].clone()
+    }
+
+    fn set(&self, name: &str, r: SimResource) {
+        self.world.resources.lock().unwrap().insert((t(), name.to_owned()), r);
+    }
+
+    async fn start(&self, spec_id: &str, target: Option<&str>) -> Result<ChaosRun, StartError> {
+        let spec = builtin().unwrap().into_iter().find(|s| s.id == spec_id).unwrap();
+        let req = StartRequest { spec, target: target.map(str::to_owned), dry_run: false, by: "ada".into() };
+        start(&self.world, &self.runs, &self.halt, &t(), req, Utc::now()).await
+    }
+
+    /// Steps until the run is over or `n` steps passed; the time moves by `dt` seconds a step.
+    async fn steps(&self, run: &mut ChaosRun, n: usize, from: DateTime<Utc>, dt: i64) -> DateTime<Utc> {
+        let mut now = from;
+        for _ in 0..n {
+            if !step(&self.ports(), run, now).await.unwrap() {
+                break;
+            }
+            now += Duration::seconds(dt);
+        }
+        now
+    }
+
+    /// The agent noticed and healed `target` with `action` (as a run would, with its progress).
+    fn agent_heals(&self, target: &str, action: &str, args: serde_json::Value, standing: bool, at: DateTime<Utc>) {
+        let healed = apply(action, args.as_object().unwrap(), &self.resource(target)).unwrap();
+        self.set(target, healed);
+        let ts = |s: i64| stamp(at + Duration::seconds(s));
+        let mut milestones = BTreeMap::new();
+        milestones.insert("decide".to_owned(), ts(2));
+        milestones.insert("gate".to_owned(), ts(3));
+        milestones.insert("act".to_owned(), ts(9));
+        let p = RunProgress {
+            run_id: "agent-run-1".into(),
+            signal: "deployment_unhealthy".into(),
+            resource: target.into(),
+            status: "succeeded".into(),
+            requested_by: "cluster-warning".into(),
+            signal_raised_at: Some(ts(1)),
+            created_at: ts(1),
+            updated_at: ts(10),
+            wpk_id: Some("heal".into()),
+            wpk_version: Some(1),
+            milestones,
+            approved_at: Some(if standing { ts(3) } else { ts(8) }),
+            approved_by: Some(if standing { "scenario".into() } else { "bob".into() }),
+            standing_approval: standing,
+            acted_at: Some(ts(9)),
+            reason: Some("acted and verified".into()),
+            audit_seq: Some(1),
+        };
+        self.agent.runs.lock().unwrap().push((t(), p));
+    }
+}
+
+#[tokio::test]
+async fn a_fault_the_agent_heals_is_recovered_with_every_figure_and_the_rollbacks_run() {
+    let env = Env::with_targets(&["deployment/a", "deployment/b"]);
+    let mut run = env.start("kill-pod", Some("deployment/a")).await.unwrap();
+    let t0 = Utc::now();
+    let now = env.steps(&mut run, 2, t0, 1).await;
+    assert_eq!(run.stage, Stage::Watch);
+    assert!(!env.resource("deployment/a").healthy, "the fault is in");
+    assert_eq!(run.bystanders, ["deployment/b"]);
+    env.steps(&mut run, 1, now, 1).await;
+    assert_eq!(run.verdict, None, "nothing happened yet");
+    env.agent_heals("deployment/a", "restart", serde_json::json!({}), true, now);
+    env.steps(&mut run, 10, now + Duration::seconds(10), 1).await;
+    assert_eq!(
+        (run.verdict, run.status, run.stage),
+        (Some(Verdict::Recovered), Status::Completed, Stage::Done),
+        "{:?}",
+        run.reason
+    );
+    let f = run.recovery();
+    assert!(
+        f.mttd_s.is_some()
+            && f.time_to_decide_s.is_some()
+            && f.time_to_act_s.is_some()
+            && f.mttr_s.is_some()
+            && f.time_to_steady_state_s.is_some(),
+        "{f:?}"
+    );
+    assert_eq!(f.approval_wait_s, None, "a standing approval: nobody waited");
+    assert_eq!(run.rollbacks.len(), 1);
+    assert!(run.at(events::STEADY_AFTER_ROLLBACK).is_some());
+    let a = env.resource("deployment/a");
+    assert!(a.healthy && a.condition.faults.is_empty(), "the fault's record is gone: {a:?}");
+    assert!(env.runs.locks.lock().unwrap().is_empty(), "the target is free again");
+    assert_eq!(run.agent_runs[0].wpk.as_deref(), Some("heal"));
+}
+
+#[tokio::test]
+async fn a_manual_wpk_reports_the_wait_for_its_approval_separately() {
+    let env = Env::with_targets(&["deployment/a"]);
+    let mut run = env.start("kill-pod", None).await.unwrap();
+    let now = env.steps(&mut run, 2, Utc::now(), 1).await;
+    env.agent_heals("deployment/a", "restart", serde_json::json!({}), false, now);
+    env.steps(&mut run, 10, now + Duration::seconds(10), 1).await;
+    let f = run.recovery();
+    assert_eq!(f.approval_wait_s, Some(5.0), "gate at +3 s, approved at +8 s");
+    assert_eq!(run.agent_runs[0].approved_by.as_deref(), Some("bob"));
+}
+
+#[tokio::test]
+async fn a_fault_nothing_heals_ends_not_recovered_naming_the_missing_stage_and_is_rolled_back() {
+    let env = Env::with_targets(&["deployment/a"]);
+    let mut run = env.start("crash-loop", None).await.unwrap();
+    let t0 = Utc::now();
+    env.steps(&mut run, 2, t0, 1).await;
+    assert_eq!(env.resource("deployment/a").version, "v1-bad");
+    // Past the deadline with no agent run at all.
+    let late = t0 + Duration::seconds(run.spec.recovery_deadline_s as i64 + 5);
+    env.steps(&mut run, 10, late, 1).await;
+    assert_eq!((run.verdict, run.status), (Some(Verdict::NotRecovered), Status::Completed));
+    assert!(run.reason.as_deref().unwrap().starts_with("first_anomaly never happened"), "{:?}", run.reason);
+    let a = env.resource("deployment/a");
+    assert!(a.healthy && a.version == "v1" && a.condition.faults.is_empty(), "rolled back: {a:?}");
+    assert_eq!(run.rollbacks[0].result, "reverted what was left of the fault");
+}
+
+#[tokio::test]
+async fn an_abort_or_the_kill_switch_stops_a_run_and_rolls_back() {
+    for via_kill_switch in [false, true] {
+        let env = Env::with_targets(&["deployment/a"]);
+        let mut run = env.start("latency", None).await.unwrap();
+        let now = env.steps(&mut run, 2, Utc::now(), 1).await;
+        assert_eq!(env.resource("deployment/a").condition.latency_ms, 900);
+        if via_kill_switch {
+            env.halt.halted.lock().unwrap().insert(t(), "incident".into());
+        } else {
+            run.abort_requested = Some("game day over".into());
+        }
+        env.steps(&mut run, 10, now, 1).await;
+        assert_eq!((run.verdict, run.status), (Some(Verdict::Aborted), Status::Aborted), "{via_kill_switch}");
+        assert!(run.at(events::ABORTED).is_some() && run.at(events::ROLLBACKS_DONE).is_some());
+        assert!(env.resource("deployment/a").healthy, "rolled back");
+    }
+}
+
+#[tokio::test]
+async fn a_bystander_failing_stops_the_run() {
+    let env = Env::with_targets(&["deployment/a", "deployment/b"]);
+    let mut run = env.start("kill-pod", Some("deployment/a")).await.unwrap();
+    let now = env.steps(&mut run, 2, Utc::now(), 1).await;
+    let mut b = env.resource("deployment/b");
+    b.healthy = false;
+    env.set("deployment/b", b);
+    env.steps(&mut run, 10, now, 1).await;
+    assert_eq!(run.verdict, Some(Verdict::Aborted));
+    assert!(run.reason.as_deref().unwrap().contains("deployment/b"), "{:?}", run.reason);
+    assert!(env.resource("deployment/a").healthy);
+}
+
+#[tokio::test]
+async fn no_fault_goes_into_a_world_that_is_not_steady_and_a_dry_run_injects_nothing() {
+    let env = Env::with_targets(&["deployment/a"]);
+    let mut sick = env.resource("deployment/a");
+    sick.healthy = false;
+    env.set("deployment/a", sick.clone());
+    let mut run = env.start("kill-pod", None).await.unwrap();
+    env.steps(&mut run, 10, Utc::now(), 1).await;
+    assert_eq!(run.verdict, Some(Verdict::Aborted));
+    assert_eq!(env.resource("deployment/a"), sick, "nothing was injected");
+    assert!(run.at(events::INJECTED).is_none() && run.at(events::ROLLBACKS_DONE).is_some());
+
+    let env = Env::with_targets(&["deployment/a"]);
+    let spec = builtin().unwrap().remove(0);
+    let req = StartRequest { spec, target: None, dry_run: true, by: "ada".into() };
+    let mut run = start(&env.world, &env.runs, &env.halt, &t(), req, Utc::now()).await.unwrap();
+    let before = env.resource("deployment/a");
+    env.steps(&mut run, 10, Utc::now(), 1).await;
+    assert_eq!((run.status, run.verdict), (Status::Completed, None));
+    assert_eq!(env.resource("deployment/a"), before);
+    assert!(run.at(events::DRY_RUN).is_some());
+}
+
+#[tokio::test]
+async fn a_run_whose_step_was_lost_repeats_it_without_a_second_fault_or_rollback() {
+    let env = Env::with_targets(&["deployment/a"]);
+    let mut run = env.start("cpu-spike", None).await.unwrap();
+    let now = env.steps(&mut run, 1, Utc::now(), 1).await;
+    // The worker injects, then dies before saving: the next delivery runs the inject step again.
+    let mut lost = run.clone();
+    step(&env.ports(), &mut lost, now).await.unwrap();
+    step(&env.ports(), &mut run, now).await.unwrap();
+    assert_eq!(env.resource("deployment/a").condition.faults.len(), 1);
+    // The same for the rollback: the stop and its rollback run, and the state is lost.
+    run.abort_requested = Some("stop".into());
+    let mut lost = run.clone();
+    step(&env.ports(), &mut lost, now).await.unwrap();
+    assert_eq!(lost.rollbacks[0].result, "reverted what was left of the fault");
+    step(&env.ports(), &mut run, now).await.unwrap();
+    assert_eq!(run.rollbacks.len(), 1);
+    assert_eq!(run.rollbacks[0].result, "nothing left to revert", "the lost step had reverted it already");
+    assert!(env.resource("deployment/a").healthy);
+}
+
+#[tokio::test]
+async fn a_run_starts_only_on_a_free_chaos_target_inside_the_blast_radius() {
+    let env = Env::with_targets(&["deployment/a"]);
+    env.set("deployment/plain", SimResource::new("deployment", 1, true, "v1"));
+    assert!(matches!(env.start("kill-pod", Some("deployment/plain")).await, Err(StartError::Invalid(_))));
+    assert!(matches!(env.start("kill-pod", Some("deployment/none")).await, Err(StartError::Invalid(_))));
+    env.start("kill-pod", Some("deployment/a")).await.unwrap();
+    assert!(
+        matches!(env.start("latency", Some("deployment/a")).await, Err(StartError::Conflict(_))),
+        "one run per resource"
+    );
+    assert!(matches!(env.start("kill-pod", None).await, Err(StartError::Conflict(_))), "the blast radius allows one");
+    env.halt.halted.lock().unwrap().insert(t(), "incident".into());
+    let env2 = Env::with_targets(&["deployment/a"]);
+    env2.halt.halted.lock().unwrap().insert(t(), "incident".into());
+    assert!(
+        matches!(env2.start("kill-pod", None).await, Err(StartError::Conflict(_))),
+        "a halted tenant starts no chaos"
+    );
+    let _ = Map::<String, serde_json::Value>::new();
+}
