@@ -6,11 +6,16 @@
 //!   Chaos Toolkit experiments and AWS FIS templates.
 //! - [`run`]: a run's stages, timeline, verdict and figures; [`engine`]: starting a run and
 //!   advancing it one step per invocation.
-//! - [`ports`]: the traits it needs; [`memory`]: for tests.
+//! - [`api`]: the HTTP routes; [`worker`]: the run worker; [`wiring`]: each Lambda's state.
+//! - [`ports`]: the traits it needs; [`store`]: DynamoDB, Kinesis, HTTP; [`memory`]: for tests.
 
+pub mod api;
 pub mod engine;
 pub mod import;
 pub mod memory;
 pub mod ports;
 pub mod run;
 pub mod specs;
+pub mod store;
+pub mod wiring;
+pub mod worker;

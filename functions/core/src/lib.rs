@@ -14,6 +14,8 @@
 //! - [`logging`]: JSON logs carrying the Lambda request id.
 //! - [`sim`]: the simulation mode's world (`naksha.sim`): the agent acts on it, chaos injects faults
 //!   into it, the exporter reports on it.
+//! - [`views`]: read-only views of tables more than one service reads (aggregates by source, the
+//!   kill switch).
 //! - [`wpks`]: the item format of the WPK registry (the agent writes it, the federation hub reads it).
 
 pub mod auth;
@@ -30,6 +32,7 @@ pub mod privacy;
 pub mod problem;
 pub mod signing;
 pub mod sim;
+pub mod views;
 pub mod wpks;
 
 pub use naksha_contracts as contracts;

@@ -9,7 +9,6 @@
 
 use naksha_contracts::TenantId;
 use naksha_contracts::telemetry::AggregateRow;
-use naksha_core::ddb::{from_item, n, query_all, s};
 
 use crate::observe::telemetry::{AggregateQuery, ObserveError};
 
@@ -32,22 +31,8 @@ impl AggregateQuery for DynamoAggregateQuery {
         source: &str,
         since_minute: i64,
     ) -> Result<Vec<AggregateRow>, ObserveError> {
-        let query = self
-            .db
-            .query()
-            .table_name(&self.table)
-            .index_name("by_source")
-            .key_condition_expression("tenant_source = :ts AND #minute >= :since")
-            .expression_attribute_names("#minute", "minute")
-            .expression_attribute_values(":ts", s(AggregateRow::source_key(tenant, source)))
-            .expression_attribute_values(":since", n(since_minute));
-        let items = query_all(query).await.map_err(|e| ObserveError(e.0))?;
-        let rows: Vec<AggregateRow> = items
-            .into_iter()
-            .map(from_item::<AggregateRow>)
-            .collect::<Result<_, _>>()
-            .map_err(|e| ObserveError(format!("an aggregate item does not decode: {e}")))?;
-        // The index key names the tenant; every row must agree (defence in depth).
-        Ok(rows.into_iter().filter(|r| r.tenant == *tenant).collect())
+        naksha_core::views::aggregates_by_source(&self.db, &self.table, tenant, source, since_minute)
+            .await
+            .map_err(|e| ObserveError(e.0))
     }
 }

@@ -1,0 +1,15 @@
+//! `POST /chaos/runs/{run_id}/abort` (role admin): stop a run; its rollbacks run.
+
+use std::sync::Arc;
+
+use naksha_chaos::api;
+use naksha_chaos::wiring::ApiApp;
+use naksha_core::boot;
+
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
+#[tokio::main]
+async fn main() -> Result<(), boot::BootError> {
+    boot::http(|app: Arc<ApiApp>, req| async move { api::abort(&app.verifier, &app.chaos, req).await }).await
+}

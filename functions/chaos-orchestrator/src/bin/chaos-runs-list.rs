@@ -1,0 +1,15 @@
+//! `GET /chaos/runs`: the tenant's chaos runs, newest first.
+
+use std::sync::Arc;
+
+use naksha_chaos::api;
+use naksha_chaos::wiring::ApiApp;
+use naksha_core::boot;
+
+#[global_allocator]
+static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
+
+#[tokio::main]
+async fn main() -> Result<(), boot::BootError> {
+    boot::http(|app: Arc<ApiApp>, req| async move { api::list(&app.verifier, &app.chaos, req).await }).await
+}

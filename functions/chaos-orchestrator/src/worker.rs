@@ -1,0 +1,75 @@
+//! The run worker: consumes `naksha.chaos-runs`; each message advances its run by one step and,
+//! while the run is not over, is put back (after a short pause), so no invocation waits minutes
+//! and a worker that dies mid-run is simply delivered the message again (every step is safe to
+//! repeat: a fault and its rollback are keyed by the run).
+
+use std::time::Duration;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use chrono::Utc;
+
+use crate::engine::{Ports, step};
+use crate::ports::{AgentRuns, ChaosMessage, Halt, Http, Queue, Runs, Telemetry, World};
+
+/// The pause before a run's message goes back on the stream.
+pub const TICK: Duration = Duration::from_millis(1000);
+
+/// Process messages in order; one run's failure never blocks the others.
+pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Http, Q: Queue>(
+    ports: &Ports<'_, W, R, A, T, H, X>,
+    queue: &Q,
+    event: &KinesisEvent,
+) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    for record in &event.records {
+        let seq = &record.kinesis.sequence_number;
+        let Ok(msg) = serde_json::from_slice::<ChaosMessage>(&record.kinesis.data.0) else {
+            tracing::warn!(seq = %seq, size = record.kinesis.data.0.len(), "undecodable chaos message skipped");
+            continue;
+        };
+        let again = match ports.runs.load(&msg.tenant, &msg.run_id).await {
+            Ok(None) => {
+                tracing::warn!(run_id = %msg.run_id, "message for an unknown chaos run skipped");
+                false
+            }
+            Ok(Some(mut run)) => match step(ports, &mut run, Utc::now()).await {
+                Ok(more) => match ports.runs.save(&run).await {
+                    Ok(()) => {
+                        if !more {
+                            tracing::info!(run_id = %run.run_id, verdict = ?run.verdict, reason = run.reason.as_deref().unwrap_or(""), "chaos run over");
+                        }
+                        more
+                    }
+                    Err(e) => {
+                        tracing::warn!(run_id = %run.run_id, error = %e, "chaos run not saved; the step runs again");
+                        true
+                    }
+                },
+                // Every step is safe to repeat: try again on the next tick.
+                Err(e) => {
+                    tracing::warn!(run_id = %msg.run_id, error = %e, "chaos step failed; retrying");
+                    true
+                }
+            },
+            Err(e) => {
+                tracing::error!(run_id = %msg.run_id, error = %e, "chaos store unavailable; retrying the batch from this message");
+                let mut f = KinesisBatchItemFailure::default();
+                f.item_identifier = Some(seq.clone());
+                response.batch_item_failures.push(f);
+                return response;
+            }
+        };
+        if again {
+            tokio::time::sleep(TICK).await;
+            if let Err(e) = queue.send(&msg).await {
+                tracing::error!(run_id = %msg.run_id, error = %e, "could not put the run back; retrying the batch from it");
+                let mut f = KinesisBatchItemFailure::default();
+                f.item_identifier = Some(seq.clone());
+                response.batch_item_failures.push(f);
+                return response;
+            }
+        }
+    }
+    response
+}
