@@ -198,6 +198,8 @@ async fn a_node_that_only_registered_is_marked_by_the_sweep_and_a_heartbeat_wins
         status: NodeStatus::Online,
         halt_seen: false,
         halt_seen_at: None,
+        partition_run: None,
+        partition_until: None,
     };
     fleet.register(&tenant, &node).await.unwrap();
     // The sweep read the node as registered (never heard from since): its status moves.

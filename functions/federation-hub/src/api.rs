@@ -35,6 +35,9 @@ fn problem(e: HubError) -> Problem {
             Problem::unavailable("the federation store is unavailable; retry").with_internal(cause)
         }
         HubError::Signing(cause) => Problem::unavailable("the trigger key could not sign; retry").with_internal(cause),
+        HubError::Partitioned(until) => Problem::unavailable(format!(
+            "the hub is not answering this node until {until} (a chaos experiment); retry"
+        )),
     }
 }
 

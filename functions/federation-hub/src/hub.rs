@@ -51,6 +51,8 @@ pub async fn register<N: Nodes>(
         status: NodeStatus::Online,
         halt_seen: false,
         halt_seen_at: None,
+        partition_run: None,
+        partition_until: None,
     };
     let outcome = nodes.register(tenant, &node).await?;
     if let Registered::OtherKey { kid } = &outcome {
@@ -62,6 +64,14 @@ pub async fn register<N: Nodes>(
     Ok((outcome, stored))
 }
 
+/// The hub does not answer a node a chaos experiment partitioned it from (D.5 `hub-partition`).
+fn refuse_if_partitioned(node: &Node, now: DateTime<Utc>) -> Result<(), HubError> {
+    match node.partitioned(now) {
+        Some(until) => Err(HubError::Partitioned(until.to_rfc3339())),
+        None => Ok(()),
+    }
+}
+
 /// `POST /federation/heartbeat`: the node is online; it learns whether the tenant is halted.
 pub async fn heartbeat<N: Nodes, H: HaltSource>(
     nodes: &N,
@@ -71,6 +81,10 @@ pub async fn heartbeat<N: Nodes, H: HaltSource>(
     halt_seen: Option<bool>,
     now: DateTime<Utc>,
 ) -> Result<(Node, Option<String>), HubError> {
+    // A partitioned node is not heard: its heartbeat changes nothing.
+    if let Some(node) = nodes.node(tenant, node_id).await? {
+        refuse_if_partitioned(&node, now)?;
+    }
     let node = nodes.heartbeat(tenant, node_id, now, halt_seen).await?.ok_or_else(|| {
         HubError::NotFound(format!("node {node_id} is not registered; POST /federation/register first"))
     })?;
@@ -259,8 +273,13 @@ pub async fn poll<N: Nodes, W: Work, H: HaltSource, K: Sign>(
     wait: StdDuration,
 ) -> Result<Poll, HubError> {
     let Handout { nodes, work, .. } = *ports;
-    if nodes.node(tenant, node_id).await?.is_none() {
-        return Err(HubError::NotFound(format!("node {node_id} is not registered; POST /federation/register first")));
+    match nodes.node(tenant, node_id).await? {
+        None => {
+            return Err(HubError::NotFound(format!(
+                "node {node_id} is not registered; POST /federation/register first"
+            )));
+        }
+        Some(node) => refuse_if_partitioned(&node, Utc::now())?,
     }
     let started = std::time::Instant::now();
     loop {
@@ -320,6 +339,7 @@ pub async fn report<N: Nodes, W: Work>(
         .node(tenant, node_id)
         .await?
         .ok_or_else(|| HubError::NotFound(format!("node {node_id} is not registered")))?;
+    refuse_if_partitioned(&node, now)?;
     let spki = p256_spki_from_pem(&node.public_key_pem)
         .map_err(|e| HubError::Unavailable(naksha_core::StoreError(e.to_string())))?;
     let keys = TrustedKeys::from_public_keys([(node.kid.clone(), spki)]);

@@ -22,6 +22,18 @@ pub struct MemoryNodes {
     nodes: Mutex<BTreeMap<(TenantId, String), (Node, u64)>>,
 }
 
+impl MemoryNodes {
+    /// What a chaos run's `hub-partition` writes on the node.
+    pub fn partition(&self, tenant: &TenantId, node_id: &str, run_id: Option<&str>, until: Option<DateTime<Utc>>) {
+        if let Ok(mut all) = self.nodes.lock()
+            && let Some((n, _)) = all.get_mut(&(tenant.clone(), node_id.to_owned()))
+        {
+            n.partition_run = run_id.map(str::to_owned);
+            n.partition_until = until;
+        }
+    }
+}
+
 impl Nodes for MemoryNodes {
     async fn register(&self, tenant: &TenantId, node: &Node) -> Result<Registered, StoreError> {
         let mut all = self.nodes.lock().map_err(poisoned)?;

@@ -73,9 +73,20 @@ pub struct Node {
     pub halt_seen: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt_seen_at: Option<DateTime<Utc>>,
+    /// A chaos run (D.5 `hub-partition`) that has the hub ignore this node until `partition_until`.
+    /// Only the chaos orchestrator writes it; the hub only reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_until: Option<DateTime<Utc>>,
 }
 
 impl Node {
+    /// Until when the hub ignores this node, if a partition is in force at `now`.
+    pub fn partitioned(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.partition_until.filter(|until| *until > now)
+    }
+
     /// The node as `GET /federation/nodes` shows it.
     pub fn view(&self) -> Value {
         serde_json::json!({
@@ -89,6 +100,7 @@ impl Node {
             "public_key_pem": self.public_key_pem,
             "halt_seen": self.halt_seen,
             "halt_seen_at": self.halt_seen_at.map(|t| t.to_rfc3339()),
+            "partitioned_until": self.partition_until.map(|t| t.to_rfc3339()),
         })
     }
 }

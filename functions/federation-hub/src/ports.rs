@@ -32,6 +32,9 @@ pub enum HubError {
     Unavailable(StoreError),
     #[error("signing failed: {0}")]
     Signing(String),
+    /// A chaos experiment (D.5 `hub-partition`) has the hub ignore this node until then.
+    #[error("the hub is partitioned from this node until {0}")]
+    Partitioned(String),
 }
 
 impl From<StoreError> for HubError {

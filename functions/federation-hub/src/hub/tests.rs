@@ -178,6 +178,35 @@ async fn a_heartbeat_keeps_a_node_online_and_tells_it_of_the_halt() {
 }
 
 #[tokio::test]
+async fn a_partitioned_node_is_not_heard_until_the_partition_ends() {
+    let mut hub = Hub::new();
+    let acme = t("acme");
+    hub.join(&acme, "node-a", json!({})).await;
+    hub.join(&acme, "node-b", json!({})).await;
+    let seen = hub.nodes.node(&acme, "node-a").await.unwrap().unwrap().last_seen;
+    let until = Utc::now() + Duration::seconds(30);
+    hub.nodes.partition(&acme, "node-a", Some("chaos-1"), Some(until));
+    let later = Utc::now() + Duration::seconds(5);
+    assert!(matches!(
+        heartbeat(&hub.nodes, &hub.halt, &acme, "node-a", None, later).await,
+        Err(HubError::Partitioned(_))
+    ));
+    assert_eq!(
+        hub.nodes.node(&acme, "node-a").await.unwrap().unwrap().last_seen,
+        seen,
+        "the heartbeat changed nothing"
+    );
+    let handout = Handout { nodes: &hub.nodes, work: &hub.work, halt: &hub.halt, key: &hub.key };
+    assert!(matches!(poll(&handout, &acme, "node-a", 0, StdDuration::ZERO).await, Err(HubError::Partitioned(_))));
+    // Another node is answered as ever.
+    assert!(heartbeat(&hub.nodes, &hub.halt, &acme, "node-b", None, later).await.is_ok());
+    // Once the partition's time is up the node is heard again, even before the run lifts it.
+    let after = until + Duration::seconds(1);
+    let (node, _) = heartbeat(&hub.nodes, &hub.halt, &acme, "node-a", None, after).await.unwrap();
+    assert_eq!(node.last_seen, after);
+}
+
+#[tokio::test]
 async fn a_trigger_is_signed_per_node_and_verifies_on_the_node() {
     let mut hub = Hub::new();
     let acme = t("acme");

@@ -116,6 +116,70 @@ impl DynamoFleet {
     }
 }
 
+/// What a chaos experiment (D.5 `hub-partition`) does to the fleet: the only writes to this table
+/// that are not the hub's. The hub reads `partition_run` and `partition_until` on the node item.
+impl DynamoFleet {
+    /// Have the hub ignore `node_id` until `until`, for chaos run `run_id`. `false`: no such node,
+    /// or another run holds a partition on it.
+    pub async fn set_partition(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        run_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(node_sk(node_id)))
+            .update_expression("SET partition_run = :run, partition_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(partition_run) OR partition_run = :run)",
+            )
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":until", s(until.to_rfc3339()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Lift run `run_id`'s partition of `node_id` (`false`: there was none of this run's).
+    pub async fn clear_partition(&self, tenant: &TenantId, node_id: &str, run_id: &str) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(node_sk(node_id)))
+            .update_expression("REMOVE partition_run, partition_until")
+            .condition_expression("partition_run = :run")
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Every trigger of the tenant created at or after `since`, running or ended.
+    pub async fn triggers_since(&self, tenant: &TenantId, since: DateTime<Utc>) -> Result<Vec<Trigger>, StoreError> {
+        let items = self.query_prefix(tenant.as_str().to_owned(), "trigger#").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| trigger_of(i).map_err(|e| tracing::warn!(error = %e, "trigger skipped")).ok())
+            .filter(|t| t.spec.created_at >= since)
+            .collect())
+    }
+}
+
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError(e.to_string()))
 }
