@@ -9,7 +9,7 @@ use naksha_contracts::TenantId;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::ports::{AgentRuns, Halt, Http, Runs, StoreError, Telemetry, World};
+use crate::ports::{AgentRuns, EdgeTarget, Halt, Http, Runs, StoreError, Telemetry, World};
 use crate::run::{AgentRun, ChaosRun, RollbackDone, Stage, Status, Verdict, events};
 use crate::specs::{Probe, Rollback, Spec};
 
@@ -75,30 +75,44 @@ pub async fn start<W: World, R: Runs, H: Halt>(
             "the tenant is halted ({reason}); no chaos runs until POST /agent/resume"
         )));
     }
-    let resources = world.resources(tenant).await?;
-    let eligible: Vec<&String> = resources
-        .iter()
-        .filter(|(_, r)| r.condition.chaos_target && r.kind == spec.blast_radius.kind)
-        .map(|(name, _)| name)
-        .collect();
-    let candidates: Vec<String> = match target {
-        Some(t) if eligible.iter().any(|e| *e == t) => vec![t.to_owned()],
+    let eligible: Vec<String> = if spec.fault.kind.on_edge() {
+        world.nodes(tenant).await?.into_iter().filter(|n| n.chaos_target).map(|n| n.node_id).collect()
+    } else {
+        world
+            .resources(tenant)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.condition.chaos_target && r.kind == spec.blast_radius.kind)
+            .map(|(name, _)| name)
+            .collect()
+    };
+    let what = if spec.fault.kind.on_edge() {
+        "edge nodes labelled chaos-target=true".to_owned()
+    } else {
+        format!("chaos targets of kind {}", spec.blast_radius.kind)
+    };
+    let recent = runs.list(tenant, 200).await?;
+    let mut candidates: Vec<String> = match target {
+        Some(t) if eligible.iter().any(|e| e == t) => vec![t.to_owned()],
         Some(t) => {
             return Err(StartError::Invalid(format!(
-                "{t} is outside the blast radius of {}: only chaos targets of kind {} may be chosen",
-                spec.id, spec.blast_radius.kind
+                "{t} is outside the blast radius of {}: only {what} may be chosen",
+                spec.id
             )));
         }
         None if eligible.is_empty() => {
             return Err(StartError::Conflict(format!(
-                "no chaos target of kind {} in this tenant (POST /sim/scenarios/default seeds some)",
-                spec.blast_radius.kind
+                "no {what} in this tenant (POST /sim/scenarios/default seeds some)"
             )));
         }
-        None => eligible.iter().map(|e| (*e).clone()).collect(),
+        None => eligible.clone(),
     };
+    // The target broken least recently first: a fault repeated on one target within minutes is
+    // the same incident to the cluster's monitoring.
+    let last_run = |name: &str| recent.iter().filter(|r| r.target == name).map(|r| r.created_at).max();
+    candidates.sort_by_key(|c| last_run(c));
     let allowed = spec.blast_radius.allowed(eligible.len());
-    let active = runs.list(tenant, 200).await?.iter().filter(|r| !r.is_over() && r.spec.id == spec.id).count();
+    let active = recent.iter().filter(|r| !r.is_over() && r.spec.id == spec.id).count();
     if active >= allowed {
         return Err(StartError::Conflict(format!(
             "{active} run(s) of {} are in progress; its blast radius allows {allowed} at once",
@@ -131,15 +145,50 @@ pub struct ProbeResult {
     pub detail: String,
 }
 
+/// The run's target node, if it is an edge-node run.
+async fn edge_target<W: World>(world: &W, run: &ChaosRun) -> Result<Option<EdgeTarget>, StoreError> {
+    Ok(world.nodes(&run.tenant).await?.into_iter().find(|n| n.node_id == run.target))
+}
+
 async fn probe<W: World, T: Telemetry, X: Http>(
     world: &W,
     telemetry: &T,
     http: &X,
-    tenant: &TenantId,
-    target: &str,
+    run: &ChaosRun,
     p: &Probe,
+    now: DateTime<Utc>,
 ) -> Result<ProbeResult, StoreError> {
+    let (tenant, target) = (&run.tenant, run.target.as_str());
     let (ok, detail) = match p {
+        Probe::ResourceHealth if run.spec.fault.kind.on_edge() => match edge_target(world, run).await? {
+            Some(n) => {
+                let partitioned = n.partition_until.is_some_and(|u| u > now);
+                let ok = n.status == "online" && !partitioned;
+                let why = if partitioned { " (partitioned from the hub)" } else { "" };
+                (ok, format!("the hub sees the node {}{why}", n.status))
+            }
+            None => (false, "the node is not registered".to_owned()),
+        },
+        Probe::EdgeResults => {
+            let all = world.executions_since(tenant, target, run.created_at).await?;
+            let lost: Vec<&str> = all
+                .iter()
+                .filter(|e| matches!(e.state.as_str(), "expired" | "cancelled"))
+                .map(|e| e.trigger_id.as_str())
+                .collect();
+            let pending = all.iter().filter(|e| matches!(e.state.as_str(), "queued" | "delivered")).count();
+            let ok = lost.is_empty() && pending == 0;
+            (
+                ok,
+                format!(
+                    "{} trigger(s) sent to the node since the run started: {} with a result, {pending} pending, {} lost{}",
+                    all.len(),
+                    all.len() - pending - lost.len(),
+                    lost.len(),
+                    if lost.is_empty() { String::new() } else { format!(" ({})", lost.join(", ")) }
+                ),
+            )
+        }
         Probe::ResourceHealth => match world.get(tenant, target).await? {
             Some(r) => {
                 (r.healthy, if r.healthy { "healthy".to_owned() } else { format!("unhealthy: {}", json!(r.condition)) })
@@ -165,10 +214,11 @@ async fn probe<W: World, T: Telemetry, X: Http>(
 async fn steady_state<W: World, R, A, T: Telemetry, H, X: Http>(
     ports: &Ports<'_, W, R, A, T, H, X>,
     run: &ChaosRun,
+    now: DateTime<Utc>,
 ) -> Result<(bool, Vec<ProbeResult>), StoreError> {
     let mut results = Vec::new();
     for p in &run.spec.steady_state {
-        results.push(probe(ports.world, ports.telemetry, ports.http, &run.tenant, &run.target, p).await?);
+        results.push(probe(ports.world, ports.telemetry, ports.http, run, p, now).await?);
     }
     Ok((results.iter().all(|r| r.ok), results))
 }
@@ -250,6 +300,37 @@ async fn change_world<W: World>(
     Err(StoreError(format!("{target} kept changing; the world was not changed")))
 }
 
+/// Watch a partitioned node: the hub noticing its silence (its sweep marks it stale), then the
+/// node heard again once the partition is over.
+async fn watch_edge<W: World>(
+    world: &W,
+    run: &mut ChaosRun,
+    injected: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let Some(node) = edge_target(world, run).await? else {
+        run.conclude(Verdict::Aborted, format!("{} is no longer registered", run.target), now);
+        return Ok(());
+    };
+    if node.status != "online" {
+        run.record(events::FIRST_ANOMALY, now, json!({"node_status": node.status, "noticed_by": "the hub's sweep"}));
+    }
+    let ends = injected + Duration::seconds(run.spec.partition_s().unwrap_or(0) as i64);
+    if now >= ends && node.status == "online" && node.last_seen >= ends {
+        run.record(events::RESOURCE_HEALTHY, now, json!({"last_seen": stamp(node.last_seen)}));
+    }
+    Ok(())
+}
+
+/// Whether a resource outside the blast radius is still healthy.
+async fn bystander_healthy<W: World>(world: &W, run: &ChaosRun, name: &str) -> Result<bool, StoreError> {
+    if run.spec.fault.kind.on_edge() {
+        Ok(world.nodes(&run.tenant).await?.iter().find(|n| n.node_id == name).is_none_or(|n| n.status == "online"))
+    } else {
+        Ok(world.get(&run.tenant, name).await?.is_none_or(|r| r.healthy))
+    }
+}
+
 /// Advance a run by one step. `Ok(true)` when there is more to do.
 pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Http>(
     ports: &Ports<'_, W, R, A, T, H, X>,
@@ -272,7 +353,7 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
     let world = ports.world;
     match run.stage {
         Stage::SteadyBefore => {
-            let (ok, results) = steady_state(ports, run).await?;
+            let (ok, results) = steady_state(ports, run, now).await?;
             if run.dry_run {
                 let detail = json!({
                     "would_inject": run.spec.fault, "into": run.target, "steady_state_now": results,
@@ -295,6 +376,31 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
                 );
             }
         }
+        Stage::Inject if run.spec.fault.kind.on_edge() => {
+            run.bystanders = world
+                .nodes(&run.tenant)
+                .await?
+                .into_iter()
+                .filter(|n| n.chaos_target && n.status == "online" && n.node_id != run.target)
+                .map(|n| n.node_id)
+                .collect();
+            let until = now + Duration::seconds(run.spec.partition_s().unwrap_or(0) as i64);
+            if world.partition(&run.tenant, &run.target, &run.run_id, until).await? {
+                run.record(
+                    events::INJECTED,
+                    now,
+                    json!({"fault": run.spec.fault, "target": run.target, "partitioned_until": stamp(until)}),
+                );
+                run.deadline_at = Some(now + Duration::seconds(run.spec.recovery_deadline_s as i64));
+                run.stage = Stage::Watch;
+            } else {
+                run.conclude(
+                    Verdict::Aborted,
+                    format!("{} is not registered, or another run partitioned it", run.target),
+                    now,
+                );
+            }
+        }
         Stage::Inject => {
             // Who else is healthy now: they must stay so.
             run.bystanders = world
@@ -304,7 +410,13 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
                 .filter(|(name, r)| r.condition.chaos_target && r.healthy && *name != run.target)
                 .map(|(name, _)| name)
                 .collect();
-            let (kind, params, id) = (run.spec.fault.kind, run.spec.fault.params.clone(), run.run_id.clone());
+            let (Some(kind), params, id) =
+                (run.spec.fault.kind.world(), run.spec.fault.params.clone(), run.run_id.clone())
+            else {
+                run.conclude(Verdict::Aborted, "the fault does not go into the simulated world", now);
+                run.updated_at = now;
+                return Ok(true);
+            };
             let at = stamp(now);
             match change_world(world, &run.tenant, &run.target, |r| inject(r, &id, kind, &params, &at)).await? {
                 None => run.conclude(Verdict::Aborted, format!("{} no longer exists", run.target), now),
@@ -317,21 +429,30 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
         }
         Stage::Watch => {
             let injected = run.at(events::INJECTED).unwrap_or(now);
-            follow_agent(ports.agent, run, injected).await?;
-            let target = world.get(&run.tenant, &run.target).await?;
-            if target.as_ref().is_some_and(|r| r.healthy) {
-                run.record(events::RESOURCE_HEALTHY, now, Value::Null);
+            if run.spec.fault.kind.on_edge() {
+                watch_edge(world, run, injected, now).await?;
+            } else {
+                follow_agent(ports.agent, run, injected).await?;
+                let target = world.get(&run.tenant, &run.target).await?;
+                if target.as_ref().is_some_and(|r| r.healthy) {
+                    run.record(events::RESOURCE_HEALTHY, now, Value::Null);
+                }
             }
             if run.at(events::RESOURCE_HEALTHY).is_some() {
-                let (ok, results) = steady_state(ports, run).await?;
+                let (ok, results) = steady_state(ports, run, now).await?;
                 if ok {
                     run.record(events::STEADY_AFTER, now, json!(results));
-                    run.conclude(Verdict::Recovered, "the system noticed, acted and the steady state holds again", now);
+                    let how = if run.spec.fault.kind.on_edge() {
+                        "the node is heard again and no result sent to it was lost"
+                    } else {
+                        "the system noticed, acted and the steady state holds again"
+                    };
+                    run.conclude(Verdict::Recovered, how, now);
                 }
             }
             if run.stage == Stage::Watch {
                 for name in run.bystanders.clone() {
-                    if world.get(&run.tenant, &name).await?.is_some_and(|r| !r.healthy) {
+                    if !bystander_healthy(world, run, &name).await? {
                         run.conclude(
                             Verdict::Aborted,
                             format!("{name}, outside the blast radius, became unhealthy"),
@@ -362,6 +483,13 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
         Stage::Rollback => {
             for rb in run.spec.rollbacks.clone() {
                 let result = match rb {
+                    Rollback::RevertFault if run.spec.fault.kind.on_edge() => {
+                        if world.lift_partition(&run.tenant, &run.target, &run.run_id).await? {
+                            "lifted the partition"
+                        } else {
+                            "no partition of this run left"
+                        }
+                    }
                     Rollback::RevertFault => {
                         let id = run.run_id.clone();
                         match change_world(world, &run.tenant, &run.target, |r| revert(r, &id)).await? {
@@ -380,7 +508,7 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
             run.stage = Stage::SteadyAfterRollback;
         }
         Stage::SteadyAfterRollback => {
-            let (ok, results) = steady_state(ports, run).await?;
+            let (ok, results) = steady_state(ports, run, now).await?;
             let rolled = run.at(events::ROLLBACKS_DONE).unwrap_or(now);
             if ok || now - rolled >= Duration::seconds(SETTLE_AFTER_ROLLBACK) {
                 run.record(events::STEADY_AFTER_ROLLBACK, now, json!({"ok": ok, "probes": results}));

@@ -118,7 +118,7 @@ pub fn chaos_toolkit(doc: &Value) -> Result<Imported, NothingMaps> {
                 match target.as_deref().and_then(|t| ctk_fault(t, &args).map(|f| (t.to_owned(), f))) {
                     Some((t, (kind, params))) if fault.is_none() => {
                         mapped.push(format!("method action {name} ({t}) → fault {}", kind.as_str()));
-                        fault = Some(FaultSpec { kind, params });
+                        fault = Some(FaultSpec { kind: kind.into(), params });
                     }
                     Some((t, _)) => unmapped
                         .push(format!("method action {name} ({t}): one fault per run; only the first is injected")),
@@ -271,7 +271,7 @@ pub fn fis(doc: &Value) -> Result<Imported, NothingMaps> {
         match fis_fault(id) {
             Some(kind) if fault.is_none() => {
                 mapped.push(format!("action {name:?} ({id}) → fault {}", kind.as_str()));
-                fault = Some(FaultSpec { kind, params: Map::new() });
+                fault = Some(FaultSpec { kind: kind.into(), params: Map::new() });
                 // Its target's selection mode is the blast radius.
                 for (_, target_name) in a["targets"].as_object().into_iter().flatten() {
                     let Some(t) = target_name.as_str().and_then(|n| targets.get(n)) else { continue };

@@ -8,7 +8,9 @@ use naksha_act::sim::SimResource;
 use naksha_contracts::TenantId;
 use naksha_contracts::runs::RunProgress;
 
-use crate::ports::{AgentRuns, ChaosMessage, Halt, Http, Queue, Runs, StoreError, Telemetry, World};
+use crate::ports::{
+    AgentRuns, ChaosMessage, EdgeExecution, EdgeTarget, Halt, Http, Queue, Runs, StoreError, Telemetry, World,
+};
 use crate::run::ChaosRun;
 use crate::specs::Spec;
 
@@ -16,9 +18,15 @@ fn poisoned<T>(_: T) -> StoreError {
     StoreError("lock poisoned".into())
 }
 
+/// A tenant's node, the time the trigger was created, and its execution there.
+pub type NodeExecution = (TenantId, String, DateTime<Utc>, EdgeExecution);
+
 #[derive(Debug, Default)]
 pub struct MemoryWorld {
     pub resources: Mutex<BTreeMap<(TenantId, String), SimResource>>,
+    pub nodes: Mutex<BTreeMap<(TenantId, String), EdgeTarget>>,
+    /// Executions of nodes, with the time their trigger was created.
+    pub executions: Mutex<Vec<NodeExecution>>,
 }
 
 impl World for MemoryWorld {
@@ -44,6 +52,41 @@ impl World for MemoryWorld {
     async fn resources(&self, t: &TenantId) -> Result<Vec<(String, SimResource)>, StoreError> {
         let all = self.resources.lock().map_err(poisoned)?;
         Ok(all.iter().filter(|((tt, _), _)| tt == t).map(|((_, n), r)| (n.clone(), r.clone())).collect())
+    }
+    async fn nodes(&self, t: &TenantId) -> Result<Vec<EdgeTarget>, StoreError> {
+        let all = self.nodes.lock().map_err(poisoned)?;
+        Ok(all.iter().filter(|((tt, _), _)| tt == t).map(|(_, n)| n.clone()).collect())
+    }
+    async fn partition(&self, t: &TenantId, node: &str, run: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut all = self.nodes.lock().map_err(poisoned)?;
+        match all.get_mut(&(t.clone(), node.to_owned())) {
+            Some(n) if n.partition_run.as_deref().is_none_or(|r| r == run) => {
+                n.partition_run = Some(run.to_owned());
+                n.partition_until = Some(until);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn lift_partition(&self, t: &TenantId, node: &str, run: &str) -> Result<bool, StoreError> {
+        let mut all = self.nodes.lock().map_err(poisoned)?;
+        match all.get_mut(&(t.clone(), node.to_owned())) {
+            Some(n) if n.partition_run.as_deref() == Some(run) => {
+                n.partition_run = None;
+                n.partition_until = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn executions_since(
+        &self,
+        t: &TenantId,
+        node: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<EdgeExecution>, StoreError> {
+        let all = self.executions.lock().map_err(poisoned)?;
+        Ok(all.iter().filter(|(tt, n, at, _)| tt == t && n == node && *at >= since).map(|(.., e)| e.clone()).collect())
     }
 }
 

@@ -15,7 +15,32 @@ use crate::specs::Spec;
 
 pub use naksha_core::StoreError;
 
-/// The simulated world (the chaos targets and the faults in them).
+/// An edge node as a chaos experiment sees it (the hub's record of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeTarget {
+    pub node_id: String,
+    /// Labelled `chaos-target=true` at registration: inside a blast radius.
+    pub chaos_target: bool,
+    /// The hub's liveness status (`online`, `stale`, `offline`).
+    pub status: String,
+    pub last_seen: DateTime<Utc>,
+    pub partition_run: Option<String>,
+    pub partition_until: Option<DateTime<Utc>>,
+}
+
+/// The label that makes an edge node a chaos target.
+pub const CHAOS_TARGET_LABEL: &str = "chaos-target";
+
+/// One execution, on a node, of a trigger sent since a run started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeExecution {
+    pub trigger_id: String,
+    /// `queued`, `delivered` (pending), `succeeded`, `failed`, `rejected` (a result), `expired`,
+    /// `cancelled` (no result).
+    pub state: String,
+}
+
+/// Where faults go: the simulated world's deployments, and the federation's edge nodes.
 pub trait World: Send + Sync {
     fn get(
         &self,
@@ -34,6 +59,31 @@ pub trait World: Send + Sync {
         &self,
         tenant: &TenantId,
     ) -> impl Future<Output = Result<Vec<(String, SimResource)>, StoreError>> + Send;
+    /// The tenant's edge nodes.
+    fn nodes(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<EdgeTarget>, StoreError>> + Send;
+    /// Have the hub ignore `node_id` until `until` (`false`: no such node, or another run's
+    /// partition is on it).
+    fn partition(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        run_id: &str,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Lift `run_id`'s partition (`false`: none of this run's was there).
+    fn lift_partition(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        run_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The node's executions of triggers created at or after `since`.
+    fn executions_since(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<EdgeExecution>, StoreError>> + Send;
 }
 
 /// Chaos runs, the lock each holds on its target, and a tenant's own specs.

@@ -13,11 +13,70 @@ pub const BUILTIN_YAML: &str = include_str!("../chaos_specs.yaml");
 /// Longest recovery deadline a spec may set.
 pub const MAX_DEADLINE_S: u64 = 3600;
 
+/// The faults an experiment can inject: the simulated world's ([`FaultKind`]) into a deployment,
+/// and `hub-partition` (the federation hub stops answering one edge node for `duration_s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    KillPod,
+    CrashLoop,
+    CpuSpike,
+    Latency,
+    DependencyThrottle,
+    HubPartition,
+}
+
+/// The blast-radius kind of edge nodes.
+pub const EDGE_NODE: &str = "edge-node";
+
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::KillPod,
+        Fault::CrashLoop,
+        Fault::CpuSpike,
+        Fault::Latency,
+        Fault::DependencyThrottle,
+        Fault::HubPartition,
+    ];
+
+    /// The simulated world's fault, for faults that go into a deployment.
+    pub fn world(self) -> Option<FaultKind> {
+        match self {
+            Fault::KillPod => Some(FaultKind::KillPod),
+            Fault::CrashLoop => Some(FaultKind::CrashLoop),
+            Fault::CpuSpike => Some(FaultKind::CpuSpike),
+            Fault::Latency => Some(FaultKind::Latency),
+            Fault::DependencyThrottle => Some(FaultKind::DependencyThrottle),
+            Fault::HubPartition => None,
+        }
+    }
+
+    /// Whether it goes into an edge node (rather than the simulated cluster).
+    pub fn on_edge(self) -> bool {
+        self == Fault::HubPartition
+    }
+}
+
+impl From<FaultKind> for Fault {
+    fn from(k: FaultKind) -> Self {
+        match k {
+            FaultKind::KillPod => Fault::KillPod,
+            FaultKind::CrashLoop => Fault::CrashLoop,
+            FaultKind::CpuSpike => Fault::CpuSpike,
+            FaultKind::Latency => Fault::Latency,
+            FaultKind::DependencyThrottle => Fault::DependencyThrottle,
+        }
+    }
+}
+
+/// Longest partition a `hub-partition` may ask for.
+pub const MAX_PARTITION_S: u64 = 1800;
+
 /// What is injected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
-    pub kind: FaultKind,
+    pub kind: Fault,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub params: Map<String, Value>,
 }
@@ -42,6 +101,9 @@ pub enum Probe {
         #[serde(default = "ok_status")]
         status: u16,
     },
+    /// No edge result lost: every trigger sent to the target node since the run started has
+    /// its result (none expired or pending). Edge-node targets only.
+    EdgeResults,
 }
 
 fn ok_status() -> u16 {
@@ -117,9 +179,34 @@ pub fn is_spec_id(s: &str) -> bool {
 }
 
 impl Spec {
+    /// How long a `hub-partition` lasts (`params.duration_s`).
+    pub fn partition_s(&self) -> Option<u64> {
+        self.fault.params.get("duration_s").and_then(Value::as_u64)
+    }
+
     /// Every problem with a spec, named by JSON pointer.
     pub fn problems(&self, http_hosts: &[String]) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        let edge = self.fault.kind.on_edge();
+        if edge != (self.blast_radius.kind == EDGE_NODE) {
+            errors.push(FieldError::new(
+                "/blast_radius/kind",
+                if edge {
+                    "hub-partition goes into edge nodes: edge-node"
+                } else {
+                    "edge-node takes only hub-partition"
+                },
+            ));
+        }
+        if edge {
+            match self.partition_s() {
+                Some(d) if (5..=MAX_PARTITION_S).contains(&d) && d < self.recovery_deadline_s => {}
+                _ => errors.push(FieldError::new(
+                    "/fault/params/duration_s",
+                    format!("5 to {MAX_PARTITION_S} seconds, shorter than recovery_deadline_s"),
+                )),
+            }
+        }
         if !is_spec_id(&self.id) {
             errors.push(FieldError::new("/id", "1 to 64 of a-z 0-9 - _ . starting with a letter or digit"));
         }
@@ -132,6 +219,10 @@ impl Spec {
         for (i, p) in self.steady_state.iter().enumerate() {
             match p {
                 Probe::ResourceHealth => {}
+                Probe::EdgeResults if !edge => {
+                    errors.push(FieldError::new(format!("/steady_state/{i}"), "edge-results probes edge nodes only"));
+                }
+                Probe::EdgeResults => {}
                 Probe::Telemetry { metric, min, max } => {
                     if metric.is_empty() || metric.len() > 128 {
                         errors.push(FieldError::new(format!("/steady_state/{i}/metric"), "1 to 128 characters"));
@@ -218,10 +309,10 @@ mod tests {
     fn the_builtin_specs_load_and_cover_every_fault() {
         let specs = builtin().unwrap();
         let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
-        for want in ["kill-pod", "crash-loop", "cpu-spike", "latency", "dependency-throttle"] {
+        for want in ["kill-pod", "crash-loop", "cpu-spike", "latency", "dependency-throttle", "hub-partition"] {
             assert!(ids.contains(&want), "{want} in {ids:?}");
         }
-        for kind in FaultKind::ALL {
+        for kind in Fault::ALL {
             assert!(specs.iter().any(|s| s.fault.kind == kind), "{kind:?}");
         }
         assert!(specs.iter().all(|s| !s.steady_state.is_empty() && !s.rollbacks.is_empty()));
@@ -251,6 +342,36 @@ mod tests {
             ]
         );
         assert!(Spec::parse(&json!({"id": "x", "fault": {"kind": "meteor"}}), &[]).is_err());
+    }
+
+    #[test]
+    fn a_partition_goes_into_edge_nodes_for_a_while_and_edge_probes_only_there() {
+        let spec = |kind: &str, radius: &str, params: Value, probe: &str| {
+            json!({
+                "id": "p", "title": "t", "fault": {"kind": kind, "params": params},
+                "blast_radius": {"kind": radius, "count": 1}, "steady_state": [{"type": probe}],
+                "recovery_deadline_s": 120
+            })
+        };
+        let pointers = |doc: Value| -> Vec<String> {
+            Spec::parse(&doc, &[]).err().unwrap_or_default().into_iter().map(|e| e.pointer).collect()
+        };
+        assert!(pointers(spec("hub-partition", "edge-node", json!({"duration_s": 30}), "edge-results")).is_empty());
+        assert_eq!(
+            pointers(spec("hub-partition", "deployment", json!({"duration_s": 30}), "edge-results")),
+            ["/blast_radius/kind"]
+        );
+        assert_eq!(
+            pointers(spec("hub-partition", "edge-node", json!({"duration_s": 300}), "edge-results")),
+            ["/fault/params/duration_s"],
+            "a partition must end before the deadline"
+        );
+        assert_eq!(
+            pointers(spec("hub-partition", "edge-node", json!({}), "edge-results")),
+            ["/fault/params/duration_s"]
+        );
+        assert_eq!(pointers(spec("latency", "deployment", json!({}), "edge-results")), ["/steady_state/0"]);
+        assert_eq!(pointers(spec("latency", "edge-node", json!({}), "resource-health")), ["/blast_radius/kind"]);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use naksha_core::boot::{BootError, Cold, Function};
 use naksha_core::config::ConfigReader;
 use naksha_core::sim::SimWorld;
 
-use crate::store::{DynamoAgentRuns, DynamoChaos, DynamoTelemetry, KinesisChaosQueue, ReqwestHttp, Views};
+use naksha_federation::store::DynamoFleet;
+
+use crate::store::{DynamoAgentRuns, DynamoChaos, DynamoTelemetry, DynamoWorld, KinesisChaosQueue, ReqwestHttp, Views};
 
 fn hosts(r: &mut ConfigReader) -> Vec<String> {
     r.optional("CHAOS_HTTP_PROBE_HOSTS")
@@ -23,7 +25,7 @@ fn hosts(r: &mut ConfigReader) -> Vec<String> {
 pub struct ApiApp {
     pub verifier: Verifier,
     pub chaos: DynamoChaos,
-    pub world: SimWorld,
+    pub world: DynamoWorld,
     pub views: Views,
     pub queue: KinesisChaosQueue,
     pub http_hosts: Vec<String>,
@@ -34,6 +36,7 @@ pub struct ApiConfig {
     auth: AuthConfig,
     chaos: String,
     sim: String,
+    federation: String,
     state: String,
     stream: String,
     hosts: Vec<String>,
@@ -47,6 +50,7 @@ impl Function for ApiApp {
             auth: AuthConfig::from_config(r),
             chaos: r.required("CHAOS_TABLE"),
             sim: r.required("SIM_TABLE"),
+            federation: r.required("FEDERATION_TABLE"),
             state: r.required("AGENT_STATE_TABLE"),
             stream: r.required("CHAOS_STREAM"),
             hosts: hosts(r),
@@ -58,7 +62,10 @@ impl Function for ApiApp {
         Ok(Self {
             verifier: cold.verifier(c.auth).await,
             chaos: DynamoChaos::new(db.clone(), c.chaos),
-            world: SimWorld::new(db.clone(), c.sim),
+            world: DynamoWorld {
+                sim: SimWorld::new(db.clone(), c.sim),
+                fleet: DynamoFleet::new(db.clone(), c.federation),
+            },
             views: Views::new(db, c.state),
             queue: KinesisChaosQueue::new(cold.aws.kinesis(), c.stream),
             http_hosts: c.hosts,
@@ -70,7 +77,7 @@ impl Function for ApiApp {
 #[derive(Debug)]
 pub struct WorkerApp {
     pub chaos: DynamoChaos,
-    pub world: SimWorld,
+    pub world: DynamoWorld,
     pub agent: DynamoAgentRuns,
     pub telemetry: DynamoTelemetry,
     pub views: Views,
@@ -82,6 +89,7 @@ pub struct WorkerApp {
 pub struct WorkerConfig {
     chaos: String,
     sim: String,
+    federation: String,
     state: String,
     runs: String,
     aggregates: String,
@@ -95,6 +103,7 @@ impl Function for WorkerApp {
         WorkerConfig {
             chaos: r.required("CHAOS_TABLE"),
             sim: r.required("SIM_TABLE"),
+            federation: r.required("FEDERATION_TABLE"),
             state: r.required("AGENT_STATE_TABLE"),
             runs: r.required("RUNS_TABLE"),
             aggregates: r.required("AGGREGATES_TABLE"),
@@ -106,7 +115,10 @@ impl Function for WorkerApp {
         let db = cold.aws.dynamodb();
         Ok(Self {
             chaos: DynamoChaos::new(db.clone(), c.chaos),
-            world: SimWorld::new(db.clone(), c.sim),
+            world: DynamoWorld {
+                sim: SimWorld::new(db.clone(), c.sim),
+                fleet: DynamoFleet::new(db.clone(), c.federation),
+            },
             agent: DynamoAgentRuns::new(db.clone(), c.runs),
             telemetry: DynamoTelemetry::new(db.clone(), c.aggregates),
             views: Views::new(db, c.state),

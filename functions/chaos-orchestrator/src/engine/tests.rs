@@ -268,3 +268,103 @@ async fn a_run_starts_only_on_a_free_chaos_target_inside_the_blast_radius() {
     );
     let _ = Map::<String, serde_json::Value>::new();
 }
+
+impl Env {
+    fn with_nodes(names: &[(&str, bool)]) -> Self {
+        let env = Env::default();
+        for (n, target) in names {
+            let node = EdgeTarget {
+                node_id: (*n).to_owned(),
+                chaos_target: *target,
+                status: "online".into(),
+                last_seen: Utc::now(),
+                partition_run: None,
+                partition_until: None,
+            };
+            env.world.nodes.lock().unwrap().insert((t(), (*n).to_owned()), node);
+        }
+        env
+    }
+
+    fn node(&self, name: &str) -> EdgeTarget {
+        self.world.nodes.lock().unwrap()[&(t(), name.to_owned())].clone()
+    }
+
+    fn edit_node(&self, name: &str, edit: impl FnOnce(&mut EdgeTarget)) {
+        edit(self.world.nodes.lock().unwrap().get_mut(&(t(), name.to_owned())).unwrap());
+    }
+
+    fn execution(&self, node: &str, trigger: &str, state: &str, created: DateTime<Utc>) {
+        let e = crate::ports::EdgeExecution { trigger_id: trigger.into(), state: state.into() };
+        self.world.executions.lock().unwrap().push((t(), node.into(), created, e));
+    }
+}
+
+#[tokio::test]
+async fn a_partitioned_node_that_is_heard_again_and_loses_nothing_is_recovered() {
+    let env = Env::with_nodes(&[("store-1", true), ("store-2", true), ("plain", false)]);
+    assert!(
+        matches!(env.start("hub-partition", Some("plain")).await, Err(StartError::Invalid(_))),
+        "only nodes labelled chaos-target=true"
+    );
+    let mut run = env.start("hub-partition", Some("store-1")).await.unwrap();
+    let t0 = run.created_at;
+    env.steps(&mut run, 2, t0, 1).await;
+    let n = env.node("store-1");
+    assert_eq!(n.partition_run.as_deref(), Some(run.run_id.as_str()), "the partition is on the node");
+    let ends = run.at(events::INJECTED).unwrap() + Duration::seconds(150);
+    assert_eq!(n.partition_until, Some(ends));
+    assert_eq!(run.bystanders, ["store-2"]);
+    // Triggers sent during the partition wait; the hub's sweep marks the silent node stale.
+    env.execution("store-1", "trg-1", "queued", t0 + Duration::seconds(10));
+    env.edit_node("store-1", |n| n.status = "stale".into());
+    env.steps(&mut run, 1, t0 + Duration::seconds(100), 1).await;
+    assert!(run.at(events::FIRST_ANOMALY).is_some(), "the hub noticed");
+    // The partition ends; the node is heard again but its result is not in yet.
+    env.edit_node("store-1", |n| {
+        n.status = "online".into();
+        n.last_seen = ends + Duration::seconds(3);
+    });
+    env.steps(&mut run, 1, ends + Duration::seconds(4), 1).await;
+    assert!(run.at(events::RESOURCE_HEALTHY).is_some());
+    assert_eq!(run.verdict, None, "a pending result is not yet a steady state");
+    env.world.executions.lock().unwrap()[0].3.state = "succeeded".into();
+    env.steps(&mut run, 10, ends + Duration::seconds(8), 1).await;
+    assert_eq!((run.verdict, run.status), (Some(Verdict::Recovered), Status::Completed), "{:?}", run.reason);
+    let f = run.recovery();
+    assert!(f.mttd_s.is_some() && f.mttr_s.is_some() && f.time_to_steady_state_s.is_some(), "{f:?}");
+    assert_eq!((f.time_to_decide_s, f.time_to_act_s), (None, None), "no agent involved");
+    assert_eq!(run.rollbacks[0].result, "lifted the partition");
+    assert_eq!(env.node("store-1").partition_run, None);
+}
+
+#[tokio::test]
+async fn a_lost_edge_result_is_not_a_recovery_and_the_partition_is_lifted_all_the_same() {
+    let env = Env::with_nodes(&[("store-1", true)]);
+    let mut run = env.start("hub-partition", None).await.unwrap();
+    let t0 = run.created_at;
+    env.steps(&mut run, 2, t0, 1).await;
+    env.execution("store-1", "trg-9", "expired", t0 + Duration::seconds(5));
+    let ends = run.at(events::INJECTED).unwrap() + Duration::seconds(150);
+    env.edit_node("store-1", |n| n.last_seen = ends + Duration::seconds(1));
+    let late = t0 + Duration::seconds(run.spec.recovery_deadline_s as i64 + 5);
+    // A steady state that does not come back after the rollbacks is waited for, then reported.
+    env.steps(&mut run, 10, late, 60).await;
+    assert_eq!((run.verdict, run.stage), (Some(Verdict::NotRecovered), Stage::Done));
+    assert!(run.reason.as_deref().unwrap().starts_with("steady_state_after never happened"), "{:?}", run.reason);
+    let after = run.timeline.iter().find(|e| e.event == events::STEADY_AFTER_ROLLBACK).unwrap();
+    assert!(after.detail.to_string().contains("trg-9"), "the lost trigger is named: {}", after.detail);
+    assert_eq!(env.node("store-1").partition_run, None, "rolled back");
+}
+
+#[tokio::test]
+async fn a_run_picks_the_target_broken_least_recently() {
+    let env = Env::with_targets(&["deployment/a", "deployment/b"]);
+    let mut first = env.start("kill-pod", None).await.unwrap();
+    assert_eq!(first.target, "deployment/a");
+    first.stage = Stage::Done;
+    env.runs.save(&first).await.unwrap();
+    env.runs.unlock(&t(), "deployment/a", &first.run_id).await.unwrap();
+    let second = env.start("kill-pod", None).await.unwrap();
+    assert_eq!(second.target, "deployment/b", "a was broken a moment ago");
+}

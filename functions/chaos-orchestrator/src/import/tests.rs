@@ -83,7 +83,7 @@ fn the_known_cases_map_as_expected() {
         return;
     }
     let kill = chaos_toolkit(&read("playground/kubernetes-pack/kill-pods-experiment.json")).unwrap();
-    assert_eq!(kill.spec.fault.kind, FaultKind::KillPod);
+    assert_eq!(kill.spec.fault.kind, FaultKind::KillPod.into());
     assert!(kill.unmapped.iter().any(|u| u.contains("configuration")), "{:?}", kill.unmapped);
     let drain = chaos_toolkit(&read("playground/kubernetes-pack/drain-node-experiment.json"));
     assert!(drain.is_err(), "draining nodes has no counterpart");
@@ -91,7 +91,7 @@ fn the_known_cases_map_as_expected() {
     let old = chaos_toolkit(&read("chaostoolkit/well-formed-experiment.json"));
     assert!(old.as_ref().is_err_and(|n| n.unmapped.iter().any(|u| u.contains("pre-1.0"))), "{old:?}");
     let ec2 = fis(&read("fis/ec2-instances-terminate/ec2-instances-terminate-template.json")).unwrap();
-    assert_eq!((ec2.spec.fault.kind, ec2.spec.blast_radius.percent), (FaultKind::KillPod, Some(25)));
+    assert_eq!((ec2.spec.fault.kind, ec2.spec.blast_radius.percent), (FaultKind::KillPod.into(), Some(25)));
     assert!(ec2.mapped.iter().any(|m| m.contains("stopConditions: none")));
     let ssm_only = fis(&read("fis/msk-broker-reboot/msk-broker-reboot-experiment-template.json"));
     assert!(ssm_only.is_err_and(|n| n.unmapped.iter().any(|u| u.contains("SSM"))));

@@ -13,4 +13,4 @@ pub mod views;
 
 pub use chaos::DynamoChaos;
 pub use queue::{KinesisChaosQueue, ReqwestHttp};
-pub use views::{DynamoAgentRuns, DynamoTelemetry, Views};
+pub use views::{DynamoAgentRuns, DynamoTelemetry, DynamoWorld, Views};

@@ -3,6 +3,7 @@
 //! | table | how | through |
 //! |---|---|---|
 //! | `naksha.sim` | read; faults in and rollbacks out, each conditional on the document read | naksha-core's `sim` |
+//! | `naksha.federation` | read: nodes, triggers, executions; `hub-partition` sets and lifts `partition_run`/`partition_until` on a node item (conditional on the run) | naksha-federation's `DynamoFleet` |
 //! | `naksha.runs`, index `by_tenant` (`tenant`, `updated_at`) | read: each run's `progress` (`RunProgress`) | here |
 //! | `naksha.aggregates`, index `by_source` | read: the latest minute of a metric | naksha-core's `views` |
 //! | `naksha.agent-state` | read: the kill switch | naksha-core's `views` |
@@ -13,11 +14,22 @@ use naksha_contracts::runs::{PROGRESS_ATTRIBUTE, RunProgress};
 use naksha_core::ddb::{get_s, query_all, s};
 use naksha_core::sim::SimWorld;
 
-use crate::ports::{AgentRuns, Halt, StoreError, Telemetry, World};
+use chrono::{DateTime, Utc};
+use naksha_federation::ports::{Nodes, Work};
+use naksha_federation::store::DynamoFleet;
 
-impl World for SimWorld {
+use crate::ports::{AgentRuns, CHAOS_TARGET_LABEL, EdgeExecution, EdgeTarget, Halt, StoreError, Telemetry, World};
+
+/// The simulated world and the federation's edge nodes.
+#[derive(Debug, Clone)]
+pub struct DynamoWorld {
+    pub sim: SimWorld,
+    pub fleet: DynamoFleet,
+}
+
+impl World for DynamoWorld {
     async fn get(&self, tenant: &TenantId, resource: &str) -> Result<Option<SimResource>, StoreError> {
-        SimWorld::get(self, tenant, resource).await
+        self.sim.get(tenant, resource).await
     }
     async fn replace(
         &self,
@@ -26,10 +38,51 @@ impl World for SimWorld {
         before: &SimResource,
         after: &SimResource,
     ) -> Result<bool, StoreError> {
-        SimWorld::replace(self, tenant, resource, before, after).await
+        self.sim.replace(tenant, resource, before, after).await
     }
     async fn resources(&self, tenant: &TenantId) -> Result<Vec<(String, SimResource)>, StoreError> {
-        SimWorld::resources(self, tenant).await
+        self.sim.resources(tenant).await
+    }
+    async fn nodes(&self, tenant: &TenantId) -> Result<Vec<EdgeTarget>, StoreError> {
+        let nodes = Nodes::nodes(&self.fleet, tenant).await?;
+        Ok(nodes
+            .into_iter()
+            .map(|n| EdgeTarget {
+                chaos_target: n.labels.get(CHAOS_TARGET_LABEL).is_some_and(|v| v == "true"),
+                status: n.status.as_str().to_owned(),
+                last_seen: n.last_seen,
+                partition_run: n.partition_run,
+                partition_until: n.partition_until,
+                node_id: n.node_id,
+            })
+            .collect())
+    }
+    async fn partition(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        run_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.fleet.set_partition(tenant, node_id, run_id, until).await
+    }
+    async fn lift_partition(&self, tenant: &TenantId, node_id: &str, run_id: &str) -> Result<bool, StoreError> {
+        self.fleet.clear_partition(tenant, node_id, run_id).await
+    }
+    async fn executions_since(
+        &self,
+        tenant: &TenantId,
+        node_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<EdgeExecution>, StoreError> {
+        let mut out = Vec::new();
+        for t in self.fleet.triggers_since(tenant, since).await? {
+            if let Some(e) = Work::execution(&self.fleet, tenant, &t.spec.trigger_id, node_id).await? {
+                let state = e.shown_state(t.spec.expires_at, Utc::now());
+                out.push(EdgeExecution { trigger_id: t.spec.trigger_id.clone(), state: state.as_str().to_owned() });
+            }
+        }
+        Ok(out)
     }
 }
 
