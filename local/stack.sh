@@ -114,7 +114,9 @@ up() {
   [ -n "${NAKSHA_NO_RELOAD:-}" ] && reload=(--ignore-changes)
   start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
     --env-file "$LOCAL/functions.env" "${reload[@]}"
-  start harness "$HARNESS" serve
+  # Locally the simulated world reports every 5 s instead of every minute (EventBridge's
+  # shortest rate), so chaos runs in tests and the demo do not wait minutes to be noticed.
+  NAKSHA_SCHEDULE_PERIODS="${NAKSHA_SCHEDULE_PERIODS:-SimExporterFunction=5}" start harness "$HARNESS" serve
   say "waiting for GET $API/health"
   for _ in $(seq 1 600); do
     if healthy; then say "up: API $API, emulator $EMULATOR ($b)"; return 0; fi

@@ -81,9 +81,13 @@ async fn serve() -> Result<(), String> {
         };
         tokio::spawn(poller::run(kinesis.clone(), http.clone(), mapping));
     }
+    let local_periods =
+        naksha_local::schedules::overrides(&std::env::var("NAKSHA_SCHEDULE_PERIODS").unwrap_or_default());
     for f in template.functions().map_err(|e| e.to_string())? {
         for s in &f.schedules {
-            match naksha_local::schedules::period(&s.expression) {
+            let period = naksha_local::schedules::period(&s.expression)
+                .map(|p| local_periods.get(&f.logical_id).copied().unwrap_or(p));
+            match period {
                 Some(period) if naksha_local::schedules::enabled(s.enabled.as_ref()) => {
                     let url = format!("{API_URL}/2015-03-31/functions/{}/invocations", f.binary);
                     let rule = format!("{}{}", f.logical_id, s.name);

@@ -22,6 +22,18 @@ pub fn period(expression: &str) -> Option<Duration> {
     Some(Duration::from_secs(n * secs))
 }
 
+/// Local periods that replace the template's, from `NAKSHA_SCHEDULE_PERIODS`
+/// (`LogicalId=seconds,...`): the local stack fires some schedules faster than the cloud can.
+pub fn overrides(spec: &str) -> std::collections::BTreeMap<String, Duration> {
+    spec.split(',')
+        .filter_map(|pair| {
+            let (id, secs) = pair.trim().split_once('=')?;
+            let secs: u64 = secs.trim().parse().ok().filter(|s| *s > 0)?;
+            Some((id.trim().to_owned(), Duration::from_secs(secs)))
+        })
+        .collect()
+}
+
 /// Whether a schedule's `Enabled`/`State` says it runs (absent: it does).
 pub fn enabled(flag: Option<&serde_yaml::Value>) -> bool {
     match flag {
@@ -84,6 +96,15 @@ mod tests {
         assert_eq!(period("cron(0 9 ? * MON *)"), None);
         assert_eq!(period("rate(0 minutes)"), None);
         assert_eq!(period("rate(1 fortnight)"), None);
+    }
+
+    #[test]
+    fn local_periods_override_the_templates_by_logical_id() {
+        let o = overrides("SimExporterFunction=5, Other=x,Zero=0,,FederationSweepFunction = 20");
+        assert_eq!(o.len(), 2);
+        assert_eq!(o["SimExporterFunction"], Duration::from_secs(5));
+        assert_eq!(o["FederationSweepFunction"], Duration::from_secs(20));
+        assert!(overrides("").is_empty());
     }
 
     #[test]

@@ -262,3 +262,46 @@ fn nothing_maps(n: &crate::import::NothingMaps) -> Problem {
         .with_extension("format", json!(n.format))
         .with_extension("unmapped", json!(n.unmapped))
 }
+
+/// `POST /sim/scenarios/{name}` (admin, simulation mode): seed the caller's tenant → 201 with what
+/// was created, reset or kept.
+pub async fn seed_scenario<W, S, K, A, R2, C, I>(
+    verifier: &Verifier,
+    seeder: &crate::scenario::Seeder<'_, W, S, K, A, R2, C, I>,
+    req: Request,
+) -> Result<Response<Body>, Problem>
+where
+    W: naksha_act::sim::SimStore,
+    S: naksha_agent::ports::WpkStore,
+    K: naksha_core::signing::Sign,
+    A: naksha_core::signing::Sign,
+    R2: naksha_insight_stream::ports::RecordSink,
+    C: naksha_core::metrics::CounterStore,
+    I: naksha_insight_stream::ports::SeriesIndex,
+{
+    use crate::scenario::{SeedError, scenarios, seed};
+    method(&req, "POST")?;
+    let p = verifier.authorize(req.headers(), Role::Admin).await?;
+    let name = http::path_param(&req, "name")?;
+    let body = json_object(&req)?;
+    if let Some(k) = body.keys().next() {
+        return Err(Problem::invalid_fields(vec![FieldError::new(
+            format!("/{}", k.chars().take(64).collect::<String>()),
+            "unknown field (the scenario takes no parameters)",
+        )]));
+    }
+    let all = scenarios().map_err(|e| Problem::internal("the scenarios shipped are broken").with_internal(e))?;
+    let Some(scenario) = all.get(&name) else {
+        let names: Vec<&str> = all.keys().map(String::as_str).collect();
+        return Err(Problem::not_found(format!("no scenario with that name (there are: {})", names.join(", "))));
+    };
+    let seeded = seed(seeder, &p.tenant, &p.subject, &name, scenario, Utc::now()).await.map_err(|e| match e {
+        SeedError::Unavailable(e) => {
+            Problem::unavailable("the scenario could not be seeded completely; seeding again finishes it")
+                .with_internal(e)
+        }
+        SeedError::Broken(e) => Problem::internal("the scenarios shipped are broken").with_internal(e),
+    })?;
+    tracing::info!(scenario = %name, resources = seeded.resources.len(), wpks = seeded.wpks.len(), history = seeded.history_events, "scenario seeded");
+    http::json(201, &json!({"seeded": seeded, "description": scenario.description}))
+}

@@ -11,10 +11,12 @@
 
 pub mod api;
 pub mod engine;
+pub mod gameday;
 pub mod import;
 pub mod memory;
 pub mod ports;
 pub mod run;
+pub mod scenario;
 pub mod specs;
 pub mod store;
 pub mod wiring;
