@@ -322,6 +322,11 @@ async fn watch_edge<W: World>(
     Ok(())
 }
 
+/// Whether `name` is the target of another chaos run in progress.
+async fn in_another_run<R: Runs>(runs: &R, run: &ChaosRun, name: &str) -> Result<bool, StoreError> {
+    Ok(runs.list(&run.tenant, 200).await?.iter().any(|r| r.run_id != run.run_id && !r.is_over() && r.target == name))
+}
+
 /// Whether a resource outside the blast radius is still healthy.
 async fn bystander_healthy<W: World>(world: &W, run: &ChaosRun, name: &str) -> Result<bool, StoreError> {
     if run.spec.fault.kind.on_edge() {
@@ -452,7 +457,8 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
             }
             if run.stage == Stage::Watch {
                 for name in run.bystanders.clone() {
-                    if !bystander_healthy(world, run, &name).await? {
+                    // Another experiment's target is that experiment's business, not a deviation.
+                    if !bystander_healthy(world, run, &name).await? && !in_another_run(ports.runs, run, &name).await? {
                         run.conclude(
                             Verdict::Aborted,
                             format!("{name}, outside the blast radius, became unhealthy"),

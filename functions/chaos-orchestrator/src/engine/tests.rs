@@ -204,6 +204,21 @@ async fn a_bystander_failing_stops_the_run() {
 }
 
 #[tokio::test]
+async fn another_experiments_target_is_not_a_bystander_gone_wrong() {
+    let env = Env::with_targets(&["deployment/a", "deployment/b"]);
+    let mut first = env.start("latency", Some("deployment/a")).await.unwrap();
+    let now = env.steps(&mut first, 2, Utc::now(), 1).await;
+    assert_eq!(first.bystanders, ["deployment/b"]);
+    env.runs.save(&first).await.unwrap();
+    let mut second = env.start("kill-pod", Some("deployment/b")).await.unwrap();
+    env.steps(&mut second, 2, now, 1).await;
+    env.runs.save(&second).await.unwrap();
+    assert!(!env.resource("deployment/b").healthy);
+    env.steps(&mut first, 3, now, 1).await;
+    assert_eq!((first.verdict, first.stage), (None, Stage::Watch), "{:?}", first.reason);
+}
+
+#[tokio::test]
 async fn no_fault_goes_into_a_world_that_is_not_steady_and_a_dry_run_injects_nothing() {
     let env = Env::with_targets(&["deployment/a"]);
     let mut sick = env.resource("deployment/a");
