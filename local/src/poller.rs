@@ -28,6 +28,9 @@ pub struct Mapping {
     pub bisect_on_error: bool,
     pub report_batch_item_failures: bool,
     pub invoke_url: String,
+    /// How long an invocation may take before it counts as a function error (Lambda's timeout:
+    /// a worker that died mid-batch does not hold the shard forever; its batch is retried).
+    pub invoke_timeout: Duration,
     pub failures_file: PathBuf,
 }
 
@@ -112,7 +115,7 @@ enum Delivery {
 }
 
 async fn deliver(http: &reqwest::Client, m: &Mapping, event: &KinesisEvent) -> Delivery {
-    let resp = match http.post(&m.invoke_url).json(event).send().await {
+    let resp = match http.post(&m.invoke_url).timeout(m.invoke_timeout).json(event).send().await {
         Ok(r) => r,
         Err(e) => return Delivery::FunctionError(format!("invoke failed: {e}")),
     };

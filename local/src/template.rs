@@ -80,12 +80,15 @@ pub struct StreamMapping {
     pub maximum_retry_attempts: i64,
     pub bisect_on_error: bool,
     pub report_batch_item_failures: bool,
+    /// The function's `Timeout` (its own, else `Globals.Function.Timeout`, else Lambda's 3 s).
+    pub function_timeout_s: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     globals_env: Mapping,
+    globals_timeout_s: Option<u64>,
     pub resources: Vec<Resource>,
     /// Condition name → expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`).
     pub conditions: BTreeMap<String, Value>,
@@ -153,6 +156,10 @@ impl Template {
             .and_then(|e| mapping(e.get("Variables")))
             .cloned()
             .unwrap_or_default();
+        let globals_timeout_s = mapping(root.get("Globals"))
+            .and_then(|g| mapping(g.get("Function")))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64);
         let mut resources = Vec::new();
         for (k, v) in mapping(root.get("Resources")).ok_or_else(|| invalid("no Resources"))? {
             let logical_id = k.as_str().ok_or_else(|| invalid("resource ids must be strings"))?.to_owned();
@@ -172,7 +179,7 @@ impl Template {
                 conditions.insert(name.to_owned(), v.clone());
             }
         }
-        Ok(Self { parameters, globals_env, resources, conditions })
+        Ok(Self { parameters, globals_env, globals_timeout_s, resources, conditions })
     }
 
     /// The template with the resources whose condition is false (under `ctx`) removed.
@@ -282,7 +289,14 @@ impl Template {
                 .ok_or_else(|| invalid(format!("{}: FunctionName must be a !Ref", r.logical_id)))?
                 .to_owned();
             let int = |name: &str, default: i64| r.prop(name).and_then(Value::as_i64).unwrap_or(default);
+            let function_timeout_s = self
+                .resource(&function)
+                .and_then(|f| f.prop("Timeout"))
+                .and_then(Value::as_u64)
+                .or(self.globals_timeout_s)
+                .unwrap_or(3);
             out.push(StreamMapping {
+                function_timeout_s,
                 logical_id: r.logical_id.clone(),
                 stream_logical_id: stream,
                 function_logical_id: function,

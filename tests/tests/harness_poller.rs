@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Calls = Arc<Mutex<Vec<Vec<String>>>>;
 
-/// A fake function: records each delivery's sequence numbers and answers with `script(call#)`.
+/// A fake function: records each delivery's sequence numbers and answers with `script(call#)`
+/// (status 0: no answer at all).
 async fn fake_function(script: fn(usize, &[String]) -> (u16, Value)) -> (String, Calls) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/invoke", listener.local_addr().unwrap());
@@ -57,6 +58,14 @@ async fn fake_function(script: fn(usize, &[String]) -> (u16, Value)) -> (String,
                 calls.len() - 1
             };
             let (status, answer) = script(call, &seqs);
+            if status == 0 {
+                // Status 0: the function never answers (it died mid-invocation).
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    drop(socket);
+                });
+                continue;
+            }
             let text = answer.to_string();
             let response = format!(
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
@@ -104,6 +113,7 @@ fn mapping(stream: String, arn: String, url: String, failures: std::path::PathBu
         bisect_on_error: true,
         report_batch_item_failures: true,
         invoke_url: url,
+        invoke_timeout: Duration::from_secs(2),
         failures_file: failures,
     }
 }
@@ -137,6 +147,33 @@ async fn a_reported_failure_is_redelivered_from_that_record() {
     assert_eq!(calls[0], seqs);
     assert_eq!(calls[1], seqs[2..].to_vec(), "redelivery starts at the reported record");
     assert!(!failures.exists(), "nothing went to the on-failure destination");
+}
+
+#[tokio::test]
+async fn a_function_that_never_answers_times_out_and_its_batch_is_delivered_again() {
+    let stack = Stack::connect().await;
+    let (stream, arn, seqs) = stream_with_records(&stack, 3).await;
+    // The first invocation hangs (an instance killed mid-batch); the second answers.
+    let (url, calls) =
+        fake_function(|call, _| if call == 0 { (0, Value::Null) } else { (200, json!({"batchItemFailures": []})) })
+            .await;
+    let failures = std::env::temp_dir().join(format!("{stream}.jsonl"));
+    let task = tokio::spawn(poller::run(
+        stack.kinesis.clone(),
+        reqwest::Client::new(),
+        mapping(stream.clone(), arn, url, failures.clone(), 3),
+    ));
+    let calls = eventually("every record delivered after the timeout", Duration::from_secs(30), || async {
+        let c = calls.lock().unwrap().clone();
+        let later: Vec<&String> = c.iter().skip(1).flatten().collect();
+        seqs.iter().all(|s| later.contains(&s)).then_some(c)
+    })
+    .await;
+    task.abort();
+    stack.kinesis.delete_stream().stream_name(&stream).send().await.unwrap();
+    assert_eq!(calls[0], seqs);
+    assert_eq!(calls[1][0], seqs[0], "redelivered from the start: none of the batch counted as done (bisected)");
+    assert!(!failures.exists(), "one timeout is a retry, not a failure");
 }
 
 #[tokio::test]
