@@ -106,6 +106,9 @@ up() {
   fi
   say "building the functions and the harness (first build takes a few minutes)"
   (cd "$ROOT" && cargo build --quiet --workspace --bins)
+  # Locally the simulated world reports every 5 s instead of every minute (EventBridge's
+  # shortest rate), so chaos runs in tests and the demo do not wait minutes to be noticed.
+  export NAKSHA_SCHEDULE_PERIODS="${NAKSHA_SCHEDULE_PERIODS:-SimExporterFunction=5}"
   say "provisioning $b from template.yaml"
   "$HARNESS" provision --backend "$b" >"$LOGS/provision.log"
   port_free 9000 watch
@@ -114,9 +117,7 @@ up() {
   [ -n "${NAKSHA_NO_RELOAD:-}" ] && reload=(--ignore-changes)
   start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
     --env-file "$LOCAL/functions.env" "${reload[@]}"
-  # Locally the simulated world reports every 5 s instead of every minute (EventBridge's
-  # shortest rate), so chaos runs in tests and the demo do not wait minutes to be noticed.
-  NAKSHA_SCHEDULE_PERIODS="${NAKSHA_SCHEDULE_PERIODS:-SimExporterFunction=5}" start harness "$HARNESS" serve
+  start harness "$HARNESS" serve
   say "waiting for GET $API/health"
   for _ in $(seq 1 600); do
     if healthy; then say "up: API $API, emulator $EMULATOR ($b)"; return 0; fi

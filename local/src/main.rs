@@ -43,7 +43,14 @@ async fn provision(args: &[String]) -> Result<(), String> {
     let template = Template::load(&paths.template()).map_err(|e| e.to_string())?;
     let stack = stack::provision(&template, &backend).await.map_err(|e| e.to_string())?;
     stack.save(&paths).map_err(|e| e.to_string())?;
-    let env = stack.function_env(&template).map_err(|e| e.to_string())?;
+    let mut env = stack.function_env(&template).map_err(|e| e.to_string())?;
+    // Local only: where a test drops a file to crash a worker mid-step (see the chaos worker).
+    env.insert("NAKSHA_CRASH_DIR".into(), paths.local().join("crash").display().to_string());
+    // The harness fires the exporter more often than the cloud's every minute: tell it how often.
+    let periods = naksha_local::schedules::overrides(&std::env::var("NAKSHA_SCHEDULE_PERIODS").unwrap_or_default());
+    if let Some(tick) = periods.get("SimExporterFunction") {
+        env.insert("SIM_EXPORTER_TICK_S".into(), tick.as_secs().to_string());
+    }
     stack::write_env_file(&paths.env_file(), &env).map_err(|e| e.to_string())?;
     DevKey::load_or_create(&paths.dev_key()).map_err(|e| e.to_string())?;
     for (id, name) in &stack.context.physical {
@@ -69,6 +76,8 @@ async fn serve() -> Result<(), String> {
         let function = stack.name(&m.function_logical_id).map_err(|e| e.to_string())?.to_owned();
         let mapping = Mapping {
             invoke_url: format!("{API_URL}/2015-03-31/functions/{function}/invocations"),
+            // The function's timeout, and time for `cargo lambda watch` to start an instance.
+            invoke_timeout: std::time::Duration::from_secs(m.function_timeout_s + 30),
             function,
             stream: stack.name(&m.stream_logical_id).map_err(|e| e.to_string())?.to_owned(),
             stream_arn: stack.arn(&m.stream_logical_id).map_err(|e| e.to_string())?.to_owned(),

@@ -1,5 +1,5 @@
 //! `POST /sim/scenarios/{name}` (simulation mode): seed the caller's tenant with a small world
-//! from `scenarios.yaml` — chaos-target deployments, an hour of their telemetry through the real
+//! from `scenarios.yaml` — chaos-target deployments, a quarter of an hour of their telemetry through the real
 //! ingest path (so the detector has history), and the signed WPKs that heal each built-in
 //! spec's fault, `auto` ones with a standing approval in the seeding admin's name.
 //!
@@ -294,7 +294,7 @@ mod tests {
         let s = &scenarios().unwrap()[DEFAULT];
         let now = Utc::now();
         let first = seed(&seeder, &t, "ada", DEFAULT, s, now).await.unwrap();
-        assert_eq!(first.history_events, 5 * 60 * 5, "five deployments, an hour, five metrics");
+        assert_eq!(first.history_events, 5 * 15 * 5, "five deployments, a quarter of an hour, five metrics");
         assert!(first.resources.iter().all(|r| r.outcome == "created"));
         let auto: Vec<_> = first.wpks.iter().filter(|w| w.mode == Mode::Auto).collect();
         assert_eq!(auto.len(), 4);

@@ -56,9 +56,29 @@ pub struct Exported {
     pub failed_tenants: usize,
 }
 
+/// Whether a resource is quiet: healthy, with no fault of a chaos run in it.
+pub fn quiet(r: &SimResource) -> bool {
+    r.healthy && r.condition.faults.is_empty()
+}
+
+/// Whether this tick is the first of its minute, for an exporter fired every `tick_s` seconds.
+fn first_tick_of_minute(now_ms: i64, tick_s: u32) -> bool {
+    let tick_ms = i64::from(tick_s.max(1)) * 1000;
+    now_ms.div_euclid(60_000) != (now_ms - tick_ms).div_euclid(60_000)
+}
+
 /// Report every chaos target, one ingest request (or a few) per tenant. One tenant's failure
-/// does not stop the others'.
-pub async fn export<T, S, C, I>(targets: &T, ingest: &Ingest<S, C, I>, now_ms: i64) -> Result<Exported, StoreError>
+/// does not stop the others'. Like a metrics agent with a one-minute scrape interval beside an
+/// event exporter that reports as things happen: a quiet resource is reported once a minute
+/// (the first tick of each minute, when the exporter fires more often than every `tick_s` = 60),
+/// a resource with a fault or a failing health on every tick, so a fault is noticed within a
+/// tick and quiet ones do not flood the stream.
+pub async fn export<T, S, C, I>(
+    targets: &T,
+    ingest: &Ingest<S, C, I>,
+    now_ms: i64,
+    tick_s: u32,
+) -> Result<Exported, StoreError>
 where
     T: SimTargets,
     S: RecordSink,
@@ -67,7 +87,11 @@ where
 {
     let mut by_tenant: BTreeMap<TenantId, Vec<Value>> = BTreeMap::new();
     let mut out = Exported::default();
+    let minute = first_tick_of_minute(now_ms, tick_s);
     for (tenant, resource, r) in targets.chaos_targets().await? {
+        if !minute && quiet(&r) {
+            continue;
+        }
         out.resources += 1;
         by_tenant.entry(tenant).or_default().extend(events_for(&resource, &r));
     }
@@ -119,8 +143,12 @@ mod tests {
         let world = World(vec![(t.clone(), "deployment/a".into(), calm), (t.clone(), "deployment/b".into(), broken)]);
         let sink = MemorySink::default();
         let ingest = Ingest::new(sink, MemoryCounters::default(), PiiKey::from_secret(b"test-secret"));
-        let out = export(&world, &ingest, 1_764_072_000_000).await.unwrap();
+        let out = export(&world, &ingest, 1_764_072_000_000, 60).await.unwrap();
         assert_eq!((out.tenants, out.resources, out.events, out.warnings, out.failed_tenants), (1, 2, 11, 1, 0));
+        // Fired every 5 s: the first tick of a minute reports both, the others only the fault.
+        let first = export(&world, &ingest, 1_764_072_002_000, 5).await.unwrap();
+        let later = export(&world, &ingest, 1_764_072_007_000, 5).await.unwrap();
+        assert_eq!((first.resources, later.resources, later.events, later.warnings), (2, 1, 6, 1));
         let events = events_for("deployment/b", &world.0[1].2);
         let warning = events.iter().find(|e| e["kind"] == "event").unwrap();
         assert_eq!(

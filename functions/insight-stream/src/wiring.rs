@@ -95,10 +95,13 @@ impl Function for IngestApp {
 pub struct SimExporterApp {
     pub world: naksha_core::sim::SimWorld,
     pub ingest: Ingest<KinesisSink, DynamoCounters>,
+    /// How often the schedule fires the exporter, in seconds (60 in the cloud).
+    pub tick_s: u32,
 }
 
 #[derive(Debug)]
 pub struct SimExporterConfig {
+    tick_s: u32,
     stream: String,
     counters: String,
     pii_key: String,
@@ -110,6 +113,7 @@ impl Function for SimExporterApp {
 
     fn config(r: &mut ConfigReader) -> SimExporterConfig {
         SimExporterConfig {
+            tick_s: r.parsed("SIM_EXPORTER_TICK_S", 60),
             stream: r.required("TELEMETRY_STREAM"),
             counters: r.required("COUNTERS_TABLE"),
             pii_key: r.required("PII_KEY_ID"),
@@ -123,6 +127,7 @@ impl Function for SimExporterApp {
         Ok(Self {
             world: naksha_core::sim::SimWorld::new(cold.aws.dynamodb(), c.sim),
             ingest: Ingest::new(sink, DynamoCounters::new(cold.aws.dynamodb(), c.counters), pii),
+            tick_s: c.tick_s,
         })
     }
 }

@@ -13,7 +13,8 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
     boot::events(|app: Arc<SimExporterApp>, _event: Value| async move {
-        let out = sim_exporter::export(&app.world, &app.ingest, chrono::Utc::now().timestamp_millis()).await?;
+        let out =
+            sim_exporter::export(&app.world, &app.ingest, chrono::Utc::now().timestamp_millis(), app.tick_s).await?;
         tracing::info!(
             tenants = out.tenants,
             resources = out.resources,
