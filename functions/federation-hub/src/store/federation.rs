@@ -293,8 +293,11 @@ impl Nodes for DynamoFleet {
                 .scan()
                 .table_name(&self.table)
                 .consistent_read(true)
-                .filter_expression("begins_with(sk, :p)")
-                .expression_attribute_values(":p", s("node#")),
+                // Node items sit under the bare tenant; a trigger's executions (pk
+                // `{tenant}#trigger#{id}`) share the `node#` sort key and are not nodes.
+                .filter_expression("begins_with(sk, :p) AND NOT contains(pk, :h)")
+                .expression_attribute_values(":p", s("node#"))
+                .expression_attribute_values(":h", s("#")),
         )
         .await?;
         let mut out = Vec::with_capacity(items.len());
