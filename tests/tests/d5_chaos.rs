@@ -4,8 +4,9 @@
 //! the resource with a signed WPK; the orchestrator only watches, rolls back and reports the
 //! figures. Each ending is shown to run the rollbacks and leave the world as it was.
 //!
-//! `make e2e` runs this binary last with many test threads: most of a run is waiting on the real
-//! clock (see docs/chaos.md), so the tests wait side by side.
+//! Most of a run is waiting on the real clock (see docs/chaos.md), so the experiments run side by
+//! side as tasks of one test (the test harness would run only two at a time on a 2-core machine);
+//! each failure is reported by name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -90,7 +91,6 @@ fn figure(run: &Value, name: &str) -> f64 {
     v
 }
 
-#[tokio::test]
 async fn every_spec_with_an_auto_wpk_recovers_without_a_human_and_reports_every_figure() {
     let stack = Stack::connect().await;
     let team = stack.team("d5auto");
@@ -153,7 +153,6 @@ async fn every_spec_with_an_auto_wpk_recovers_without_a_human_and_reports_every_
     assert!(clean(&ledger), "{ledger}");
 }
 
-#[tokio::test]
 async fn a_manual_wpk_recovers_after_an_approval_and_the_wait_is_reported_apart() {
     let stack = Stack::connect().await;
     let team = stack.team("d5manual");
@@ -195,7 +194,6 @@ async fn a_manual_wpk_recovers_after_an_approval_and_the_wait_is_reported_apart(
     assert!(clean(&state) && state["replicas"] == 6, "{state}");
 }
 
-#[tokio::test]
 async fn a_fault_nothing_heals_ends_not_recovered_naming_the_missing_stage_with_the_world_restored() {
     let stack = Stack::connect().await;
     let team = stack.team("d5bare");
@@ -236,7 +234,6 @@ async fn a_fault_nothing_heals_ends_not_recovered_naming_the_missing_stage_with_
     assert_eq!(after["healthy"], true);
 }
 
-#[tokio::test]
 async fn the_kill_switch_aborts_a_run_rolls_back_and_starts_no_chaos_while_halted() {
     let stack = Stack::connect().await;
     let team = stack.team("d5halt");
@@ -261,7 +258,6 @@ async fn the_kill_switch_aborts_a_run_rolls_back_and_starts_no_chaos_while_halte
     assert_eq!(stack.post("/agent/resume", Some(&team.admin), "").await.status, 200);
 }
 
-#[tokio::test]
 async fn an_abort_rolls_back_and_a_dry_run_injects_nothing() {
     let stack = Stack::connect().await;
     let team = stack.team("d5abort");
@@ -296,7 +292,6 @@ async fn an_abort_rolls_back_and_a_dry_run_injects_nothing() {
 /// the invocation fails, the stream delivers the batch again, and the run carries on to its
 /// rollbacks. (The worker dies by panicking through the runtime's invocation: `cargo lambda
 /// watch` does not start a new instance after one is SIGKILLed mid-invocation, see docs/chaos.md.)
-#[tokio::test]
 async fn a_worker_killed_mid_run_resumes_and_rolls_back() {
     let stack = Stack::connect().await;
     let team = stack.team("d5crash");
@@ -321,7 +316,6 @@ async fn a_worker_killed_mid_run_resumes_and_rolls_back() {
 
 /// `hub-partition` with real edge-node processes: the hub stops answering one node; triggers sent
 /// to it meanwhile are delivered and their results arrive once it is heard again: none is lost.
-#[tokio::test]
 async fn a_hub_partition_with_running_edge_nodes_loses_no_result() {
     let stack = Stack::connect().await;
     let root = stack.paths.root.clone();
@@ -389,4 +383,48 @@ async fn a_hub_partition_with_running_edge_nodes_loses_no_result() {
     assert!(node["partitioned_until"].is_null() && node["status"] == "online", "{node}");
     target.terminate();
     other.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_experiments_end_to_end() {
+    let cases = [
+        (
+            "every_spec_with_an_auto_wpk_recovers_without_a_human_and_reports_every_figure",
+            tokio::spawn(every_spec_with_an_auto_wpk_recovers_without_a_human_and_reports_every_figure()),
+        ),
+        (
+            "a_manual_wpk_recovers_after_an_approval_and_the_wait_is_reported_apart",
+            tokio::spawn(a_manual_wpk_recovers_after_an_approval_and_the_wait_is_reported_apart()),
+        ),
+        (
+            "a_fault_nothing_heals_ends_not_recovered_naming_the_missing_stage_with_the_world_restored",
+            tokio::spawn(a_fault_nothing_heals_ends_not_recovered_naming_the_missing_stage_with_the_world_restored()),
+        ),
+        (
+            "the_kill_switch_aborts_a_run_rolls_back_and_starts_no_chaos_while_halted",
+            tokio::spawn(the_kill_switch_aborts_a_run_rolls_back_and_starts_no_chaos_while_halted()),
+        ),
+        (
+            "an_abort_rolls_back_and_a_dry_run_injects_nothing",
+            tokio::spawn(an_abort_rolls_back_and_a_dry_run_injects_nothing()),
+        ),
+        (
+            "a_worker_killed_mid_run_resumes_and_rolls_back",
+            tokio::spawn(a_worker_killed_mid_run_resumes_and_rolls_back()),
+        ),
+        (
+            "a_hub_partition_with_running_edge_nodes_loses_no_result",
+            tokio::spawn(a_hub_partition_with_running_edge_nodes_loses_no_result()),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, task) in cases {
+        if let Err(e) = task.await {
+            let why = e.try_into_panic().ok().and_then(|p| {
+                p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            });
+            failed.push(format!("{name}: {}", why.unwrap_or_default().chars().take(2000).collect::<String>()));
+        }
+    }
+    assert!(failed.is_empty(), "{} of the chaos experiments failed:\n{}", failed.len(), failed.join("\n"));
 }
