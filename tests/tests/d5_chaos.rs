@@ -121,6 +121,11 @@ async fn every_spec_with_an_auto_wpk_recovers_without_a_human_and_reports_every_
         }
         assert!(run["recovery"]["approval_wait_s"].is_null(), "no one approved anything: {run}");
         assert!(figure(&run, "mttd_s") <= figure(&run, "mttr_s"));
+        assert!(
+            run["cost"]["steps"].as_u64().unwrap() >= 4 && run["cost"]["worker_ms"].as_u64().unwrap() > 0,
+            "{}",
+            run["cost"]
+        );
         assert!(figure(&run, "mttr_s") <= figure(&run, "time_to_steady_state_s"));
         // The agent healed it with the spec's WPK, under a standing approval: no human.
         let healer = run["agent_runs"]

@@ -157,6 +157,11 @@ pub struct ChaosRun {
     pub abort_requested: Option<String>,
     #[serde(default)]
     pub deadline_at: Option<DateTime<Utc>>,
+    /// What the run cost the orchestrator: worker steps, and the time spent in them.
+    #[serde(default)]
+    pub steps: u32,
+    #[serde(default)]
+    pub worker_ms: u64,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
@@ -188,6 +193,8 @@ impl ChaosRun {
             bystanders: Vec::new(),
             abort_requested: None,
             deadline_at: None,
+            steps: 0,
+            worker_ms: 0,
             created_at: now,
             created_by: by.to_owned(),
             updated_at: now,
@@ -276,6 +283,7 @@ impl ChaosRun {
             "rollbacks": self.rollbacks,
             "abort_requested": self.abort_requested,
             "deadline_at": self.deadline_at.map(|t| t.to_rfc3339()),
+            "cost": {"steps": self.steps, "worker_ms": self.worker_ms},
             "created_at": self.created_at.to_rfc3339(),
             "created_by": self.created_by,
             "updated_at": self.updated_at.to_rfc3339(),

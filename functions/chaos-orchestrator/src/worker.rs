@@ -29,6 +29,17 @@ fn crash_point(run_id: &str) {
     }
 }
 
+/// Count the step and the time spent in it on the run, then save it.
+async fn save_with_cost<R: Runs>(
+    runs: &R,
+    run: &mut crate::run::ChaosRun,
+    started: std::time::Instant,
+) -> Result<(), crate::ports::StoreError> {
+    run.steps += 1;
+    run.worker_ms += started.elapsed().as_millis() as u64;
+    runs.save(run).await
+}
+
 /// Process messages in order; one run's failure never blocks the others.
 pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Http, Q: Queue>(
     ports: &Ports<'_, W, R, A, T, H, X>,
@@ -42,13 +53,14 @@ pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: H
             tracing::warn!(seq = %seq, size = record.kinesis.data.0.len(), "undecodable chaos message skipped");
             continue;
         };
+        let started = std::time::Instant::now();
         let again = match ports.runs.load(&msg.tenant, &msg.run_id).await {
             Ok(None) => {
                 tracing::warn!(run_id = %msg.run_id, "message for an unknown chaos run skipped");
                 false
             }
             Ok(Some(mut run)) => match step(ports, &mut run, Utc::now()).await {
-                Ok(more) => match ports.runs.save(&run).await {
+                Ok(more) => match save_with_cost(ports.runs, &mut run, started).await {
                     Ok(()) => {
                         crash_point(&run.run_id);
                         if !more {
