@@ -29,3 +29,5 @@ cargo run --quiet -p naksha-e2e --bin demo-d3
 echo "[demo] D.4 edge nodes: registry, signed triggers, a rollout, refusals, the kill switch, latency" >&2
 cargo build --quiet --workspace --bins
 cargo run --quiet -p naksha-e2e --bin demo-d4
+echo "[demo] D.5 chaos: every spec, three rounds of the healable ones, a manual approval, a partitioned edge node" >&2
+cargo run --quiet -p naksha-e2e --bin demo-d5
