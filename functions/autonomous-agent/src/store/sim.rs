@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use naksha_contracts::TenantId;
 use naksha_core::aws::describe_error;
-use naksha_core::ddb::{Item, get_s, s, transaction_cancelled};
+use naksha_core::ddb::{get_s, s, transaction_cancelled};
 use serde_json::Value;
 
 use super::agent_state::receipt_pk;
@@ -23,11 +23,15 @@ pub struct DynamoSim {
     db: aws_sdk_dynamodb::Client,
     table: String,
     state_table: String,
+    /// Plain reads and writes of the world are naksha-core's; the transaction with the receipt is ours.
+    world: naksha_core::sim::SimWorld,
 }
 
 impl DynamoSim {
     pub fn new(db: aws_sdk_dynamodb::Client, table: impl Into<String>, state_table: impl Into<String>) -> Self {
-        Self { db, table: table.into(), state_table: state_table.into() }
+        let table = table.into();
+        let world = naksha_core::sim::SimWorld::new(db.clone(), table.clone());
+        Self { db, table, state_table: state_table.into(), world }
     }
 }
 
@@ -42,33 +46,13 @@ where
     ActError::Unavailable(describe_error(&e))
 }
 
-fn sim_item(tenant: &TenantId, resource: &str, r: &SimResource) -> Result<Item, ActError> {
-    naksha_core::sim::item(tenant, resource, r).map_err(|e| ActError::Refused(e.to_string()))
-}
-
 impl SimStore for DynamoSim {
     async fn get(&self, tenant: &TenantId, resource: &str) -> Result<Option<SimResource>, ActError> {
-        let out = self
-            .db
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(sim_pk(tenant, resource)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(out.item().and_then(naksha_core::sim::decode).map(|(_, _, r)| r))
+        self.world.get(tenant, resource).await.map_err(|e| ActError::Unavailable(e.to_string()))
     }
 
     async fn put(&self, tenant: &TenantId, resource: &str, r: &SimResource) -> Result<(), ActError> {
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(sim_item(tenant, resource, r)?))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.world.put(tenant, resource, r).await.map_err(|e| ActError::Unavailable(e.to_string()))
     }
 
     async fn apply(
