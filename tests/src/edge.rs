@@ -281,3 +281,30 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
     }
     Some((method, path, headers, buf[head_end..].to_vec()))
 }
+
+/// The chaos tests' edge fleet in `team`'s tenant: the `restart-edge` WPK, a node `store-x`
+/// labelled `chaos-target=true` and a bystander `store-y`, both running and seen online.
+pub async fn chaos_pair(stack: &Stack, team: &crate::Team) -> (EdgeNode, EdgeNode) {
+    let root = stack.paths.root.clone();
+    let wpk = serde_json::json!({
+        "id": "restart-edge", "version": 1, "title": "restart at the edge",
+        "match": {"signals": ["deployment_unhealthy"], "resources": ["deployment/*"]},
+        "steps": [{"adapter": "sim", "action": "restart"}], "verify": {"healthy": true}
+    });
+    assert_eq!(stack.register(team, &wpk).await.status, 201);
+    let world =
+        serde_json::json!({"deployment/pos": {"kind": "deployment", "replicas": 2, "healthy": true, "version": "v1"}});
+    let hub = naksha_local::stack::API_URL;
+    let mut target = EdgeNode::new(stack, &team.tenant, "store-x", hub, "site=x,chaos-target=true", &world);
+    let mut other = EdgeNode::new(stack, &team.tenant, "store-y", hub, "site=y", &world);
+    target.start(&root, &[]);
+    other.start(&root, &[]);
+    target.registered(&root).await;
+    other.registered(&root).await;
+    eventually("both nodes online", Duration::from_secs(60), || async {
+        let r = stack.get("/federation/nodes", Some(&team.operator)).await.json();
+        (r["count"] == 2 && r["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "online")).then_some(())
+    })
+    .await;
+    (target, other)
+}

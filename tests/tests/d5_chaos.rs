@@ -12,9 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use naksha_e2e::edge::EdgeNode;
+use naksha_e2e::edge::chaos_pair;
 use naksha_e2e::{Stack, Team, eventually};
-use naksha_local::stack::API_URL;
 use serde_json::{Value, json};
 
 /// Long enough for any run to reach its deadline (240 s for the built-in specs) and roll back.
@@ -325,24 +324,7 @@ async fn a_hub_partition_with_running_edge_nodes_loses_no_result() {
     let stack = Stack::connect().await;
     let root = stack.paths.root.clone();
     let team = stack.team("d5edge");
-    let wpk = json!({
-        "id": "restart-edge", "version": 1, "title": "restart at the edge",
-        "match": {"signals": ["deployment_unhealthy"], "resources": ["deployment/*"]},
-        "steps": [{"adapter": "sim", "action": "restart"}], "verify": {"healthy": true}
-    });
-    assert_eq!(stack.register(&team, &wpk).await.status, 201);
-    let world = json!({"deployment/pos": {"kind": "deployment", "replicas": 2, "healthy": true, "version": "v1"}});
-    let mut target = EdgeNode::new(&stack, &team.tenant, "store-x", API_URL, "site=x,chaos-target=true", &world);
-    let mut other = EdgeNode::new(&stack, &team.tenant, "store-y", API_URL, "site=y", &world);
-    target.start(&root, &[]);
-    other.start(&root, &[]);
-    target.registered(&root).await;
-    other.registered(&root).await;
-    eventually("both nodes online", Duration::from_secs(60), || async {
-        let r = stack.get("/federation/nodes", Some(&team.operator)).await.json();
-        (r["count"] == 2 && r["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "online")).then_some(())
-    })
-    .await;
+    let (mut target, mut other) = chaos_pair(&stack, &team).await;
     let spec = json!({
         "id": "hub-partition-quick", "title": "the hub ignores a node for 20 s",
         "fault": {"kind": "hub-partition", "params": {"duration_s": 20}},

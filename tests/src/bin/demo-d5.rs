@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use naksha_e2e::edge::EdgeNode;
+use naksha_e2e::edge::chaos_pair;
 use naksha_e2e::{Stack, Team, eventually, test_summary_for};
-use naksha_local::stack::API_URL;
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 3;
@@ -88,26 +87,8 @@ async fn unhealed(stack: Stack) -> Vec<Value> {
 /// The built-in hub-partition against two real edge nodes, one labelled chaos-target=true, with
 /// triggers sent to it while the hub ignores it.
 async fn edge(stack: Stack) -> (Vec<Value>, Value) {
-    let root = stack.paths.root.clone();
     let team = stack.team("d5demo-edge");
-    let wpk = json!({
-        "id": "restart-edge", "version": 1, "title": "restart at the edge",
-        "match": {"signals": ["deployment_unhealthy"], "resources": ["deployment/*"]},
-        "steps": [{"adapter": "sim", "action": "restart"}], "verify": {"healthy": true}
-    });
-    assert_eq!(stack.register(&team, &wpk).await.status, 201);
-    let world = json!({"deployment/pos": {"kind": "deployment", "replicas": 2, "healthy": true, "version": "v1"}});
-    let mut a = EdgeNode::new(&stack, &team.tenant, "store-a", API_URL, "site=a,chaos-target=true", &world);
-    let mut b = EdgeNode::new(&stack, &team.tenant, "store-b", API_URL, "site=b", &world);
-    a.start(&root, &[]);
-    b.start(&root, &[]);
-    a.registered(&root).await;
-    b.registered(&root).await;
-    eventually("both nodes online", Duration::from_secs(60), || async {
-        let r = stack.get("/federation/nodes", Some(&team.operator)).await.json();
-        (r["count"] == 2 && r["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "online")).then_some(())
-    })
-    .await;
+    let (mut a, mut b) = chaos_pair(&stack, &team).await;
     let id = start(&stack, &team, json!({"spec": "hub-partition"})).await;
     eventually("the partition in", Duration::from_secs(120), || async {
         let r = stack.get(&format!("/chaos/runs/{id}"), Some(&team.operator)).await.json();
@@ -116,7 +97,7 @@ async fn edge(stack: Stack) -> (Vec<Value>, Value) {
     .await;
     let mut triggers = Vec::new();
     for _ in 0..3 {
-        let body = json!({"wpk": {"id": "restart-edge"}, "target": {"node_id": "store-a"}, "params": {"resource": "deployment/pos"}});
+        let body = json!({"wpk": {"id": "restart-edge"}, "target": {"node_id": "store-x"}, "params": {"resource": "deployment/pos"}});
         let t = stack.post_json("/federation/triggers", Some(&team.admin), &body).await;
         triggers.push(t.json()["trigger_id"].as_str().unwrap().to_owned());
         tokio::time::sleep(Duration::from_secs(20)).await;
