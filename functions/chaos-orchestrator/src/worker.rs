@@ -40,13 +40,19 @@ async fn save_with_cost<R: Runs>(
     runs.save(run).await
 }
 
-/// Process messages in order; one run's failure never blocks the others.
+/// Process messages in order; one run's failure never blocks the others. The runs still going
+/// are put back after the whole batch, once at least [`TICK`] has passed since it began: a batch
+/// of many concurrent runs takes one pause, not one per run.
 pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Http, Q: Queue>(
     ports: &Ports<'_, W, R, A, T, H, X>,
     queue: &Q,
     event: &KinesisEvent,
 ) -> KinesisEventResponse {
+    let batch_started = std::time::Instant::now();
     let mut response = KinesisEventResponse::default();
+    // (sequence number, message) of each run to put back, in order.
+    let mut again: Vec<(&String, ChaosMessage)> = Vec::new();
+    let mut failed_from: Option<&String> = None;
     for record in &event.records {
         let seq = &record.kinesis.sequence_number;
         let Ok(msg) = serde_json::from_slice::<ChaosMessage>(&record.kinesis.data.0) else {
@@ -54,7 +60,7 @@ pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: H
             continue;
         };
         let started = std::time::Instant::now();
-        let again = match ports.runs.load(&msg.tenant, &msg.run_id).await {
+        let more = match ports.runs.load(&msg.tenant, &msg.run_id).await {
             Ok(None) => {
                 tracing::warn!(run_id = %msg.run_id, "message for an unknown chaos run skipped");
                 false
@@ -81,22 +87,28 @@ pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: H
             },
             Err(e) => {
                 tracing::error!(run_id = %msg.run_id, error = %e, "chaos store unavailable; retrying the batch from this message");
-                let mut f = KinesisBatchItemFailure::default();
-                f.item_identifier = Some(seq.clone());
-                response.batch_item_failures.push(f);
-                return response;
+                failed_from = Some(seq);
+                break;
             }
         };
-        if again {
-            tokio::time::sleep(TICK).await;
-            if let Err(e) = queue.send(&msg).await {
-                tracing::error!(run_id = %msg.run_id, error = %e, "could not put the run back; retrying the batch from it");
-                let mut f = KinesisBatchItemFailure::default();
-                f.item_identifier = Some(seq.clone());
-                response.batch_item_failures.push(f);
-                return response;
-            }
+        if more {
+            again.push((seq, msg));
         }
+    }
+    if !again.is_empty() {
+        tokio::time::sleep(TICK.saturating_sub(batch_started.elapsed())).await;
+    }
+    for (seq, msg) in &again {
+        if let Err(e) = queue.send(msg).await {
+            tracing::error!(run_id = %msg.run_id, error = %e, "could not put the run back; retrying the batch from it");
+            failed_from = Some(seq);
+            break;
+        }
+    }
+    if let Some(seq) = failed_from {
+        let mut f = KinesisBatchItemFailure::default();
+        f.item_identifier = Some(seq.clone());
+        response.batch_item_failures.push(f);
     }
     response
 }

@@ -8,6 +8,7 @@ use serde_json::Map;
 
 use super::*;
 use crate::memory::{MemoryAgentRuns, MemoryHalt, MemoryRuns, MemoryTelemetry, MemoryWorld, StaticHttp};
+use crate::ports::ChaosMessage;
 use crate::specs::builtin;
 
 fn t() -> TenantId {
@@ -382,4 +383,39 @@ async fn a_run_picks_the_target_broken_least_recently() {
     env.runs.unlock(&t(), "deployment/a", &first.run_id).await.unwrap();
     let second = env.start("kill-pod", None).await.unwrap();
     assert_eq!(second.target, "deployment/b", "a was broken a moment ago");
+}
+
+fn kinesis(msgs: &[ChaosMessage]) -> aws_lambda_events::event::kinesis::KinesisEvent {
+    let mut event = aws_lambda_events::event::kinesis::KinesisEvent::default();
+    for (i, m) in msgs.iter().enumerate() {
+        let mut r = aws_lambda_events::event::kinesis::KinesisEventRecord::default();
+        r.kinesis.sequence_number = format!("{i}");
+        r.kinesis.data.0 = serde_json::to_vec(m).unwrap();
+        event.records.push(r);
+    }
+    event
+}
+
+#[tokio::test]
+async fn a_batch_steps_every_run_puts_back_those_still_going_with_one_pause_and_counts_the_cost() {
+    let env = Env::with_targets(&["deployment/a", "deployment/b", "deployment/c"]);
+    let mut msgs = Vec::new();
+    for (spec, target) in [("kill-pod", "deployment/a"), ("latency", "deployment/b"), ("crash-loop", "deployment/c")] {
+        let run = env.start(spec, Some(target)).await.unwrap();
+        msgs.push(ChaosMessage { tenant: t(), run_id: run.run_id });
+    }
+    msgs.insert(1, ChaosMessage { tenant: t(), run_id: "gone".into() });
+    let queue = crate::memory::MemoryQueue::default();
+    let began = std::time::Instant::now();
+    let out = crate::worker::handle(&env.ports(), &queue, &kinesis(&msgs)).await;
+    let took = began.elapsed();
+    assert!(out.batch_item_failures.is_empty());
+    let back: Vec<String> = queue.sent.lock().unwrap().iter().map(|m| m.run_id.clone()).collect();
+    let live: Vec<String> = msgs.iter().filter(|m| m.run_id != "gone").map(|m| m.run_id.clone()).collect();
+    assert_eq!(back, live, "each live run once, in order; the unknown one dropped");
+    assert!(took < crate::worker::TICK * 3, "one pause for the batch, not one per live run: {took:?}");
+    for id in &live {
+        let run = env.runs.load(&t(), id).await.unwrap().unwrap();
+        assert_eq!((run.steps, run.stage), (1, Stage::Inject), "{id}: one step, counted");
+    }
 }
