@@ -220,10 +220,14 @@ async fn main() {
     }
     let _ = writeln!(
         md,
-        "\nThe orchestrator's own cost is one worker invocation per step (about one a second while a run \
-         lasts); each step makes about six AWS calls (load the run, the probes, the agent's runs on the \
-         target, save, put the message back — counted from the code, not measured), and `worker ms` is the \
-         measured time spent inside those steps (debug build, moto)."
+        "\nThe orchestrator's own cost: one worker step per message, a pause of at most a second per batch; \
+         all runs share one worker (one shard), so with many runs at once each advances every few seconds. \
+         `worker ms` is the measured time inside a run's steps (debug build, moto, shared with the consumer); \
+         each step makes about six AWS calls (load the run, the probes, the agent's runs on the target, save, \
+         put the message back — counted from the code, not measured). The agent's events (first anomaly, WPK \
+         chosen, approval, acted) carry the agent's own timestamps; `resource_healthy` and the steady states are \
+         stamped when a step observes them, so MTTR and time to steady state are upper bounds within one step \
+         interval."
     );
     // Evidence.
     let _ = writeln!(md, "\n## 3. The agent's recovery evidence\n");
