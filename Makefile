@@ -6,11 +6,13 @@
 #   make down    stop what `make up` started
 #   make token TENANT=acme SUB=alice ROLES=operator,approver   print a dev JWT (use make -s)
 #   make edge NODE=store-1 LABELS=site=store-1,tier=edge     run an edge node against the local stack
+#   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make lint    template linters, rustfmt, clippy
 
 SHELL := /bin/bash
+comma := ,
 ROOT := $(CURDIR)
 export PATH := $(ROOT)/.venv/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -20,7 +22,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge demo test lint lint-template unit e2e bench nab clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench nab clean
 
 tools:
 	@./local/stack.sh tools
@@ -48,6 +50,13 @@ edge:
 	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(NODE)" --roles edge --ttl 86400 > .local/edge/$(NODE)/token.jwt
 	@./target/debug/edge-node --hub http://127.0.0.1:9000 --token-file .local/edge/$(NODE)/token.jwt \
 	  --state .local/edge/$(NODE)/state --labels "$(LABELS)" --world events/edge-world.json
+
+# The game day's schedule is off locally (GameDayEnabled is a cloud parameter): fire it by hand
+# through the local Lambda invoke API, with the event its schedule would send.
+SPECS ?=
+gameday:
+	@curl -sS -X POST http://127.0.0.1:9000/2015-03-31/functions/chaos-gameday/invocations \
+	  -d "{\"detail-type\":\"Scheduled Event\",\"source\":\"aws.events\",\"detail\":{\"tenant\":\"$(TENANT)\"$(if $(SPECS),$(comma)\"specs\":[\"$(subst $(comma),\"$(comma)\",$(SPECS))\"],)}}"; echo
 
 lint-template: tools
 	cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml

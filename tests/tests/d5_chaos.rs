@@ -372,6 +372,33 @@ async fn a_hub_partition_with_running_edge_nodes_loses_no_result() {
     other.terminate();
 }
 
+/// The game day, fired locally as its schedule would fire it (`make gameday` does the same): it
+/// starts one run per named spec in the tenant, each on its own target, and they recover.
+async fn a_game_day_fired_locally_starts_its_runs_and_they_recover() {
+    let stack = Stack::connect().await;
+    let team = stack.team("d5gameday");
+    seed(&stack, &team, "default").await;
+    let event = json!({
+        "version": "0", "id": "gameday", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "000000000000", "time": "2026-12-04T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"tenant": team.tenant, "specs": ["latency", "dependency-throttle", "hub-partition"]}
+    });
+    let (status, out) = stack.invoke("chaos-gameday", &event).await;
+    assert_eq!(status, 200, "{out}");
+    let started = out["started"].as_array().unwrap();
+    assert_eq!(started.len(), 2, "{out}");
+    let skipped = out["skipped"].as_array().unwrap();
+    assert!(skipped.len() == 1 && skipped[0]["spec"] == "hub-partition", "no edge node to partition here: {out}");
+    let targets: std::collections::BTreeSet<&str> = started.iter().map(|s| s["target"].as_str().unwrap()).collect();
+    assert_eq!(targets.len(), 2, "each on its own target: {out}");
+    for s in started {
+        let run = finished(&stack, &team, s["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["verdict"], "recovered", "{run}");
+        assert_eq!(run["created_by"], "game-day", "{run}");
+        assert_rolled_back(&run);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_experiments_end_to_end() {
     let cases = [
@@ -402,6 +429,10 @@ async fn chaos_experiments_end_to_end() {
         (
             "a_hub_partition_with_running_edge_nodes_loses_no_result",
             tokio::spawn(a_hub_partition_with_running_edge_nodes_loses_no_result()),
+        ),
+        (
+            "a_game_day_fired_locally_starts_its_runs_and_they_recover",
+            tokio::spawn(a_game_day_fired_locally_starts_its_runs_and_they_recover()),
         ),
     ];
     let mut failed = Vec::new();
