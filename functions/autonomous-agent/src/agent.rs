@@ -572,6 +572,7 @@ impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O
                 actions: s.receipts.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect(),
                 outcome: outcome.status.as_str().to_owned(),
                 at: now(),
+                dry_run_passed: plan.dry_run_performed,
             };
             let record = match self.store.append(&s.tenant, entry).await {
                 Ok(record) => record,

@@ -291,7 +291,7 @@ async fn conflict<S: RunStore>(store: &S, p: &Principal, id: &str) -> Problem {
 }
 
 /// `POST /agent/runs/{run_id}/reject` (role `approver`) `{"justification"}` → 202.
-pub async fn reject<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+pub async fn reject<S: RunStore + AuditLog>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
     method(&req, "POST")?;
     let p = verifier.authorize(req.headers(), Role::Approver).await?;
     let id = run_id_param(&req)?;
@@ -310,9 +310,44 @@ pub async fn reject<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -
         evidence: None,
     };
     match store.reject(&p.tenant, &id, &rejection).await {
-        Ok(s) => json(202, &json!({"run_id": id, "status": s.status, "rejection": rejection})),
+        Ok(s) => {
+            // The decision is evidence too (the policy learner counts rejections before it
+            // suggests `auto`): one record in the chain, as the run's own.
+            let audited = match store.append(&p.tenant, rejection_entry(&s, &rejection)).await {
+                Ok(r) => Some(r.seq),
+                Err(e) => {
+                    tracing::error!(run_id = %id, error = %e, "the rejection could not be appended to the audit chain");
+                    None
+                }
+            };
+            json(202, &json!({"run_id": id, "status": s.status, "rejection": rejection, "audit_seq": audited}))
+        }
         Err(StoreError::Conflict) => Err(conflict(store, &p, &id).await),
         Err(e) => Err(store_problem(e, "run")),
+    }
+}
+
+/// The audit record of a rejected run: who rejected which WPK version's plan, and why.
+fn rejection_entry(s: &crate::state::RunState, rejection: &Approval) -> AuditEntry {
+    let (wpk_id, wpk_version, wpk_sha256) =
+        s.decision.as_ref().map(|d| (d.wpk_id.clone(), d.version, d.sha256.clone())).unwrap_or_default();
+    AuditEntry {
+        kind: "rejection".into(),
+        run_id: s.run_id.clone(),
+        wpk_id,
+        wpk_version,
+        wpk_sha256,
+        approver: rejection.approver.clone(),
+        justification: rejection.justification.clone(),
+        standing_approval: false,
+        plan_sha256: s.plan.as_ref().map(|p| p.sha256.clone()).unwrap_or_default(),
+        before_sha256: s.plan.as_ref().map(|p| p.before_digest.clone()).unwrap_or_default(),
+        after_sha256: String::new(),
+        actions: Vec::new(),
+        outcome: "rejected".into(),
+        at: rejection.at.clone(),
+        approval_sha256: String::new(),
+        dry_run_passed: s.plan.as_ref().is_some_and(|p| p.dry_run_performed),
     }
 }
 
@@ -470,6 +505,7 @@ fn settings_entry(tenant: &TenantId, s: &TenantSettings, before: Option<String>,
         outcome: "set".into(),
         at: s.at.clone(),
         approval_sha256: after.to_owned(),
+        dry_run_passed: false,
     }
 }
 

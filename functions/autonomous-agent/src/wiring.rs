@@ -187,6 +187,26 @@ impl Function for SettingsApp {
     }
 }
 
+/// A route that appends to the audit chain (`POST /agent/runs/{id}/reject`).
+#[derive(Debug)]
+pub struct AuditedRouteApp {
+    pub route: RouteApp,
+}
+
+impl Function for AuditedRouteApp {
+    type Config = (RouteConfig, String);
+
+    fn config(r: &mut ConfigReader) -> Self::Config {
+        (RouteApp::config(r), r.required("AUDIT_SIGNING_KEY_ID"))
+    }
+
+    async fn build((route, audit): Self::Config, cold: &Cold) -> Result<Self, BootError> {
+        let mut route = RouteApp::build(route, cold).await?;
+        route.store = route.store.with_audit_signer(cold.signer(&audit));
+        Ok(Self { route })
+    }
+}
+
 /// `POST /agent/run`: queues a run, after pseudonymising the telemetry it carries (P-1).
 #[derive(Debug)]
 pub struct RunApp {

@@ -68,6 +68,10 @@ pub struct AuditEntry {
     /// sha256 of the signed approval (run or standing) that allowed the act: the evidence.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub approval_sha256: String,
+    /// The act's plan was dry-run first and the dry-run passed (absent on older records and on
+    /// records that are not acts; the policy learner counts it before suggesting `auto`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run_passed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +246,7 @@ mod tests {
         AuditEntry {
             kind: String::new(),
             approval_sha256: String::new(),
+            dry_run_passed: false,
             run_id: run.into(),
             wpk_id: "restart".into(),
             wpk_version: 1,

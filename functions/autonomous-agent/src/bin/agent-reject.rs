@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use naksha_agent::{api, wiring::RouteApp};
+use naksha_agent::{api, wiring::AuditedRouteApp};
 use naksha_core::boot;
 
 #[global_allocator]
@@ -10,5 +10,6 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::http(|app: Arc<RouteApp>, req| async move { api::reject(&app.verifier, &app.store, req).await }).await
+    boot::http(|app: Arc<AuditedRouteApp>, req| async move { api::reject(&app.route.verifier, &app.route.store, req).await })
+        .await
 }

@@ -46,6 +46,7 @@ fn decode_record(tenant: &TenantId, item: &Item) -> AuditRecord {
             outcome: "unreadable".into(),
             at: String::new(),
             approval_sha256: String::new(),
+            dry_run_passed: false,
         },
         prev_hash: get_s(item, "prev_hash").unwrap_or_default().to_owned(),
         hash: String::new(),
