@@ -640,38 +640,68 @@ pub async fn promote_wpk<S: WpkStore + Control, K: Sign>(
         return Err(Problem::invalid_fields(errors));
     }
     let version = version.unwrap_or_default();
+    let (standing, sha256) =
+        standing_approve(store, wpk_keys, approvals, &p.tenant, &p.subject, &id, version, justification).await?;
+    json(200, &json!({"id": id, "version": version, "standing_approval": standing, "sha256": sha256}))
+}
+
+/// Record a signed standing approval of one `auto` WPK version by `approver`: the WPK must
+/// verify, and its author cannot approve it unless the tenant allows self-approval. The one way
+/// a standing approval is made (`POST /wpk/{id}/promote`, and the policy learner enforcing a
+/// promotion). Returns the approval and the sha256 of its signed form.
+#[allow(clippy::too_many_arguments)]
+pub async fn standing_approve<S: WpkStore + Control, K: Sign>(
+    store: &S,
+    wpk_keys: &TrustedKeys,
+    approvals: &Approvals<K>,
+    tenant: &TenantId,
+    approver: &str,
+    id: &str,
+    version: u32,
+    justification: String,
+) -> Result<(StandingApproval, String), Problem> {
     let w = store
-        .get_wpk(&p.tenant, &id, version)
+        .get_wpk(tenant, id, version)
         .await
         .map_err(|e| store_problem(e, "WPK"))?
         .ok_or_else(|| Problem::not_found("no WPK with that id and version"))?;
     let signed = w
-        .verify(wpk_keys, &p.tenant)
+        .verify(wpk_keys, tenant)
         .map_err(|e| Problem::conflict(format!("this WPK version does not verify, so it cannot be approved: {e}")))?;
     if signed.wpk().safety.mode != Mode::Auto {
         return Err(Problem::conflict(
             "only an auto WPK takes a standing approval; a manual one is approved run by run",
         ));
     }
-    if signed.registered_by() == p.subject && !self_approval_allowed(store, &p.tenant, &approvals.keys).await {
+    if signed.registered_by() == approver && !self_approval_allowed(store, tenant, &approvals.keys).await {
         return Err(Problem::forbidden(
             "the author of a WPK cannot record its standing approval; an admin can allow self-approval (POST /agent/settings)",
         ));
     }
     let standing = StandingApproval {
-        wpk_id: id.clone(),
+        wpk_id: id.to_owned(),
         wpk_version: version,
         wpk_sha256: signed.sha256().to_owned(),
-        approver: p.subject.clone(),
+        approver: approver.to_owned(),
         wpk_author: signed.registered_by().to_owned(),
         justification,
         at: now(),
     };
-    let sealed = seal(&approvals.signer, StandingApproval::PURPOSE, &p.tenant, &standing).await.map_err(|e| {
+    let sealed = seal(&approvals.signer, StandingApproval::PURPOSE, tenant, &standing).await.map_err(|e| {
         Problem::unavailable("the standing approval could not be signed; nothing was recorded").with_internal(e)
     })?;
-    store.set_standing_approval(&p.tenant, &id, version, &sealed).await.map_err(|e| store_problem(e, "WPK"))?;
-    json(200, &json!({"id": id, "version": version, "standing_approval": standing, "sha256": sealed.sha256()}))
+    store.set_standing_approval(tenant, id, version, &sealed).await.map_err(|e| store_problem(e, "WPK"))?;
+    Ok((standing, sealed.sha256()))
+}
+
+/// Withdraw the standing approval of a WPK version: its runs wait for a person again.
+pub async fn withdraw_standing_approval<S: WpkStore>(
+    store: &S,
+    tenant: &TenantId,
+    id: &str,
+    version: u32,
+) -> Result<(), Problem> {
+    store.withdraw_standing_approval(tenant, id, version).await.map_err(|e| store_problem(e, "WPK"))
 }
 
 fn sim_resource_param(req: &Request) -> Result<String, Problem> {

@@ -186,6 +186,13 @@ impl WpkStore for Memory {
         w.standing_approval = Some(a.clone());
         Ok(())
     }
+
+    async fn withdraw_standing_approval(&self, tenant: &TenantId, id: &str, version: u32) -> Result<(), StoreError> {
+        let mut all = self.wpks.lock().map_err(poisoned)?;
+        let w = all.get_mut(&(tenant.clone(), id.to_owned(), version)).ok_or(StoreError::NotFound)?;
+        w.standing_approval = None;
+        Ok(())
+    }
 }
 
 impl AuditLog for Memory {
@@ -412,6 +419,9 @@ impl<T: WpkStore> WpkStore for std::sync::Arc<T> {
     }
     async fn set_standing_approval(&self, t: &TenantId, id: &str, v: u32, a: &Sealed) -> Result<(), StoreError> {
         (**self).set_standing_approval(t, id, v, a).await
+    }
+    async fn withdraw_standing_approval(&self, t: &TenantId, id: &str, v: u32) -> Result<(), StoreError> {
+        (**self).withdraw_standing_approval(t, id, v).await
     }
 }
 

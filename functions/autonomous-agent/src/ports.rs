@@ -121,6 +121,13 @@ pub trait WpkStore: Send + Sync {
         version: u32,
         approval: &Sealed,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Remove a version's standing approval (`NotFound` when the version does not exist).
+    fn withdraw_standing_approval(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 pub trait AuditLog: Send + Sync {

@@ -7,3 +7,6 @@
 pub mod records;
 pub mod risk;
 pub mod suggest;
+pub mod learn;
+pub mod memory;
+pub mod ports;

@@ -102,4 +102,22 @@ impl WpkStore for DynamoAgentStore {
             Err(e) => Err(failed(e)),
         }
     }
+
+    async fn withdraw_standing_approval(&self, tenant: &TenantId, id: &str, version: u32) -> Result<(), StoreError> {
+        match self
+            .db
+            .update_item()
+            .table_name(&self.t.wpks)
+            .key("pk", s(tenant.as_str()))
+            .key("sk", s(wpk_sk(id, version)))
+            .update_expression("REMOVE standing_approval")
+            .condition_expression("attribute_exists(sk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(failed(e)),
+        }
+    }
 }
