@@ -33,6 +33,8 @@ pub fn local_parameter_overrides() -> BTreeMap<String, String> {
         ("JwtIssuer".to_owned(), LOCAL_ISSUER.to_owned()),
         ("JwksUrl".to_owned(), format!("http://{JWKS_ADDR}/.well-known/jwks.json")),
         ("SimulationMode".to_owned(), "true".to_owned()),
+        // P-4 of GET /compliance checks the local API's own /health and /metrics.
+        ("ComplianceApiUrl".to_owned(), API_URL.to_owned()),
     ])
 }
 

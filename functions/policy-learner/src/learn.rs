@@ -193,6 +193,7 @@ pub struct Decision {
 /// Advance one step (`to: None`) or reject (`to: Some(Rejected)`). The step is recorded in the
 /// audit chain before the suggestion changes; enforcing an autonomy suggestion first performs it
 /// through the agent's promote path.
+#[allow(clippy::too_many_arguments)]
 pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
     store: &P,
     chain: &A,

@@ -356,15 +356,11 @@ fn request_facts(event: &str, req: &Value, caller: &str, facts: &mut BTreeMap<St
         "GetParameter" | "GetParameters" | "GetParametersByPath" => {
             facts.insert("with_decryption".into(), json!(req["withDecryption"].as_bool().unwrap_or(false)));
         }
-        "ModifyInstanceAttribute" => {
-            if req.get("userData").is_some() {
-                facts.insert("user_data".into(), json!(true));
-            }
+        "ModifyInstanceAttribute" if req.get("userData").is_some() => {
+            facts.insert("user_data".into(), json!(true));
         }
-        "DescribeInstanceAttribute" => {
-            if req["attribute"] == "userData" {
-                facts.insert("user_data".into(), json!(true));
-            }
+        "DescribeInstanceAttribute" if req["attribute"] == "userData" => {
+            facts.insert("user_data".into(), json!(true));
         }
         _ => {}
     }
@@ -570,7 +566,7 @@ fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
         "ConfigMap" => {
             let keys: Vec<String> = body["data"]
                 .as_object()
-                .map(|m| credential_keys(m))
+                .map(credential_keys)
                 .unwrap_or_default();
             if !keys.is_empty() {
                 facts.insert("credential_keys".into(), json!(keys));

@@ -226,6 +226,9 @@ fn bursts<'a>(records: &[&'a Record], n: usize) -> Vec<&'a Record> {
     sorted.into_iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r).collect()
 }
 
+/// A rule counted over a window: its id (empty: by format), what matches, how many make a burst.
+type BurstRule = (&'static str, fn(&Record) -> bool, usize);
+
 /// Every finding in `records`, one per (rule, subject), each naming its records.
 pub fn findings(records: &[Record]) -> Vec<Finding> {
     let mut by: BTreeMap<(&'static str, String), Vec<String>> = BTreeMap::new();
@@ -239,7 +242,7 @@ pub fn findings(records: &[Record]) -> Vec<Finding> {
         per_principal.entry(r.principal.as_str()).or_default().push(r);
     }
     for (who, rs) in &per_principal {
-        let burst_rules: [(&'static str, fn(&Record) -> bool, usize); 3] = [
+        let burst_rules: [BurstRule; 3] = [
             ("aws.secret_read_burst", is_secret_read, SECRET_BURST),
             ("aws.user_data", is_user_data_read, USER_DATA_BURST),
             ("", is_denied, DENIED_BURST),
