@@ -291,7 +291,11 @@ async fn conflict<S: RunStore>(store: &S, p: &Principal, id: &str) -> Problem {
 }
 
 /// `POST /agent/runs/{run_id}/reject` (role `approver`) `{"justification"}` → 202.
-pub async fn reject<S: RunStore + AuditLog>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+pub async fn reject<S: RunStore + AuditLog>(
+    verifier: &Verifier,
+    store: &S,
+    req: Request,
+) -> Result<Response<Body>, Problem> {
     method(&req, "POST")?;
     let p = verifier.authorize(req.headers(), Role::Approver).await?;
     let id = run_id_param(&req)?;

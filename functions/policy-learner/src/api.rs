@@ -80,7 +80,13 @@ pub async fn learn<P: Policies, A: AuditLog>(
         ),
         LearnError::Unavailable(e) => unavailable(e),
     })?;
-    tracing::info!(ingested = learned.ingested, duplicates = learned.duplicates, skipped = learned.skipped.len(), changed = learned.changed, "learned");
+    tracing::info!(
+        ingested = learned.ingested,
+        duplicates = learned.duplicates,
+        skipped = learned.skipped.len(),
+        changed = learned.changed,
+        "learned"
+    );
     let views: Vec<Value> = learned.suggestions.iter().map(|s| view(s, None)).collect();
     http::json(
         200,
@@ -172,7 +178,12 @@ fn justification(req: &Request) -> Result<String, Problem> {
     let mut errors: Vec<FieldError> = body
         .keys()
         .filter(|k| k.as_str() != "justification")
-        .map(|k| FieldError::new(format!("/{}", k.chars().take(64).collect::<String>()), "unknown field (only justification)"))
+        .map(|k| {
+            FieldError::new(
+                format!("/{}", k.chars().take(64).collect::<String>()),
+                "unknown field (only justification)",
+            )
+        })
         .collect();
     let j = match body.get("justification") {
         Some(Value::String(j)) if !j.trim().is_empty() && j.len() <= 1000 => j.clone(),
@@ -255,6 +266,8 @@ impl<S: WpkStore + Control, K: Sign> Autonomy for AgentAutonomy<S, K> {
     }
 
     async fn demote(&self, tenant: &TenantId, wpk_id: &str, version: u32) -> Result<(), ChangeError> {
-        naksha_agent::api::withdraw_standing_approval(&self.store, tenant, wpk_id, version).await.map_err(ChangeError::Agent)
+        naksha_agent::api::withdraw_standing_approval(&self.store, tenant, wpk_id, version)
+            .await
+            .map_err(ChangeError::Agent)
     }
 }

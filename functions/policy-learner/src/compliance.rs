@@ -13,8 +13,15 @@ use naksha_contracts::TenantId;
 use serde::Serialize;
 use serde_json::Value;
 
-pub const SERVICES: &[&str] =
-    &["insight-stream", "autonomous-agent", "cll-trainer", "federation-hub", "chaos-orchestrator", "policy-learner", "api"];
+pub const SERVICES: &[&str] = &[
+    "insight-stream",
+    "autonomous-agent",
+    "cll-trainer",
+    "federation-hub",
+    "chaos-orchestrator",
+    "policy-learner",
+    "api",
+];
 
 /// P-6: the agent decides within this long of a run being queued (p95)…
 pub const SLO_DECIDE_MS: i64 = 30_000;
@@ -137,11 +144,7 @@ fn p95(mut v: Vec<i64>) -> Option<i64> {
     v.get(i.saturating_sub(1)).copied()
 }
 
-fn per_service_tables(
-    tenant: &TenantId,
-    tables: &[TableScan],
-    what: impl Fn(&TableScan) -> Vec<Check>,
-) -> Vec<Cell> {
+fn per_service_tables(tenant: &TenantId, tables: &[TableScan], what: impl Fn(&TableScan) -> Vec<Check>) -> Vec<Cell> {
     let mut by: BTreeMap<&str, Vec<&TableScan>> = BTreeMap::new();
     for t in tables {
         by.entry(t.service.as_str()).or_default().push(t);
@@ -155,7 +158,12 @@ fn per_service_tables(
                     Check::new(
                         format!("scanned {}", t.table),
                         true,
-                        format!("{} items scanned, {} of this tenant{}", t.scanned, t.tenant_items, if t.truncated { " (scan cut at its limit)" } else { "" }),
+                        format!(
+                            "{} items scanned, {} of this tenant{}",
+                            t.scanned,
+                            t.tenant_items,
+                            if t.truncated { " (scan cut at its limit)" } else { "" }
+                        ),
                     )
                 })
                 .collect();
@@ -171,10 +179,16 @@ fn per_service_tables(
 pub fn evaluate(tenant: &TenantId, o: &Observed, now: DateTime<Utc>) -> Matrix {
     let t = tenant;
     let p1 = per_service_tables(t, &o.tables, |s| {
-        s.pii.iter().take(MAX_LISTED).map(|at| Check::new("raw personal data stored", false, format!("{}: {at}", s.table))).collect()
+        s.pii
+            .iter()
+            .take(MAX_LISTED)
+            .map(|at| Check::new("raw personal data stored", false, format!("{}: {at}", s.table)))
+            .collect()
     });
     let mut p2 = Vec::new();
-    for (service, checks, what) in [("autonomous-agent", &o.wpks, "WPK versions verify"), ("cll-trainer", &o.models, "model versions verify")] {
+    for (service, checks, what) in
+        [("autonomous-agent", &o.wpks, "WPK versions verify"), ("cll-trainer", &o.models, "model versions verify")]
+    {
         p2.push(match checks {
             None => cell(t, service, vec![Check::new(what, false, "could not be read")], true),
             Some(c) if c.is_empty() => cell(t, service, vec![Check::new(what, true, "none registered")], true),
@@ -186,51 +200,99 @@ pub fn evaluate(tenant: &TenantId, o: &Observed, now: DateTime<Utc>) -> Matrix {
         Some((Ok(0), _)) => cell(t, "autonomous-agent", vec![Check::new("audit chain", true, "no record yet")], true),
         Some((verified, incomplete)) => {
             let mut ev = vec![match verified {
-                Ok(n) => Check::new("audit chain verifies (hashes, head, signed checkpoints)", true, format!("{n} records")),
+                Ok(n) => {
+                    Check::new("audit chain verifies (hashes, head, signed checkpoints)", true, format!("{n} records"))
+                }
                 Err(e) => Check::new("audit chain verifies (hashes, head, signed checkpoints)", false, e.clone()),
             }];
-            ev.extend(summarise("every act names approver, justification, approval and before/after sha256", incomplete.len().max(1), incomplete.clone()).into_iter().map(|mut c| {
-                if c.name.starts_with("every act") {
-                    c.detail = format!("{} acts incomplete", incomplete.len());
-                }
-                c
-            }));
+            ev.extend(
+                summarise(
+                    "every act names approver, justification, approval and before/after sha256",
+                    incomplete.len().max(1),
+                    incomplete.clone(),
+                )
+                .into_iter()
+                .map(|mut c| {
+                    if c.name.starts_with("every act") {
+                        c.detail = format!("{} acts incomplete", incomplete.len());
+                    }
+                    c
+                }),
+            );
             cell(t, "autonomous-agent", ev, false)
         }
     }];
     let p4 = vec![match &o.endpoints {
-        None => cell(t, "api", vec![Check::new("/health and /metrics", false, "no API address configured to check")], true),
+        None => {
+            cell(t, "api", vec![Check::new("/health and /metrics", false, "no API address configured to check")], true)
+        }
         Some(c) => cell(t, "api", c.clone(), false),
     }];
     let p5 = per_service_tables(t, &o.tables, |s| {
-        s.misplaced.iter().take(MAX_LISTED).map(|at| Check::new("item outside its tenant's keys", false, format!("{}: {at}", s.table))).collect()
+        s.misplaced
+            .iter()
+            .take(MAX_LISTED)
+            .map(|at| Check::new("item outside its tenant's keys", false, format!("{}: {at}", s.table)))
+            .collect()
     });
     let mut p6 = Vec::new();
     p6.push(match &o.runs {
-        None => cell(t, "autonomous-agent", vec![Check::new("agent step latencies", false, "runs could not be read")], true),
+        None => {
+            cell(t, "autonomous-agent", vec![Check::new("agent step latencies", false, "runs could not be read")], true)
+        }
         Some(runs) => {
             let decide = p95(runs.iter().filter_map(|r| r.decide_ms).collect());
             let act = p95(runs.iter().filter_map(|r| r.act_ms).collect());
             let mut ev = Vec::new();
             if let Some(d) = decide {
-                ev.push(Check::new("p95 queued → decided", d <= SLO_DECIDE_MS, format!("{d} ms over {} runs (SLO {SLO_DECIDE_MS} ms)", runs.iter().filter(|r| r.decide_ms.is_some()).count())));
+                ev.push(Check::new(
+                    "p95 queued → decided",
+                    d <= SLO_DECIDE_MS,
+                    format!(
+                        "{d} ms over {} runs (SLO {SLO_DECIDE_MS} ms)",
+                        runs.iter().filter(|r| r.decide_ms.is_some()).count()
+                    ),
+                ));
             }
             if let Some(a) = act {
-                ev.push(Check::new("p95 approved → acted", a <= SLO_ACT_MS, format!("{a} ms over {} runs (SLO {SLO_ACT_MS} ms)", runs.iter().filter(|r| r.act_ms.is_some()).count())));
+                ev.push(Check::new(
+                    "p95 approved → acted",
+                    a <= SLO_ACT_MS,
+                    format!(
+                        "{a} ms over {} runs (SLO {SLO_ACT_MS} ms)",
+                        runs.iter().filter(|r| r.act_ms.is_some()).count()
+                    ),
+                ));
             }
             let none = ev.is_empty();
             cell(t, "autonomous-agent", ev, none)
         }
     });
     p6.push(match &o.jobs {
-        None => cell(t, "cll-trainer", vec![Check::new("long jobs asynchronous with progress", false, "jobs could not be read")], true),
-        Some(j) if j.is_empty() => cell(t, "cll-trainer", vec![Check::new("long jobs asynchronous with progress", true, "no job yet")], true),
-        Some(j) => cell(t, "cll-trainer", summarise("every job reports status and progress", j.len(), j.iter().filter(|c| !c.ok).cloned().collect()), false),
+        None => cell(
+            t,
+            "cll-trainer",
+            vec![Check::new("long jobs asynchronous with progress", false, "jobs could not be read")],
+            true,
+        ),
+        Some(j) if j.is_empty() => {
+            cell(t, "cll-trainer", vec![Check::new("long jobs asynchronous with progress", true, "no job yet")], true)
+        }
+        Some(j) => cell(
+            t,
+            "cll-trainer",
+            summarise("every job reports status and progress", j.len(), j.iter().filter(|c| !c.ok).cloned().collect()),
+            false,
+        ),
     });
     let policies = vec![
         PolicyRow { id: "P-1", title: "Data privacy: no raw PII stored", cells: p1 },
         PolicyRow { id: "P-2", title: "Secrets and signing: every WPK and model signature verifies", cells: p2 },
-        PolicyRow { id: "P-3", title: "Execution safety: acts carry approver, justification, digests; the chain verifies", cells: p3 },
+        PolicyRow {
+            id: "P-3",
+            title: "Execution safety: acts carry approver, justification, digests; the chain verifies",
+            cells: p3,
+        },
         PolicyRow { id: "P-4", title: "Observability: /health and /metrics answer", cells: p4 },
         PolicyRow { id: "P-5", title: "Multi-tenancy: no item outside its tenant's keys", cells: p5 },
         PolicyRow { id: "P-6", title: "Performance: agent SLOs; long jobs asynchronous with progress", cells: p6 },
@@ -253,8 +315,11 @@ pub fn evaluate(tenant: &TenantId, o: &Observed, now: DateTime<Utc>) -> Matrix {
 
 /// The matrix as a Markdown table: rows P-1…P-6, columns the services.
 pub fn markdown(m: &Matrix) -> String {
-    let services: Vec<&str> =
-        SERVICES.iter().copied().filter(|s| m.policies.iter().any(|p| p.cells.iter().any(|c| c.service == *s))).collect();
+    let services: Vec<&str> = SERVICES
+        .iter()
+        .copied()
+        .filter(|s| m.policies.iter().any(|p| p.cells.iter().any(|c| c.service == *s)))
+        .collect();
     let mut out = format!(
         "# Compliance: tenant {}\n\nGenerated {}. Score {} ({} compliant, {} non-compliant, {} insufficient data).\n\n| policy | {} |\n|---|{}\n",
         m.tenant,
@@ -287,7 +352,10 @@ pub fn markdown(m: &Matrix) -> String {
         .iter()
         .flat_map(|p| {
             p.cells.iter().flat_map(move |c| {
-                c.evidence.iter().filter(|e| !e.ok).map(move |e| format!("- {} / {}: {} — {}", p.id, c.service, e.name, e.detail))
+                c.evidence
+                    .iter()
+                    .filter(|e| !e.ok)
+                    .map(move |e| format!("- {} / {}: {} — {}", p.id, c.service, e.name, e.detail))
             })
         })
         .collect();
@@ -324,9 +392,11 @@ pub fn key_tenant(pk: &str) -> &str {
 /// P-5 (its content names the tenant its key does).
 pub fn check_item(tenant: &TenantId, item: &naksha_core::ddb::Item, scan: &mut TableScan) {
     let pk = naksha_core::ddb::get_s(item, "pk").unwrap_or_default();
-    let sk = item.get("sk").map(|v| v.as_s().map(String::as_str).unwrap_or("").to_owned()).or_else(|| {
-        item.get("seq").and_then(|v| v.as_n().ok()).cloned()
-    }).unwrap_or_default();
+    let sk = item
+        .get("sk")
+        .map(|v| v.as_s().map(String::as_str).unwrap_or("").to_owned())
+        .or_else(|| item.get("seq").and_then(|v| v.as_n().ok()).cloned())
+        .unwrap_or_default();
     let owner = key_tenant(pk);
     let named = content_tenant(item);
     let ours = owner == tenant.as_str();
@@ -376,7 +446,10 @@ mod tests {
     #[test]
     fn one_tampered_wpk_makes_the_cell_non_compliant_and_the_score_aws_configs() {
         let o = Observed {
-            wpks: Some(vec![Check::new("restart v1", true, ""), Check::new("restart v2", false, "signature does not verify")]),
+            wpks: Some(vec![
+                Check::new("restart v1", true, ""),
+                Check::new("restart v2", false, "signature does not verify"),
+            ]),
             models: Some(vec![Check::new("m1", true, "")]),
             endpoints: Some(vec![Check::new("/health", true, "200"), Check::new("/metrics", true, "200")]),
             ..Observed::default()
@@ -392,10 +465,22 @@ mod tests {
 
     #[test]
     fn latencies_over_the_slo_fail_p6() {
-        let runs = (0..20).map(|i| RunLatency { run_id: format!("r{i}"), decide_ms: Some(if i < 2 { 90_000 } else { 1_000 }), act_ms: None }).collect();
+        let runs = (0..20)
+            .map(|i| RunLatency {
+                run_id: format!("r{i}"),
+                decide_ms: Some(if i < 2 { 90_000 } else { 1_000 }),
+                act_ms: None,
+            })
+            .collect();
         let m = evaluate(&tenant(), &Observed { runs: Some(runs), ..Observed::default() }, now());
         assert_eq!(status(&m, "P-6", "autonomous-agent"), Some(Status::NON_COMPLIANT));
-        let runs = (0..20).map(|i| RunLatency { run_id: format!("r{i}"), decide_ms: Some(if i < 1 { 90_000 } else { 1_000 }), act_ms: Some(5_000) }).collect();
+        let runs = (0..20)
+            .map(|i| RunLatency {
+                run_id: format!("r{i}"),
+                decide_ms: Some(if i < 1 { 90_000 } else { 1_000 }),
+                act_ms: Some(5_000),
+            })
+            .collect();
         let m = evaluate(&tenant(), &Observed { runs: Some(runs), ..Observed::default() }, now());
         assert_eq!(status(&m, "P-6", "autonomous-agent"), Some(Status::COMPLIANT));
     }
@@ -403,10 +488,26 @@ mod tests {
     #[test]
     fn items_are_checked_for_pii_and_for_their_tenant() {
         let mut scan = TableScan { service: "autonomous-agent".into(), table: "runs".into(), ..TableScan::default() };
-        let ok = naksha_core::ddb::Item::from([("pk".into(), s("acme#r1")), ("sk".into(), s("run")), ("tenant".into(), s("acme"))]);
-        let pii = naksha_core::ddb::Item::from([("pk".into(), s("acme#r2")), ("sk".into(), s("run")), ("note".into(), s("call bob@example.com"))]);
-        let moved = naksha_core::ddb::Item::from([("pk".into(), s("globex#r3")), ("sk".into(), s("run")), ("state".into(), s(r#"{"tenant":"acme"}"#))]);
-        let theirs = naksha_core::ddb::Item::from([("pk".into(), s("globex#r4")), ("sk".into(), s("run")), ("note".into(), s("eve@example.com"))]);
+        let ok = naksha_core::ddb::Item::from([
+            ("pk".into(), s("acme#r1")),
+            ("sk".into(), s("run")),
+            ("tenant".into(), s("acme")),
+        ]);
+        let pii = naksha_core::ddb::Item::from([
+            ("pk".into(), s("acme#r2")),
+            ("sk".into(), s("run")),
+            ("note".into(), s("call bob@example.com")),
+        ]);
+        let moved = naksha_core::ddb::Item::from([
+            ("pk".into(), s("globex#r3")),
+            ("sk".into(), s("run")),
+            ("state".into(), s(r#"{"tenant":"acme"}"#)),
+        ]);
+        let theirs = naksha_core::ddb::Item::from([
+            ("pk".into(), s("globex#r4")),
+            ("sk".into(), s("run")),
+            ("note".into(), s("eve@example.com")),
+        ]);
         for i in [&ok, &pii, &moved, &theirs] {
             check_item(&tenant(), i, &mut scan);
         }

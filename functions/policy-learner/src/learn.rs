@@ -70,7 +70,10 @@ pub async fn learn_lines<P: Policies, A: AuditLog>(
             if hashes.get(&r.seq) != Some(&r.hash.as_str()) {
                 parsed.bad.push(BadLine {
                     line: *line,
-                    reason: format!("Naksha audit record {} is not the record this tenant's audit chain holds at that seq", r.seq),
+                    reason: format!(
+                        "Naksha audit record {} is not the record this tenant's audit chain holds at that seq",
+                        r.seq
+                    ),
                 });
                 refused.insert(format!("naksha-audit/{}", r.seq));
             }
@@ -129,7 +132,14 @@ pub async fn learn_records<P: Policies>(
         }
         out.push(next);
     }
-    Ok(Learned { ingested: fresh.len(), duplicates: existing.len(), by_format, skipped: Vec::new(), suggestions: out, changed })
+    Ok(Learned {
+        ingested: fresh.len(),
+        duplicates: existing.len(),
+        by_format,
+        skipped: Vec::new(),
+        suggestions: out,
+        changed,
+    })
 }
 
 /// The nightly job for one tenant: its own audit chain, without anyone posting it.
@@ -163,7 +173,12 @@ pub trait Autonomy: Send + Sync {
         justification: &str,
     ) -> impl Future<Output = Result<String, ChangeError>> + Send;
     /// Withdraw a version's standing approval.
-    fn demote(&self, tenant: &TenantId, wpk_id: &str, version: u32) -> impl Future<Output = Result<(), ChangeError>> + Send;
+    fn demote(
+        &self,
+        tenant: &TenantId,
+        wpk_id: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<(), ChangeError>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,14 +219,17 @@ pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
     d: &Decision,
     now: DateTime<Utc>,
 ) -> Result<Suggestion, ChangeError> {
-    let s = store.suggestion(tenant, id).await.map_err(|e| ChangeError::Unavailable(e.0))?.ok_or(ChangeError::NotFound)?;
+    let s =
+        store.suggestion(tenant, id).await.map_err(|e| ChangeError::Unavailable(e.0))?.ok_or(ChangeError::NotFound)?;
     let to = if reject {
         if !s.state.can_reject() {
             return Err(ChangeError::Conflict(format!("a suggestion that is {} cannot be rejected", s.state.as_str())));
         }
         State::Rejected
     } else {
-        s.state.next().ok_or_else(|| ChangeError::Conflict(format!("a suggestion that is {} cannot advance", s.state.as_str())))?
+        s.state
+            .next()
+            .ok_or_else(|| ChangeError::Conflict(format!("a suggestion that is {} cannot advance", s.state.as_str())))?
     };
     let mut effect = Value::Null;
     if to == State::Enforced && s.draft.kind == Kind::Autonomy {
@@ -220,7 +238,8 @@ pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
         if s.draft.rule == "promote" {
             if !d.approver {
                 return Err(ChangeError::Forbidden(
-                    "enforcing a promotion records a standing approval in your name: it needs the approver role too".into(),
+                    "enforcing a promotion records a standing approval in your name: it needs the approver role too"
+                        .into(),
                 ));
             }
             let sha = autonomy.promote(tenant, &d.by, &wpk, version, &d.justification).await?;
@@ -233,7 +252,11 @@ pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
     let entry = AuditEntry {
         kind: "policy".into(),
         run_id: format!("policy-{}-{}-{}", s.draft.id, s.history.len() + 1, to.as_str()),
-        wpk_id: if s.draft.kind == Kind::Autonomy { s.draft.policy["wpk_id"].as_str().unwrap_or_default().to_owned() } else { String::new() },
+        wpk_id: if s.draft.kind == Kind::Autonomy {
+            s.draft.policy["wpk_id"].as_str().unwrap_or_default().to_owned()
+        } else {
+            String::new()
+        },
         wpk_version: 0,
         wpk_sha256: String::new(),
         approver: d.by.clone(),
@@ -241,9 +264,13 @@ pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
         standing_approval: false,
         plan_sha256: String::new(),
         before_sha256: String::new(),
-        after_sha256: naksha_contracts::signing::sha256_hex(&naksha_contracts::signing::canonical_json(&s.draft.policy)),
-        actions: vec![json!({"suggestion": s.draft.id, "kind": s.draft.kind, "rule": s.draft.rule, "subject": s.draft.subject,
-                             "from": s.state, "to": to, "effect": effect})],
+        after_sha256: naksha_contracts::signing::sha256_hex(&naksha_contracts::signing::canonical_json(
+            &s.draft.policy,
+        )),
+        actions: vec![
+            json!({"suggestion": s.draft.id, "kind": s.draft.kind, "rule": s.draft.rule, "subject": s.draft.subject,
+                             "from": s.state, "to": to, "effect": effect}),
+        ],
         outcome: to.as_str().to_owned(),
         at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         approval_sha256: String::new(),
@@ -251,7 +278,14 @@ pub async fn change<P: Policies, A: AuditLog, U: Autonomy>(
     };
     let record = chain.append(tenant, entry).await.map_err(|e| ChangeError::Unavailable(e.to_string()))?;
     let mut next = s.clone();
-    next.history.push(Transition { from: s.state, to, by: d.by.clone(), justification: d.justification.clone(), at: now, audit_seq: Some(record.seq) });
+    next.history.push(Transition {
+        from: s.state,
+        to,
+        by: d.by.clone(),
+        justification: d.justification.clone(),
+        at: now,
+        audit_seq: Some(record.seq),
+    });
     next.state = to;
     next.state_since = now;
     if !store.save(&next, Some(s.state)).await.map_err(|e| ChangeError::Unavailable(e.0))? {
@@ -297,8 +331,19 @@ mod tests {
     }
 
     impl Autonomy for FakeAgent {
-        async fn promote(&self, _: &TenantId, approver: &str, wpk: &str, v: u32, _: &str) -> Result<String, ChangeError> {
-            self.promoted.lock().map_err(|_| ChangeError::Unavailable("poisoned".into()))?.push((wpk.into(), v, approver.into()));
+        async fn promote(
+            &self,
+            _: &TenantId,
+            approver: &str,
+            wpk: &str,
+            v: u32,
+            _: &str,
+        ) -> Result<String, ChangeError> {
+            self.promoted.lock().map_err(|_| ChangeError::Unavailable("poisoned".into()))?.push((
+                wpk.into(),
+                v,
+                approver.into(),
+            ));
             Ok("sha".into())
         }
         async fn demote(&self, _: &TenantId, _: &str, _: u32) -> Result<(), ChangeError> {
@@ -327,11 +372,15 @@ mod tests {
         let body = format!("{}\n{{\"kind\": 0}}\n", k8s_lines());
         let lines = body.lines().filter(|l| !l.trim().is_empty()).count();
         match learn_lines(&store, &chain, &pii(), &tenant(), &body, false, now()).await {
-            Err(LearnError::Invalid(bad)) => assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![body.lines().count()]),
+            Err(LearnError::Invalid(bad)) => {
+                assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![body.lines().count()])
+            }
             other => unreachable!("{other:?}"),
         }
         assert_eq!(*store.writes.lock().unwrap_or_else(|_| unreachable!()), 0);
-        let skipped = learn_lines(&store, &chain, &pii(), &tenant(), &body, true, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let skipped = learn_lines(&store, &chain, &pii(), &tenant(), &body, true, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!((skipped.ingested, skipped.skipped.len()), (lines - 1, 1));
     }
 
@@ -339,10 +388,22 @@ mod tests {
     async fn a_naksha_record_not_in_the_stored_chain_is_refused() {
         let (store, chain) = (MemoryPolicies::default(), Memory::default());
         let entry = naksha_contracts::audit::AuditEntry {
-            kind: String::new(), run_id: "r".into(), wpk_id: "w".into(), wpk_version: 1, wpk_sha256: String::new(),
-            approver: "alice".into(), justification: "j".into(), standing_approval: false, plan_sha256: String::new(),
-            before_sha256: String::new(), after_sha256: String::new(), actions: vec![], outcome: "succeeded".into(),
-            at: "2026-01-01T00:00:00Z".into(), approval_sha256: String::new(), dry_run_passed: true,
+            kind: String::new(),
+            run_id: "r".into(),
+            wpk_id: "w".into(),
+            wpk_version: 1,
+            wpk_sha256: String::new(),
+            approver: "alice".into(),
+            justification: "j".into(),
+            standing_approval: false,
+            plan_sha256: String::new(),
+            before_sha256: String::new(),
+            after_sha256: String::new(),
+            actions: vec![],
+            outcome: "succeeded".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            approval_sha256: String::new(),
+            dry_run_passed: true,
         };
         let forged = naksha_contracts::audit::AuditRecord::seal(&tenant(), entry, None);
         let line = serde_json::to_string(&forged).unwrap_or_default();
@@ -355,60 +416,114 @@ mod tests {
     #[tokio::test]
     async fn the_lifecycle_advances_one_step_records_each_in_the_chain_and_stops_at_the_end() {
         let store = MemoryPolicies::default();
-        let chain = Memory::with_audit_key(naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()));
-        let learned = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
-        let id = learned.suggestions.iter().find(|s| s.draft.kind == Kind::Risk).map(|s| s.draft.id.clone()).unwrap_or_default();
+        let chain = Memory::with_audit_key(
+            naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()),
+        );
+        let learned = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let id = learned
+            .suggestions
+            .iter()
+            .find(|s| s.draft.kind == Kind::Risk)
+            .map(|s| s.draft.id.clone())
+            .unwrap_or_default();
         let d = Decision { by: "root".into(), justification: "reviewed".into(), approver: false };
         let agent = FakeAgent::default();
         let mut states = Vec::new();
         for _ in 0..3 {
-            let s = change(&store, &chain, &agent, &tenant(), &id, false, &d, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+            let s = change(&store, &chain, &agent, &tenant(), &id, false, &d, now())
+                .await
+                .unwrap_or_else(|e| unreachable!("{e}"));
             states.push(s.state);
         }
         assert_eq!(states, vec![State::Dryrun, State::Warn, State::Enforced]);
-        assert!(matches!(change(&store, &chain, &agent, &tenant(), &id, false, &d, now()).await, Err(ChangeError::Conflict(_))));
-        assert!(matches!(change(&store, &chain, &agent, &tenant(), &id, true, &d, now()).await, Err(ChangeError::Conflict(_))));
+        assert!(matches!(
+            change(&store, &chain, &agent, &tenant(), &id, false, &d, now()).await,
+            Err(ChangeError::Conflict(_))
+        ));
+        assert!(matches!(
+            change(&store, &chain, &agent, &tenant(), &id, true, &d, now()).await,
+            Err(ChangeError::Conflict(_))
+        ));
         let records = chain.records(&tenant()).await.unwrap_or_default();
         assert_eq!(records.iter().filter(|r| r.entry.kind == "policy").count(), 3);
-        assert!(matches!(change(&store, &chain, &agent, &tenant(), "sg-nope", false, &d, now()).await, Err(ChangeError::NotFound)));
+        assert!(matches!(
+            change(&store, &chain, &agent, &tenant(), "sg-nope", false, &d, now()).await,
+            Err(ChangeError::NotFound)
+        ));
         let other = TenantId::from_record("globex").unwrap_or_else(|_| unreachable!());
-        assert!(matches!(change(&store, &chain, &agent, &other, &id, false, &d, now()).await, Err(ChangeError::NotFound)));
+        assert!(matches!(
+            change(&store, &chain, &agent, &other, &id, false, &d, now()).await,
+            Err(ChangeError::NotFound)
+        ));
     }
 
     #[tokio::test]
     async fn a_rejected_suggestion_stays_rejected_when_learned_again() {
         let store = MemoryPolicies::default();
-        let chain = Memory::with_audit_key(naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()));
-        let learned = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let chain = Memory::with_audit_key(
+            naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()),
+        );
+        let learned = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
         let id = learned.suggestions[0].draft.id.clone();
         let d = Decision { by: "root".into(), justification: "not for us".into(), approver: false };
-        let s = change(&store, &chain, &FakeAgent::default(), &tenant(), &id, true, &d, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let s = change(&store, &chain, &FakeAgent::default(), &tenant(), &id, true, &d, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(s.state, State::Rejected);
-        let again = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let again = learn_lines(&store, &chain, &pii(), &tenant(), &k8s_lines(), false, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(again.suggestions.iter().find(|s| s.draft.id == id).map(|s| s.state), Some(State::Rejected));
-        assert!(matches!(change(&store, &chain, &FakeAgent::default(), &tenant(), &id, false, &d, now()).await, Err(ChangeError::Conflict(_))));
+        assert!(matches!(
+            change(&store, &chain, &FakeAgent::default(), &tenant(), &id, false, &d, now()).await,
+            Err(ChangeError::Conflict(_))
+        ));
     }
 
     #[tokio::test]
     async fn enforcing_a_promotion_needs_the_approver_role_and_goes_through_the_agent() {
         let store = MemoryPolicies::default();
-        let chain = Memory::with_audit_key(naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()));
+        let chain = Memory::with_audit_key(
+            naksha_contracts::signing::LocalKey::generate("audit").unwrap_or_else(|_| unreachable!()),
+        );
         let draft = suggest::Draft {
-            id: "sg-1".into(), kind: Kind::Autonomy, rule: "promote".into(), subject: "wpk/restart".into(), title: String::new(),
+            id: "sg-1".into(),
+            kind: Kind::Autonomy,
+            rule: "promote".into(),
+            subject: "wpk/restart".into(),
+            title: String::new(),
             policy: json!({"wpk_id": "restart", "version": 2}),
-            evidence: suggest::Evidence { window: suggest::Window { from: now(), to: now() }, count: 3, record_ids: vec![], record_ids_truncated: false },
-            complete: true, confidence: 0.7,
+            evidence: suggest::Evidence {
+                window: suggest::Window { from: now(), to: now() },
+                count: 3,
+                record_ids: vec![],
+                record_ids_truncated: false,
+            },
+            complete: true,
+            confidence: 0.7,
         };
         let mut s = Suggestion::new(&tenant(), draft, now());
         s.state = State::Warn;
         assert!(store.save(&s, None).await.unwrap_or(false));
         let agent = FakeAgent::default();
         let admin_only = Decision { by: "root".into(), justification: "ok".into(), approver: false };
-        assert!(matches!(change(&store, &chain, &agent, &tenant(), "sg-1", false, &admin_only, now()).await, Err(ChangeError::Forbidden(_))));
+        assert!(matches!(
+            change(&store, &chain, &agent, &tenant(), "sg-1", false, &admin_only, now()).await,
+            Err(ChangeError::Forbidden(_))
+        ));
         assert!(agent.promoted.lock().map(|p| p.is_empty()).unwrap_or(false));
         let both = Decision { by: "carol".into(), justification: "ok".into(), approver: true };
-        let done = change(&store, &chain, &agent, &tenant(), "sg-1", false, &both, now()).await.unwrap_or_else(|e| unreachable!("{e}"));
+        let done = change(&store, &chain, &agent, &tenant(), "sg-1", false, &both, now())
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(done.state, State::Enforced);
-        assert_eq!(agent.promoted.lock().map(|p| p.clone()).unwrap_or_default(), vec![("restart".to_owned(), 2, "carol".to_owned())]);
+        assert_eq!(
+            agent.promoted.lock().map(|p| p.clone()).unwrap_or_default(),
+            vec![("restart".to_owned(), 2, "carol".to_owned())]
+        );
     }
 }

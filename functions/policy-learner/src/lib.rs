@@ -4,15 +4,15 @@
 //! - [`risk`]: rules for risky behaviour; [`suggest`]: autonomy, least-privilege and risk
 //!   suggestions with their evidence, and the lifecycle states.
 
-pub mod records;
-pub mod risk;
-pub mod suggest;
-pub mod learn;
-pub mod memory;
-pub mod ports;
 pub mod api;
 pub mod compliance;
+pub mod learn;
 pub mod live;
+pub mod memory;
 pub mod nightly;
+pub mod ports;
+pub mod records;
+pub mod risk;
 pub mod store;
+pub mod suggest;
 pub mod wiring;

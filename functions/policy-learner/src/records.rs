@@ -219,11 +219,19 @@ fn cloudtrail(v: &Value, pseudo: &Pseudonymiser<'_>) -> Result<Record, String> {
             let arn = str_at(identity, &["arn"]).unwrap_or_default();
             (issuer.map_or_else(|| role_of_session(arn), str::to_owned), "assumed_role")
         }
-        "IAMUser" => (str_at(identity, &["arn"]).unwrap_or_default().to_owned(), "iam_user"),
-        "Root" => (str_at(identity, &["arn"]).unwrap_or_default().to_owned(), "root"),
-        "AWSService" | "" => {
-            (str_at(identity, &["invokedBy"]).unwrap_or("aws-service").to_owned(), "aws_service")
+        "IAMUser" => {
+            // Console sign-in records name the user but not always the ARN.
+            let arn = str_at(identity, &["arn"]).filter(|a| !a.is_empty()).map(str::to_owned).unwrap_or_else(|| {
+                format!(
+                    "arn:aws:iam::{}:user/{}",
+                    str_at(identity, &["accountId"]).unwrap_or_default(),
+                    str_at(identity, &["userName"]).unwrap_or_default()
+                )
+            });
+            (arn, "iam_user")
         }
+        "Root" => (str_at(identity, &["arn"]).unwrap_or_default().to_owned(), "root"),
+        "AWSService" | "" => (str_at(identity, &["invokedBy"]).unwrap_or("aws-service").to_owned(), "aws_service"),
         other => (str_at(identity, &["arn"]).unwrap_or(other).to_owned(), "other"),
     };
     let mut facts = BTreeMap::new();
@@ -238,9 +246,7 @@ fn cloudtrail(v: &Value, pseudo: &Pseudonymiser<'_>) -> Result<Record, String> {
         // A key id is not a secret, but it identifies a person's credentials: keep a pseudonym.
         facts.insert("credential".into(), json!(pseudo.pseudonym(key)));
     }
-    if str_at(identity, &["sessionContext", "attributes", "mfaAuthenticated"]) == Some("false")
-        && kind == "IAMUser"
-    {
+    if str_at(identity, &["sessionContext", "attributes", "mfaAuthenticated"]) == Some("false") && kind == "IAMUser" {
         facts.insert("mfa".into(), json!(false));
     }
     let request = v.get("requestParameters").unwrap_or(&Value::Null);
@@ -331,7 +337,9 @@ fn request_facts(event: &str, req: &Value, caller: &str, facts: &mut BTreeMap<St
                         for v in m.values() {
                             match v {
                                 Value::String(s) => shared.push(s.clone()),
-                                Value::Array(a) => shared.extend(a.iter().filter_map(|x| x.as_str().map(str::to_owned))),
+                                Value::Array(a) => {
+                                    shared.extend(a.iter().filter_map(|x| x.as_str().map(str::to_owned)))
+                                }
                                 _ => {}
                             }
                         }
@@ -466,9 +474,24 @@ fn pod_spec(body: &Value) -> Option<&Value> {
 
 /// Host paths whose mount gives a container the node: its config, its runtime, its kubelet.
 const SENSITIVE_HOST_PATHS: &[&str] = &[
-    "/", "/etc", "/proc", "/sys", "/dev", "/root", "/boot", "/var/run/docker.sock", "/var/run/crio/crio.sock",
-    "/run/containerd/containerd.sock", "/var/lib/kubelet", "/var/lib/kubelet/pki", "/etc/kubernetes",
-    "/etc/kubernetes/manifests", "/var/run", "/run", "/var/lib/docker", "/home/admin",
+    "/",
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/root",
+    "/boot",
+    "/var/run/docker.sock",
+    "/var/run/crio/crio.sock",
+    "/run/containerd/containerd.sock",
+    "/var/lib/kubelet",
+    "/var/lib/kubelet/pki",
+    "/etc/kubernetes",
+    "/etc/kubernetes/manifests",
+    "/var/run",
+    "/run",
+    "/var/lib/docker",
+    "/home/admin",
 ];
 
 fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
@@ -534,7 +557,8 @@ fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
             }
             let grants = |res: &str, verbs: &[&str]| {
                 rules.iter().any(|r| {
-                    let rs: Vec<&str> = r["resources"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                    let rs: Vec<&str> =
+                        r["resources"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                     let vs: Vec<&str> = r["verbs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                     (rs.contains(&res) || rs.contains(&"*")) && vs.iter().any(|v| *v == "*" || verbs.contains(v))
                 })
@@ -547,7 +571,11 @@ fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
                 escalations.push("secrets");
             }
             if rules.iter().any(|r| {
-                r["verbs"].as_array().into_iter().flatten().any(|v| matches!(v.as_str(), Some("escalate" | "bind" | "impersonate")))
+                r["verbs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| matches!(v.as_str(), Some("escalate" | "bind" | "impersonate")))
             }) {
                 escalations.push("escalate/bind/impersonate");
             }
@@ -564,10 +592,7 @@ fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
             }
         }
         "ConfigMap" => {
-            let keys: Vec<String> = body["data"]
-                .as_object()
-                .map(credential_keys)
-                .unwrap_or_default();
+            let keys: Vec<String> = body["data"].as_object().map(credential_keys).unwrap_or_default();
             if !keys.is_empty() {
                 facts.insert("credential_keys".into(), json!(keys));
             }
@@ -585,7 +610,15 @@ fn object_facts(body: &Value, facts: &mut BTreeMap<String, Value>) {
 /// the value (the value itself is never kept).
 fn credential_keys(data: &Map<String, Value>) -> Vec<String> {
     const WORDS: &[&str] = &[
-        "password", "passwd", "passphrase", "secret", "token", "access_key", "private_key", "api_key", "apikey",
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "access_key",
+        "private_key",
+        "api_key",
+        "apikey",
         "credential",
     ];
     let sensitive = |name: &str| {
@@ -653,7 +686,11 @@ pub fn from_chain(r: &AuditRecord) -> Option<Record> {
         action,
         resources: if e.wpk_id.is_empty() { Vec::new() } else { vec![format!("wpk/{}/v{}", e.wpk_id, e.wpk_version)] },
         namespace: String::new(),
-        error: if matches!(e.outcome.as_str(), "failed" | "rolled_back" | "aborted") { e.outcome.clone() } else { String::new() },
+        error: if matches!(e.outcome.as_str(), "failed" | "rolled_back" | "aborted") {
+            e.outcome.clone()
+        } else {
+            String::new()
+        },
         source: String::new(),
         facts,
     })
@@ -663,7 +700,8 @@ pub fn from_chain(r: &AuditRecord) -> Option<Record> {
 pub(crate) mod tests_support {
     /// A file of the shared data (`../shared/data/<path>`).
     pub fn shared(path: &str) -> String {
-        std::fs::read_to_string(format!("{}/../../../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default()
+        std::fs::read_to_string(format!("{}/../../../shared/data/{path}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_default()
     }
 }
 

@@ -21,29 +21,144 @@ pub struct Rule {
 }
 
 pub const RULES: &[Rule] = &[
-    Rule { id: "k8s.privileged_pod", severity: "high", title: "a privileged container (or one with SYS_ADMIN) was created", enforce: "deny pods whose containers set privileged or add SYS_ADMIN/ALL" },
-    Rule { id: "k8s.host_namespace_pod", severity: "high", title: "a pod shares the node's network, PID or IPC namespace", enforce: "deny pods with hostNetwork, hostPID or hostIPC" },
-    Rule { id: "k8s.sensitive_mount", severity: "high", title: "a pod mounts a sensitive host path", enforce: "deny hostPath volumes under /, /etc, /proc, /var/run/docker.sock, /var/lib/kubelet, …" },
-    Rule { id: "k8s.exec_attach", severity: "medium", title: "someone exec'd or attached into a running pod", enforce: "deny create on pods/exec and pods/attach outside break-glass" },
-    Rule { id: "k8s.cluster_admin_binding", severity: "high", title: "a binding grants cluster-admin", enforce: "deny (Cluster)RoleBindings to cluster-admin" },
-    Rule { id: "k8s.wildcard_role", severity: "medium", title: "a role grants * verbs, resources or API groups", enforce: "deny roles with wildcards" },
-    Rule { id: "k8s.escalating_role", severity: "medium", title: "a role grants pods/exec, secrets, or escalate/bind/impersonate", enforce: "review roles granting exec, secrets or escalation" },
-    Rule { id: "k8s.secret_read_unusual", severity: "medium", title: "secrets read by a principal that is not a control-plane component", enforce: "deny get/list/watch on secrets except to named service accounts" },
-    Rule { id: "k8s.anonymous_request", severity: "high", title: "an anonymous request was allowed", enforce: "disable anonymous auth; deny system:unauthenticated" },
-    Rule { id: "k8s.system_namespace_write", severity: "medium", title: "a workload or service account was created in kube-system or kube-public", enforce: "deny creates in system namespaces outside the control plane" },
-    Rule { id: "k8s.system_role_changed", severity: "medium", title: "a built-in system: role or binding was changed or deleted", enforce: "deny changes to system: RBAC objects" },
-    Rule { id: "k8s.credentials_in_configmap", severity: "medium", title: "a config map holds credentials", enforce: "deny config maps whose keys or values look like credentials" },
-    Rule { id: "k8s.node_port_service", severity: "low", title: "a NodePort service exposes a pod on every node", enforce: "deny Services of type NodePort" },
-    Rule { id: "k8s.denied_burst", severity: "medium", title: "a burst of forbidden or unauthorised requests from one principal", enforce: "alert and review the principal" },
-    Rule { id: "aws.logging_disabled", severity: "high", title: "audit logging or flow logs were stopped, deleted or narrowed", enforce: "SCP: deny cloudtrail:StopLogging/DeleteTrail/PutEventSelectors/UpdateTrail, ec2:DeleteFlowLogs, config/guardduty disable" },
-    Rule { id: "aws.secret_read_burst", severity: "high", title: "secrets, decrypted parameters or password data read in a burst", enforce: "alert; limit secretsmanager:GetSecretValue, ssm:GetParameter*(WithDecryption), ec2:GetPasswordData to named roles" },
-    Rule { id: "aws.credentials_elsewhere", severity: "high", title: "an instance's role credentials were used from a second address", enforce: "condition aws:SourceVpc / aws:ec2InstanceSourceVPC on instance roles" },
-    Rule { id: "aws.access_denied_burst", severity: "medium", title: "a burst of AccessDenied from one principal (enumeration)", enforce: "alert and review the principal" },
-    Rule { id: "aws.shared_externally", severity: "high", title: "a snapshot, image, bucket or function was shared with another account or everyone", enforce: "SCP: deny sharing outside the organisation" },
-    Rule { id: "aws.iam_persistence", severity: "high", title: "credentials or admin rights were given to another user", enforce: "deny iam:CreateAccessKey/CreateLoginProfile for other users and AdministratorAccess attachment outside the pipeline" },
-    Rule { id: "aws.leave_organization", severity: "high", title: "the account tried to leave its organisation", enforce: "SCP: deny organizations:LeaveOrganization" },
-    Rule { id: "aws.open_ingress", severity: "medium", title: "a security group was opened to the whole internet", enforce: "deny ingress from 0.0.0.0/0 or ::/0" },
-    Rule { id: "aws.user_data", severity: "medium", title: "instance user data was read in a burst or changed", enforce: "limit ec2:DescribeInstanceAttribute(userData) and ModifyInstanceAttribute" },
+    Rule {
+        id: "k8s.privileged_pod",
+        severity: "high",
+        title: "a privileged container (or one with SYS_ADMIN) was created",
+        enforce: "deny pods whose containers set privileged or add SYS_ADMIN/ALL",
+    },
+    Rule {
+        id: "k8s.host_namespace_pod",
+        severity: "high",
+        title: "a pod shares the node's network, PID or IPC namespace",
+        enforce: "deny pods with hostNetwork, hostPID or hostIPC",
+    },
+    Rule {
+        id: "k8s.sensitive_mount",
+        severity: "high",
+        title: "a pod mounts a sensitive host path",
+        enforce: "deny hostPath volumes under /, /etc, /proc, /var/run/docker.sock, /var/lib/kubelet, …",
+    },
+    Rule {
+        id: "k8s.exec_attach",
+        severity: "medium",
+        title: "someone exec'd or attached into a running pod",
+        enforce: "deny create on pods/exec and pods/attach outside break-glass",
+    },
+    Rule {
+        id: "k8s.cluster_admin_binding",
+        severity: "high",
+        title: "a binding grants cluster-admin",
+        enforce: "deny (Cluster)RoleBindings to cluster-admin",
+    },
+    Rule {
+        id: "k8s.wildcard_role",
+        severity: "medium",
+        title: "a role grants * verbs, resources or API groups",
+        enforce: "deny roles with wildcards",
+    },
+    Rule {
+        id: "k8s.escalating_role",
+        severity: "medium",
+        title: "a role grants pods/exec, secrets, or escalate/bind/impersonate",
+        enforce: "review roles granting exec, secrets or escalation",
+    },
+    Rule {
+        id: "k8s.secret_read_unusual",
+        severity: "medium",
+        title: "secrets read by a principal that is not a control-plane component",
+        enforce: "deny get/list/watch on secrets except to named service accounts",
+    },
+    Rule {
+        id: "k8s.anonymous_request",
+        severity: "high",
+        title: "an anonymous request was allowed",
+        enforce: "disable anonymous auth; deny system:unauthenticated",
+    },
+    Rule {
+        id: "k8s.system_namespace_write",
+        severity: "medium",
+        title: "a workload or service account was created in kube-system or kube-public",
+        enforce: "deny creates in system namespaces outside the control plane",
+    },
+    Rule {
+        id: "k8s.system_role_changed",
+        severity: "medium",
+        title: "a built-in system: role or binding was changed or deleted",
+        enforce: "deny changes to system: RBAC objects",
+    },
+    Rule {
+        id: "k8s.credentials_in_configmap",
+        severity: "medium",
+        title: "a config map holds credentials",
+        enforce: "deny config maps whose keys or values look like credentials",
+    },
+    Rule {
+        id: "k8s.node_port_service",
+        severity: "low",
+        title: "a NodePort service exposes a pod on every node",
+        enforce: "deny Services of type NodePort",
+    },
+    Rule {
+        id: "k8s.denied_burst",
+        severity: "medium",
+        title: "a burst of forbidden or unauthorised requests from one principal",
+        enforce: "alert and review the principal",
+    },
+    Rule {
+        id: "aws.logging_disabled",
+        severity: "high",
+        title: "audit logging or flow logs were stopped, deleted or narrowed",
+        enforce: "SCP: deny cloudtrail:StopLogging/DeleteTrail/PutEventSelectors/UpdateTrail, ec2:DeleteFlowLogs, config/guardduty disable",
+    },
+    Rule {
+        id: "aws.secret_read_burst",
+        severity: "high",
+        title: "secrets, decrypted parameters or password data read in a burst",
+        enforce: "alert; limit secretsmanager:GetSecretValue, ssm:GetParameter*(WithDecryption), ec2:GetPasswordData to named roles",
+    },
+    Rule {
+        id: "aws.credentials_elsewhere",
+        severity: "high",
+        title: "an instance's role credentials were used from a second address",
+        enforce: "condition aws:SourceVpc / aws:ec2InstanceSourceVPC on instance roles",
+    },
+    Rule {
+        id: "aws.access_denied_burst",
+        severity: "medium",
+        title: "a burst of AccessDenied from one principal (enumeration)",
+        enforce: "alert and review the principal",
+    },
+    Rule {
+        id: "aws.shared_externally",
+        severity: "high",
+        title: "a snapshot, image, bucket or function was shared with another account or everyone",
+        enforce: "SCP: deny sharing outside the organisation",
+    },
+    Rule {
+        id: "aws.iam_persistence",
+        severity: "high",
+        title: "credentials or admin rights were given to another user",
+        enforce: "deny iam:CreateAccessKey/CreateLoginProfile for other users and AdministratorAccess attachment outside the pipeline",
+    },
+    Rule {
+        id: "aws.leave_organization",
+        severity: "high",
+        title: "the account tried to leave its organisation",
+        enforce: "SCP: deny organizations:LeaveOrganization",
+    },
+    Rule {
+        id: "aws.open_ingress",
+        severity: "medium",
+        title: "a security group was opened to the whole internet",
+        enforce: "deny ingress from any address (a /0 CIDR, IPv4 or IPv6)",
+    },
+    Rule {
+        id: "aws.user_data",
+        severity: "medium",
+        title: "instance user data was read in a burst or changed",
+        enforce: "limit ec2:DescribeInstanceAttribute(userData) and ModifyInstanceAttribute",
+    },
 ];
 
 pub fn rule(id: &str) -> Option<&'static Rule> {
@@ -121,7 +236,14 @@ fn single(r: &Record) -> Vec<&'static str> {
                 && matches!(r.namespace.as_str(), "kube-system" | "kube-public")
                 && matches!(
                     resource(r),
-                    "pods" | "deployments" | "daemonsets" | "statefulsets" | "replicasets" | "jobs" | "cronjobs" | "serviceaccounts"
+                    "pods"
+                        | "deployments"
+                        | "daemonsets"
+                        | "statefulsets"
+                        | "replicasets"
+                        | "jobs"
+                        | "cronjobs"
+                        | "serviceaccounts"
                 )
             {
                 out.push("k8s.system_namespace_write");
@@ -146,8 +268,10 @@ fn single(r: &Record) -> Vec<&'static str> {
             let service = r.action.split(':').next().unwrap_or_default();
             let logging_off = matches!(
                 (service, name),
-                ("cloudtrail", "StopLogging" | "DeleteTrail" | "PutEventSelectors" | "UpdateTrail" | "PutInsightSelectors")
-                    | ("ec2", "DeleteFlowLogs")
+                (
+                    "cloudtrail",
+                    "StopLogging" | "DeleteTrail" | "PutEventSelectors" | "UpdateTrail" | "PutInsightSelectors"
+                ) | ("ec2", "DeleteFlowLogs")
                     | ("config", "StopConfigurationRecorder" | "DeleteConfigurationRecorder" | "DeleteDeliveryChannel")
                     | ("guardduty", "DeleteDetector" | "DisassociateFromMasterAccount" | "StopMonitoringMembers")
                     | ("securityhub", "DisableSecurityHub")
@@ -377,7 +501,13 @@ mod tests {
 
     #[test]
     fn anonymous_allowed_is_a_finding_anonymous_refused_is_not() {
-        let r = parse(&ev("system:anonymous", "get", "pods", 200, json!({"user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]}})));
+        let r = parse(&ev(
+            "system:anonymous",
+            "get",
+            "pods",
+            200,
+            json!({"user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]}}),
+        ));
         assert_eq!(rules_of(&r), vec!["k8s.anonymous_request"]);
         let r = parse(&ev("system:anonymous", "get", "pods", 401, json!({"x": 1})));
         assert!(!rules_of(&r).contains(&"k8s.anonymous_request"));
@@ -391,7 +521,8 @@ mod tests {
     }
 
     fn ct(i: usize, who: &str, name: &str, minute: i64, error: &str, extra: serde_json::Value) -> String {
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + Duration::seconds(minute * 60);
+        let at =
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap_or_default() + Duration::seconds(minute * 60);
         let (source, event) = name.split_once(':').unwrap_or(("ec2", name));
         let mut v = json!({"eventID": format!("e{i}"), "eventSource": format!("{source}.amazonaws.com"), "eventName": event,
             "eventTime": at.to_rfc3339(), "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::1:user/{who}")},
@@ -409,9 +540,11 @@ mod tests {
 
     #[test]
     fn secret_reads_are_a_burst_only_when_many_fall_within_ten_minutes() {
-        let spread: Vec<String> = (0..6).map(|i| ct(i, "bob", "secretsmanager:GetSecretValue", i as i64 * 20, "", json!({}))).collect();
+        let spread: Vec<String> =
+            (0..6).map(|i| ct(i, "bob", "secretsmanager:GetSecretValue", i as i64 * 20, "", json!({}))).collect();
         assert!(rules_of(&parse(&spread.join("\n"))).is_empty());
-        let burst: Vec<String> = (0..6).map(|i| ct(i, "bob", "secretsmanager:GetSecretValue", 0, "", json!({}))).collect();
+        let burst: Vec<String> =
+            (0..6).map(|i| ct(i, "bob", "secretsmanager:GetSecretValue", 0, "", json!({}))).collect();
         let f = findings(&parse(&burst.join("\n")));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].rule, f[0].record_ids.len()), ("aws.secret_read_burst", 6));
@@ -425,7 +558,9 @@ mod tests {
     fn access_denied_bursts_and_single_denials() {
         let few: Vec<String> = (0..3).map(|i| ct(i, "eve", "iam:ListUsers", 0, "AccessDenied", json!({}))).collect();
         assert!(rules_of(&parse(&few.join("\n"))).is_empty());
-        let many: Vec<String> = (0..12).map(|i| ct(i, "eve", "ec2:DescribeInstances", 1, "Client.UnauthorizedOperation", json!({}))).collect();
+        let many: Vec<String> = (0..12)
+            .map(|i| ct(i, "eve", "ec2:DescribeInstances", 1, "Client.UnauthorizedOperation", json!({})))
+            .collect();
         assert_eq!(rules_of(&parse(&many.join("\n"))), vec!["aws.access_denied_burst"]);
     }
 

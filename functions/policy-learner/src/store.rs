@@ -103,8 +103,10 @@ fn suggestion_of(item: &Item) -> Option<Suggestion> {
 impl Policies for DynamoPolicies {
     async fn existing(&self, tenant: &TenantId, keys: &[String]) -> Result<BTreeSet<String>, StoreError> {
         let pk = records_pk(tenant);
-        let keys: Vec<Item> =
-            keys.iter().map(|k| Item::from([("pk".to_owned(), s(pk.clone())), ("sk".to_owned(), s(k.clone()))])).collect();
+        let keys: Vec<Item> = keys
+            .iter()
+            .map(|k| Item::from([("pk".to_owned(), s(pk.clone())), ("sk".to_owned(), s(k.clone()))]))
+            .collect();
         let items = batch_get(&self.db, &self.table, keys, |b| b.projection_expression("sk").consistent_read(true))
             .await
             .map_err(|e| StoreError(e.0))?;

@@ -264,7 +264,11 @@ fn autonomy(tenant: &TenantId, records: &[Record]) -> Vec<Draft> {
 // ------------------------------------------------------------------------------- least privilege
 
 fn aws_principal(r: &Record) -> bool {
-    r.format == Format::Cloudtrail && matches!(r.principal_kind.as_str(), "iam_user" | "assumed_role" | "root" | "other")
+    // Service-linked roles are AWS's to define, not ours to narrow.
+    r.format == Format::Cloudtrail
+        && matches!(r.principal_kind.as_str(), "iam_user" | "assumed_role" | "root" | "other")
+        && !r.principal.is_empty()
+        && !r.principal.contains(":role/aws-service-role/")
 }
 
 fn least_privilege_aws(tenant: &TenantId, records: &[Record]) -> Vec<Draft> {
@@ -456,8 +460,18 @@ pub fn would_block(s: &Suggestion, records: &[Record]) -> Vec<String> {
                 .into_iter()
                 .flatten()
                 .flat_map(|rule| {
-                    let res = rule["resources"].get(0).or(rule["nonResourceURLs"].get(0)).and_then(Value::as_str).unwrap_or_default().to_owned();
-                    rule["verbs"].as_array().cloned().unwrap_or_default().into_iter().filter_map(move |v| v.as_str().map(|v| (res.clone(), v.to_owned())))
+                    let res = rule["resources"]
+                        .get(0)
+                        .or(rule["nonResourceURLs"].get(0))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    rule["verbs"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(move |v| v.as_str().map(|v| (res.clone(), v.to_owned())))
                 })
                 .collect();
             recent
@@ -477,12 +491,20 @@ pub fn would_block(s: &Suggestion, records: &[Record]) -> Vec<String> {
         }
         (Kind::Autonomy, "promote") => recent
             .iter()
-            .filter(|r| r.action == "act" && !r.fact_bool("standing") && r.fact_str("wpk_id") == d.policy["wpk_id"].as_str().unwrap_or_default())
+            .filter(|r| {
+                r.action == "act"
+                    && !r.fact_bool("standing")
+                    && r.fact_str("wpk_id") == d.policy["wpk_id"].as_str().unwrap_or_default()
+            })
             .map(|r| r.id.clone())
             .collect(),
         (Kind::Autonomy, _) => recent
             .iter()
-            .filter(|r| r.action == "act" && r.fact_bool("standing") && r.fact_str("wpk_id") == d.policy["wpk_id"].as_str().unwrap_or_default())
+            .filter(|r| {
+                r.action == "act"
+                    && r.fact_bool("standing")
+                    && r.fact_str("wpk_id") == d.policy["wpk_id"].as_str().unwrap_or_default()
+            })
             .map(|r| r.id.clone())
             .collect(),
     }
@@ -544,7 +566,11 @@ mod tests {
     #[test]
     fn no_promotion_with_one_approver_a_rejection_a_failure_or_no_dry_run() {
         let base = |a: &str, b: &str| {
-            vec![act(1, "w", a, false, "succeeded", true, ""), act(2, "w", b, false, "succeeded", true, ""), act(3, "w", a, false, "succeeded", true, "")]
+            vec![
+                act(1, "w", a, false, "succeeded", true, ""),
+                act(2, "w", b, false, "succeeded", true, ""),
+                act(3, "w", a, false, "succeeded", true, ""),
+            ]
         };
         assert!(promotions(&base("alice", "alice")).is_empty());
         let mut rejected = base("alice", "bob");
@@ -561,7 +587,8 @@ mod tests {
 
     #[test]
     fn a_standing_approval_that_failed_suggests_demotion() {
-        let rs = vec![act(1, "w", "alice", true, "succeeded", true, ""), act(2, "w", "alice", true, "failed", true, "")];
+        let rs =
+            vec![act(1, "w", "alice", true, "succeeded", true, ""), act(2, "w", "alice", true, "failed", true, "")];
         let p = promotions(&rs);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].rule, "demote");
@@ -605,10 +632,18 @@ mod tests {
         assert!(actions.contains(&"kms:Decrypt".to_owned()));
         assert!(!bert.complete, "bert-jan has errored records");
         assert_eq!(bert.evidence.count, rs.iter().filter(|r| r.principal == bert.subject).count());
-        let role = drafts.iter().find(|d| d.rule == "iam_policy" && d.subject.contains(":role/stratus-red-team-ec2-get-password-data-role"));
+        let role = drafts.iter().find(|d| {
+            d.rule == "iam_policy" && d.subject.contains(":role/stratus-red-team-ec2-get-password-data-role")
+        });
         assert!(role.is_some(), "assumed-role sessions are learned as their role");
-        // Service principals are not ours to restrict.
+        // Service principals and service-linked roles are not ours to restrict; every policy names its principal.
         assert!(!drafts.iter().any(|d| d.rule == "iam_policy" && d.subject.ends_with(".amazonaws.com")));
+        assert!(
+            !drafts
+                .iter()
+                .any(|d| d.rule == "iam_policy" && (d.subject.is_empty() || d.subject.contains("aws-service-role")))
+        );
+        assert_eq!(bert.evidence.count, 2642, "every record of bert-jan, the console sign-in included");
     }
 
     #[test]
@@ -654,13 +689,21 @@ mod tests {
     #[test]
     fn would_block_names_actions_outside_the_learned_policy() {
         let rs = cloudtrail_records();
-        let d = learn(&tenant(), &rs[..rs.len() / 2]).into_iter().find(|d| d.rule == "iam_policy" && d.subject.ends_with("bert-jan")).unwrap_or_else(|| unreachable!());
+        let d = learn(&tenant(), &rs[..rs.len() / 2])
+            .into_iter()
+            .find(|d| d.rule == "iam_policy" && d.subject.ends_with("bert-jan"))
+            .unwrap_or_else(|| unreachable!());
         let s = Suggestion::new(&tenant(), d, DateTime::<Utc>::MIN_UTC);
         let blocked = would_block(&s, &rs);
         assert!(!blocked.is_empty());
         let by_id: BTreeMap<&str, &Record> = rs.iter().map(|r| (r.id.as_str(), r)).collect();
-        let allowed: BTreeSet<String> = s.draft.policy["Statement"].as_array().into_iter().flatten()
-            .flat_map(|st| st["Action"].as_array().cloned().unwrap_or_default()).filter_map(|a| a.as_str().map(str::to_owned)).collect();
+        let allowed: BTreeSet<String> = s.draft.policy["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|st| st["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
         for id in blocked {
             assert!(!allowed.contains(&by_id[id.as_str()].action));
         }

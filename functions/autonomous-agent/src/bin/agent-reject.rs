@@ -10,6 +10,8 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::http(|app: Arc<AuditedRouteApp>, req| async move { api::reject(&app.route.verifier, &app.route.store, req).await })
-        .await
+    boot::http(
+        |app: Arc<AuditedRouteApp>, req| async move { api::reject(&app.route.verifier, &app.route.store, req).await },
+    )
+    .await
 }

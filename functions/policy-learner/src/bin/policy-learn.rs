@@ -11,6 +11,8 @@ static ALLOC: naksha_core::Allocator = naksha_core::Allocator;
 
 #[tokio::main]
 async fn main() -> Result<(), boot::BootError> {
-    boot::http(|app: Arc<LearnApp>, req| async move { api::learn(&app.verifier, &app.store, &app.chain, &app.pii, req).await })
-        .await
+    boot::http(|app: Arc<LearnApp>, req| async move {
+        api::learn(&app.verifier, &app.store, &app.chain, &app.pii, req).await
+    })
+    .await
 }

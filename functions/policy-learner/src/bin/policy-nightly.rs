@@ -15,7 +15,13 @@ async fn main() -> Result<(), boot::BootError> {
     boot::events(|app: Arc<NightlyApp>, _event: Value| async move {
         let tenants = nightly::tenants(&app.db, &app.audit_table).await.map_err(naksha_core::StoreError)?;
         let night = nightly::run(&app.store, &app.chain, &tenants).await;
-        tracing::info!(tenants = night.tenants, ingested = night.ingested, changed = night.changed, failed = night.failed.len(), "nightly learning");
+        tracing::info!(
+            tenants = night.tenants,
+            ingested = night.ingested,
+            changed = night.changed,
+            failed = night.failed.len(),
+            "nightly learning"
+        );
         Ok(night)
     })
     .await
