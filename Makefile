@@ -66,6 +66,7 @@ lint: lint-template
 	cargo fmt --all -- --check
 	cargo clippy --quiet --workspace --all-targets -- -D warnings
 	cargo run --quiet -p naksha-local -- routes --check
+	cargo run --quiet -p naksha-local -- policy-check
 
 unit:
 	cargo test --workspace --exclude naksha-e2e

@@ -6,11 +6,13 @@
 //! - [`stack`]: provision tables, streams and keys in the emulator; write the functions' env;
 //! - [`devauth`]: the dev signing key, its JWKS and dev tokens;
 //! - [`jwks`]: serve the JWKS to the functions;
+//! - [`policy_check`]: P-1…P-6 as CI enforces them on the template, the routes and the shipped WPKs;
 //! - [`poller`]: Kinesis event source mappings (real `KinesisEvent` payloads, partial failures);
 //! - [`schedules`]: the template's `rate(...)` schedules, fired as EventBridge would.
 
 pub mod devauth;
 pub mod jwks;
+pub mod policy_check;
 pub mod poller;
 pub mod schedules;
 pub mod stack;

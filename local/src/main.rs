@@ -12,7 +12,8 @@ const USAGE: &str = "usage:
   naksha-local provision [--backend moto|localstack]   create tables, streams, keys from template.yaml
   naksha-local serve                                   serve the dev JWKS and poll streams into functions
   naksha-local token --tenant T --sub S --roles a,b [--ttl SECONDS]
-  naksha-local routes [--check]                        the API routes as a cargo-lambda router; --check compares with Cargo.toml";
+  naksha-local routes [--check]                        the API routes as a cargo-lambda router; --check compares with Cargo.toml
+  naksha-local policy-check                            fail on what breaks P-1..P-6 in template.yaml, the routes and the shipped WPKs";
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -26,6 +27,7 @@ async fn main() -> ExitCode {
         Some("serve") => serve().await,
         Some("token") => token(&args),
         Some("routes") => routes(&args),
+        Some("policy-check") => policy_check(),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -178,4 +180,17 @@ fn routes(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!("docs/openapi.yaml lacks: {}", missing.join(", ")))
     }
+}
+
+fn policy_check() -> Result<(), String> {
+    let root = std::env::current_dir().map_err(|e| e.to_string())?;
+    let violations = naksha_local::policy_check::check_repo(&root)?;
+    if violations.is_empty() {
+        println!("policy-check: template.yaml, the routes and the shipped WPKs keep P-1..P-6");
+        return Ok(());
+    }
+    for v in &violations {
+        eprintln!("{v}");
+    }
+    Err(format!("{} policy violation(s)", violations.len()))
 }
