@@ -63,22 +63,22 @@ pub async fn learn_lines<P: Policies, A: AuditLog>(
     if !parsed.chain.is_empty() {
         // A posted Naksha record counts only if it is the record the chain holds at its seq:
         // approvals are evidence, not claims.
+        // A record the chain does not hold (exported from elsewhere, or made up) is kept apart,
+        // marked unverified, and never counts towards autonomy.
         let stored = chain.records(tenant).await.map_err(|e| LearnError::Unavailable(e.to_string()))?;
         let hashes: BTreeMap<u64, &str> = stored.iter().map(|r| (r.seq, r.hash.as_str())).collect();
-        let mut refused = BTreeSet::new();
-        for (line, r) in &parsed.chain {
-            if hashes.get(&r.seq) != Some(&r.hash.as_str()) {
-                parsed.bad.push(BadLine {
-                    line: *line,
-                    reason: format!(
-                        "Naksha audit record {} is not the record this tenant's audit chain holds at that seq",
-                        r.seq
-                    ),
-                });
-                refused.insert(format!("naksha-audit/{}", r.seq));
+        let unverified: BTreeMap<String, String> = parsed
+            .chain
+            .iter()
+            .filter(|(_, r)| hashes.get(&r.seq) != Some(&r.hash.as_str()))
+            .map(|(_, r)| (format!("naksha-audit/{}", r.seq), r.hash.clone()))
+            .collect();
+        for r in parsed.records.iter_mut().filter(|r| r.format == Format::NakshaAudit) {
+            if let Some(hash) = unverified.get(&r.id) {
+                r.id = format!("naksha-audit/unverified/{}", &hash[..hash.len().min(16)]);
+                r.facts.insert("unverified".into(), json!(true));
             }
         }
-        parsed.records.retain(|r| r.format != Format::NakshaAudit || !refused.contains(&r.id));
     }
     parsed.bad.sort_by_key(|b| b.line);
     if !parsed.bad.is_empty() && !skip_invalid {
@@ -385,7 +385,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_naksha_record_not_in_the_stored_chain_is_refused() {
+    async fn a_naksha_record_not_in_the_stored_chain_is_kept_unverified_and_never_promotes() {
         let (store, chain) = (MemoryPolicies::default(), Memory::default());
         let entry = naksha_contracts::audit::AuditEntry {
             kind: String::new(),
@@ -405,12 +405,23 @@ mod tests {
             approval_sha256: String::new(),
             dry_run_passed: true,
         };
-        let forged = naksha_contracts::audit::AuditRecord::seal(&tenant(), entry, None);
-        let line = serde_json::to_string(&forged).unwrap_or_default();
-        match learn_lines(&store, &chain, &pii(), &tenant(), &line, false, now()).await {
-            Err(LearnError::Invalid(bad)) => assert!(bad[0].reason.contains("not the record")),
-            other => unreachable!("{other:?}"),
+        // Three approvals by two people, well formed, but not in this tenant's chain.
+        let mut lines = Vec::new();
+        let mut prev = None;
+        for (i, approver) in ["alice", "bob", "alice"].iter().enumerate() {
+            let mut e = entry.clone();
+            e.approver = (*approver).to_owned();
+            e.run_id = format!("r{i}");
+            let r = naksha_contracts::audit::AuditRecord::seal(&tenant(), e, prev.as_ref());
+            lines.push(serde_json::to_string(&r).unwrap_or_default());
+            prev = Some(r);
         }
+        let learned = learn_lines(&store, &chain, &pii(), &tenant(), &lines.join("\n"), false, now()).await;
+        let learned = learned.unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(learned.ingested, 3);
+        assert!(learned.suggestions.iter().all(|s| s.draft.kind != Kind::Autonomy), "{:?}", learned.suggestions);
+        let stored = store.records(&tenant()).await.unwrap_or_default();
+        assert!(stored.iter().all(|r| r.id.starts_with("naksha-audit/unverified/") && r.fact_bool("unverified")));
     }
 
     #[tokio::test]

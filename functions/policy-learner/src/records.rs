@@ -823,4 +823,18 @@ mod tests {
         let p = parse(&serde_json::to_string(&edited).unwrap_or_default());
         assert!(p.bad[0].reason.contains("edited"));
     }
+
+    #[test]
+    fn the_shipped_sample_reads_whole_and_holds_the_three_formats() {
+        let text = std::fs::read_to_string(format!("{}/../../data/audits/sample_audit.jsonl", env!("CARGO_MANIFEST_DIR")))
+            .unwrap_or_default();
+        let key = PiiKey::from_secret(b"test");
+        let demo = TenantId::from_record("demo").unwrap_or_else(|_| unreachable!());
+        let p = parse_lines(&text, &demo, &key.for_tenant("demo"));
+        assert!(p.bad.is_empty(), "{:?}", p.bad);
+        for f in [Format::NakshaAudit, Format::Cloudtrail, Format::K8sAudit] {
+            assert!(p.records.iter().any(|r| r.format == f), "no {f:?} record in the sample");
+        }
+        assert!(text.len() < 1 << 20, "the sample fits one request");
+    }
 }

@@ -176,7 +176,8 @@ pub fn learn(tenant: &TenantId, records: &[Record]) -> Vec<Draft> {
 
 fn autonomy(tenant: &TenantId, records: &[Record]) -> Vec<Draft> {
     let mut by_wpk: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.format == Format::NakshaAudit) {
+    // Only records the tenant's own chain holds count (posted copies it does not are unverified).
+    for r in records.iter().filter(|r| r.format == Format::NakshaAudit && !r.fact_bool("unverified")) {
         let wpk = r.fact_str("wpk_id");
         if !wpk.is_empty() && matches!(r.action.as_str(), "act" | "rejection") {
             by_wpk.entry(wpk.to_owned()).or_default().push(r);
