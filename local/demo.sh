@@ -31,3 +31,5 @@ cargo build --quiet --workspace --bins
 cargo run --quiet -p naksha-e2e --bin demo-d4
 echo "[demo] D.5 chaos: every spec, three rounds of the healable ones, a manual approval, a partitioned edge node" >&2
 cargo run --quiet -p naksha-e2e --bin demo-d5
+echo "[demo] D.6 policy learning: autonomy from the audit chain, CloudTrail and Kubernetes audit, the sample, compliance" >&2
+cargo run --quiet -p naksha-e2e --bin demo-d6

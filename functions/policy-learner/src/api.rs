@@ -137,7 +137,7 @@ pub async fn list<P: Policies>(verifier: &Verifier, store: &P, req: Request) -> 
     if !errors.is_empty() {
         return Err(Problem::invalid_fields(errors));
     }
-    let all: Vec<Suggestion> = store
+    let mut all: Vec<Suggestion> = store
         .suggestions(&p.tenant)
         .await
         .map_err(unavailable)?
@@ -145,6 +145,9 @@ pub async fn list<P: Policies>(verifier: &Verifier, store: &P, req: Request) -> 
         .filter(|s| kind.as_deref().is_none_or(|k| json!(s.draft.kind) == k))
         .filter(|s| state.as_deref().is_none_or(|k| s.state.as_str() == k))
         .collect();
+    all.sort_by(|a, b| {
+        (a.draft.kind, &a.draft.subject, &a.draft.rule).cmp(&(b.draft.kind, &b.draft.subject, &b.draft.rule))
+    });
     let out = views(store, &p.tenant, &all).await?;
     http::json(200, &json!({"suggestions": out, "count": out.len()}))
 }

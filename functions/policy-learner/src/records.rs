@@ -826,8 +826,9 @@ mod tests {
 
     #[test]
     fn the_shipped_sample_reads_whole_and_holds_the_three_formats() {
-        let text = std::fs::read_to_string(format!("{}/../../data/audits/sample_audit.jsonl", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(format!("{}/../../data/audits/sample_audit.jsonl", env!("CARGO_MANIFEST_DIR")))
+                .unwrap_or_default();
         let key = PiiKey::from_secret(b"test");
         let demo = TenantId::from_record("demo").unwrap_or_else(|_| unreachable!());
         let p = parse_lines(&text, &demo, &key.for_tenant("demo"));

@@ -317,12 +317,20 @@ fn least_privilege_aws(tenant: &TenantId, records: &[Record]) -> Vec<Draft> {
             kind: Kind::LeastPrivilege,
             rule: "iam_policy".into(),
             subject: who.to_owned(),
-            title: format!(
-                "{who} used {} actions in {} records: grant those and nothing else{}",
-                used.len(),
-                rs.len(),
-                if complete { String::new() } else { format!(" ({} actions only failed; review them)", unconfirmed.len()) }
-            ),
+            title: if used.is_empty() {
+                format!(
+                    "{who}: every one of its {} calls failed ({}): grant nothing until someone says it needs them",
+                    rs.len(),
+                    unconfirmed.join(", ")
+                )
+            } else {
+                format!(
+                    "{who} used {} actions in {} records: grant those and nothing else{}",
+                    used.len(),
+                    rs.len(),
+                    if complete { String::new() } else { format!(" ({} actions only failed; review them)", unconfirmed.len()) }
+                )
+            },
             policy: json!({
                 "Version": "2012-10-17", "Statement": statement,
                 "x-naksha": {"actions_used": used.len(), "resource_placeholders": placeholders, "unconfirmed_actions": unconfirmed},
