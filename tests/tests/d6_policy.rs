@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const RES: &str = "deployment/api";
 
 fn shared(path: &str) -> String {
-    format!("{}/../../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../data/shared/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn restart_wpk(mode: &str) -> Value {

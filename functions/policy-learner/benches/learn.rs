@@ -12,7 +12,7 @@ use naksha_policy::suggest::learn;
 use serde_json::json;
 
 fn shared(path: &str) -> String {
-    format!("{}/../../../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../../data/shared/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn cloudtrail() -> String {

@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn k8s_lines() -> String {
-        let dir = format!("{}/../../../shared/data/k8s-audit/events", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../../data/shared/k8s-audit/events", env!("CARGO_MANIFEST_DIR"));
         let mut names: Vec<_> = std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()).collect();
         names.sort();
         names

@@ -698,9 +698,9 @@ pub fn from_chain(r: &AuditRecord) -> Option<Record> {
 
 #[cfg(test)]
 pub(crate) mod tests_support {
-    /// A file of the shared data (`../shared/data/<path>`).
+    /// A file of the audit data kept in the repository (`data/shared/<path>`, copied from the shared data).
     pub fn shared(path: &str) -> String {
-        std::fs::read_to_string(format!("{}/../../../shared/data/{path}", env!("CARGO_MANIFEST_DIR")))
+        std::fs::read_to_string(format!("{}/../../data/shared/{path}", env!("CARGO_MANIFEST_DIR")))
             .unwrap_or_default()
     }
 }
@@ -722,7 +722,7 @@ mod tests {
 
     #[test]
     fn reads_every_cloudtrail_delivery_object_of_the_shared_data() {
-        let dir = format!("{}/../../../shared/data/cloudtrail/CloudTrail", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../../data/shared/cloudtrail/CloudTrail", env!("CARGO_MANIFEST_DIR"));
         let mut total = 0;
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
@@ -757,7 +757,7 @@ mod tests {
 
     #[test]
     fn reads_the_kubernetes_events_v1_and_v1beta1_and_refuses_the_invalid_one() {
-        let dir = format!("{}/../../../shared/data/k8s-audit/events", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../../data/shared/k8s-audit/events", env!("CARGO_MANIFEST_DIR"));
         let (mut ok, mut bad) = (0, 0);
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let p = parse(&std::fs::read_to_string(entry.path()).unwrap_or_default());

@@ -614,7 +614,7 @@ mod tests {
 
     fn cloudtrail_records() -> Vec<Record> {
         let key = naksha_core::privacy::PiiKey::from_secret(b"t");
-        let dir = format!("{}/../../../shared/data/cloudtrail/CloudTrail", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/../../data/shared/cloudtrail/CloudTrail", env!("CARGO_MANIFEST_DIR"));
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 const RES: &str = "deployment/api";
 
 fn shared(path: &str) -> String {
-    format!("{}/../../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../data/shared/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn wpk() -> Value {
@@ -182,7 +182,7 @@ async fn main() {
     let risks = by_kind("risk");
     let _ = writeln!(
         md,
-        "## 2. CloudTrail and Kubernetes audit (`../shared/data/`)\n\n\
+        "## 2. CloudTrail and Kubernetes audit (the shared data, kept in `data/shared/`)\n\n\
          The 55 CloudTrail delivery objects went in {} requests under 1 MiB ({} records stored, {:.1} s in all on the local stack); \
          the 31 Falco trace files in one request with `?skip_invalid=true` ({} events stored, skipped: {}). \
          The tenant now has {} least-privilege suggestions and {} risk findings.\n",

@@ -13,7 +13,7 @@ use naksha_contracts::audit::{AuditEntry, AuditRecord};
 use serde_json::{Value, json};
 
 fn shared(path: &str) -> String {
-    format!("{}/../../shared/data/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../data/shared/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn act(run: &str, wpk: &str, approver: &str, at: &str, kind: &str) -> AuditEntry {
