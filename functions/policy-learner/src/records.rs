@@ -700,8 +700,7 @@ pub fn from_chain(r: &AuditRecord) -> Option<Record> {
 pub(crate) mod tests_support {
     /// A file of the audit data kept in the repository (`data/shared/<path>`, copied from the shared data).
     pub fn shared(path: &str) -> String {
-        std::fs::read_to_string(format!("{}/../../data/shared/{path}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap_or_default()
+        std::fs::read_to_string(format!("{}/../../data/shared/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap_or_default()
     }
 }
 
