@@ -28,18 +28,20 @@ pub const CHAMPION: &str = "champion";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DetectorParams {
-    /// Trailing values for the robust median/MAD.
+    /// Trailing values for the robust median and noise (the state holds them: 4 bytes each).
     pub window: usize,
     /// Values averaged for the level-shift score.
     pub short: usize,
-    /// Surprises kept to learn what is ordinary for this series.
+    /// Span (in values) of the running mean and variance of averaged surprises: what is
+    /// ordinary for this series.
     pub history: usize,
-    /// Surprises averaged before the tail probability.
+    /// Span (in values) of the running average of surprises judged against that history.
     pub averaging: usize,
     /// Tail probability at which the score reaches 0.5.
     pub alarm_tail: f64,
-    /// Values after an alarm during which no new alarm is raised.
-    pub refractory: usize,
+    /// Minutes after an alarm during which no new alarm is raised (time, not values, so the
+    /// same setting means the same whatever the series' sampling interval).
+    pub refractory_minutes: f64,
     /// Values seen before any alarm is possible.
     pub warmup: usize,
     /// Time-of-day buckets for the seasonal profile (0 disables it).
@@ -52,28 +54,32 @@ pub struct DetectorParams {
     pub learning_days: f64,
     /// A single surprise at least this large alarms on its own (0 disables).
     pub extreme: f64,
-    /// Values over which one alarm's extra strictness (×10) wears off (0 disables).
-    pub relax: usize,
+    /// Minutes over which one alarm's extra strictness (×10) wears off (0 disables).
+    pub relax_minutes: f64,
+    /// The noise unit never falls below this many of the series' own smallest steps.
+    pub resolution: f64,
 }
 
 impl Default for DetectorParams {
-    /// Chosen on the NAB development split with a coarse grid, checked by leaving each category
-    /// out in turn (the same settings win whichever category is held out); see docs/detection.md.
+    /// `window` for the cost budget (≤ 4 KB of state), the rest by design; `alarm_tail`,
+    /// `averaging` and `resolution` chosen on the NAB development split by `make nab-loco`
+    /// (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
     fn default() -> Self {
         Self {
-            window: 200,
+            window: 128,
             short: 2,
             history: 600,
-            averaging: 12,
-            alarm_tail: 1e-3,
-            refractory: 150,
+            averaging: 6,
+            alarm_tail: 1e-2,
+            refractory_minutes: 750.0,
             warmup: 100,
             buckets: 96,
             seasonal_rate: 0.05,
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
-            relax: 3000,
+            relax_minutes: 15_000.0,
+            resolution: 0.5,
         }
     }
 }

@@ -1,56 +1,108 @@
 //! The streaming detector: one value at a time in, an anomaly score in [0, 1] out. At 0.5 the
 //! series raises a signal.
 //!
-//! 1. **Raw surprise** of each value against the recent past: the larger of a spike score
-//!    (distance from the trailing median in robust units, MAD-based) and a level-shift score
-//!    (the mean of the last few values against the same trailing median).
-//! 2. **Anomaly likelihood**: how unusual the recent average surprise is compared with this
-//!    series' own history of surprises (a normal tail probability). A noisy series learns that
-//!    big surprises are ordinary; a calm one that small ones are not.
-//! 3. **Score**: `0.5 · log(tail) / log(alarm_tail)`, capped at 1, so 0.5 is exactly "rarer
-//!    than `alarm_tail`". After an alarm the score stays below 0.5 for `refractory` values: one
-//!    incident, one signal.
+//! 1. **Raw surprise** of each value against the recent past, in robust units: the larger of a
+//!    spike score (distance from the trailing median) and a level-shift score (the mean of the
+//!    last `short` values against the same median). The unit is the short-term noise (median
+//!    absolute successive difference of the trailing `window` values), never below the series'
+//!    own resolution (its smallest step, so a series reported in steps of 0.1 does not treat one
+//!    step as a huge surprise) nor 0.1 % of its level.
+//! 2. **Seasonality**: a time-of-day profile (`buckets` running levels and spreads). Once the
+//!    series has `seasonal_days` of history, a value is anomalous only if neither the local model
+//!    nor its time-of-day bucket explains it.
+//! 3. **Anomaly likelihood** (as HTM's): the surprise, squashed to [0, 1) and averaged over about
+//!    `averaging` values, against this series' own history of averaged surprises (exponentially
+//!    weighted mean and variance over about `history` values), as a normal tail probability. A
+//!    noisy series learns that big surprises are ordinary; a calm one that small ones are not.
+//! 4. **Score**: `0.5 · log(tail) / log(alarm_tail)`, capped at 1, so 0.5 is exactly "rarer
+//!    than `alarm_tail`". A surprise of `extreme` or more alarms on its own. After an alarm the
+//!    score stays below 0.5 for `refractory_minutes` (one incident, one signal), and the series
+//!    needs ten times the evidence for its next alarm, relaxing over `relax_minutes`. Periods are
+//!    in time, not values: the same settings hold for minute, 5-minute and hourly series.
+//! 5. **Learning period**: no alarm during the first `learning_days` (and `warmup` values).
 //!
-//! Values that are not finite, or not newer than the last one, are ignored (score 0, state
-//! unchanged). Nothing is random; the same input gives the same scores.
-
-use std::collections::VecDeque;
+//! Small and fast: the state is a ring of `window` values, the profile and a dozen numbers
+//! (about 3 KB for the defaults); the order statistics are kept sorted incrementally, so a value
+//! costs O(window) memory moves and no sort. Values that are not finite, or not newer than the
+//! last one, are ignored (score 0, state unchanged). Nothing is random; the same input gives the
+//! same scores, whether or not the state was stored and loaded in between.
 
 use serde::{Deserialize, Serialize};
 
 /// Tunable parameters: part of the model contract, since the trainer fits them per series and the
-/// consumer loads them from the tenant's champion (defaults fixed for NAB, see docs/detection.md).
+/// consumer loads them from the tenant's champion (defaults chosen on NAB, see docs/detection.md).
 pub use naksha_contracts::models::DetectorParams as Params;
 
-/// Everything the detector remembers about one series. Small: a few hundred numbers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Everything the detector remembers about one series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct State {
     pub seen: u64,
     pub last_ts: Option<i64>,
-    recent: VecDeque<f64>,
-    surprises: VecDeque<f64>,
-    averaged: VecDeque<f64>,
-    since_alarm: Option<u64>,
-    pub last_score: f64,
-    /// Per time-of-day bucket: running level and running absolute deviation (None: not seen
-    /// yet; JSON has no NaN).
-    #[serde(default)]
-    season_level: Vec<Option<f64>>,
-    #[serde(default)]
-    season_spread: Vec<Option<f64>>,
-    #[serde(default)]
     first_ts: Option<i64>,
+    /// The last `window` values; once full, `head` is the oldest.
+    ring: Vec<f32>,
+    head: u32,
+    /// The series' resolution: its smallest non-zero step so far.
+    resolution: f32,
+    /// Per time-of-day bucket: running level and running absolute deviation (None: not seen yet).
+    season_level: Vec<Option<f32>>,
+    season_spread: Vec<Option<f32>>,
+    /// Averaged surprise, and the running mean and variance of its history.
+    avg_surprise: f64,
+    mean: f64,
+    var: f64,
+    history_n: u64,
+    last_alarm_ts: Option<i64>,
+    pub last_score: f64,
     /// Extra orders of magnitude of evidence this series currently needs.
-    #[serde(default)]
     strictness: f64,
+    /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
+    #[serde(skip)]
+    sorted: Vec<f32>,
+    #[serde(skip)]
+    sorted_steps: Vec<f32>,
 }
 
-fn median(sorted: &[f64]) -> f64 {
+impl PartialEq for State {
+    /// Equal when everything stored is equal (the sorted copies are derived).
+    fn eq(&self, o: &Self) -> bool {
+        self.seen == o.seen
+            && self.last_ts == o.last_ts
+            && self.first_ts == o.first_ts
+            && self.ring == o.ring
+            && self.head == o.head
+            && self.resolution == o.resolution
+            && self.season_level == o.season_level
+            && self.season_spread == o.season_spread
+            && self.avg_surprise == o.avg_surprise
+            && self.mean == o.mean
+            && self.var == o.var
+            && self.history_n == o.history_n
+            && self.last_alarm_ts == o.last_alarm_ts
+            && self.last_score == o.last_score
+            && self.strictness == o.strictness
+    }
+}
+
+fn median(sorted: &[f32]) -> f64 {
     let n = sorted.len();
     if n == 0 {
         return 0.0;
     }
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+    if n % 2 == 1 { f64::from(sorted[n / 2]) } else { (f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0 }
+}
+
+fn insert_sorted(v: &mut Vec<f32>, x: f32) {
+    let i = v.partition_point(|y| y.total_cmp(&x).is_lt());
+    v.insert(i, x);
+}
+
+fn remove_sorted(v: &mut Vec<f32>, x: f32) {
+    let i = v.partition_point(|y| y.total_cmp(&x).is_lt());
+    if i < v.len() && v[i].total_cmp(&x).is_eq() {
+        v.remove(i);
+    }
 }
 
 /// Q(z) = P(Z > z) for a standard normal (Abramowitz–Stegun erfc approximation, |ε| < 1.5e-7).
@@ -64,54 +116,136 @@ pub fn normal_tail(z: f64) -> f64 {
     0.5 * erfc
 }
 
+/// Weight of a new value in an exponentially weighted average spanning about `span` values.
+fn rate(span: usize) -> f64 {
+    2.0 / (span.max(1) as f64 + 1.0)
+}
+
 impl State {
     /// Feed one value; returns its anomaly score in [0, 1].
     pub fn update(&mut self, p: &Params, ts: i64, value: f64) -> f64 {
-        if !value.is_finite() || self.last_ts.is_some_and(|last| ts <= last) {
+        if !value.is_finite() || self.last_ts.is_some_and(|last| ts <= last) || value.abs() > f64::from(f32::MAX) {
             return 0.0;
         }
-        self.last_ts = Some(ts);
-        self.first_ts.get_or_insert(ts);
+        let previous = self.last_ts.replace(ts);
+        let first = *self.first_ts.get_or_insert(ts);
         self.seen += 1;
+        let value32 = value as f32;
+        if let Some(last) = self.newest() {
+            let step = (value32 - last).abs();
+            if step > 0.0 && (self.resolution == 0.0 || step < self.resolution) {
+                self.resolution = step;
+            }
+        }
         let local = self.surprise(p, value);
         let seasonal = self.seasonal_surprise(p, ts, value);
         // Anomalous only if no model explains the value.
-        let surprise = seasonal.map_or(local, |s| s.min(local));
-        push(&mut self.recent, value, p.window);
-        push(&mut self.surprises, surprise, p.averaging);
-        let avg = self.surprises.iter().sum::<f64>() / self.surprises.len() as f64;
-        let (mean, std) = mean_std(&self.averaged);
-        push(&mut self.averaged, avg, p.history);
-        if let Some(n) = self.since_alarm.as_mut() {
-            *n += 1;
-        }
-        let days = (ts - self.first_ts.unwrap_or(ts)) as f64 / 86_400.0;
-        let learning = (self.seen as usize) < p.warmup || days < p.learning_days || self.averaged.len() < 20;
+        let z = seasonal.map_or(local, |s| s.min(local));
+        let surprise = 1.0 - (-z / 6.0).exp();
+        self.push(p, value32);
+        let w = rate(p.averaging);
+        self.avg_surprise =
+            if self.seen == 1 { surprise } else { self.avg_surprise + w * (surprise - self.avg_surprise) };
+        // The tail is judged against the history before this value, then the value joins it.
+        let (mean, std) = (self.mean, self.var.sqrt());
+        self.history_n += 1;
+        let h = (1.0 / p.history.max(1) as f64).max(1.0 / self.history_n as f64);
+        let d = self.avg_surprise - self.mean;
+        self.mean += h * d;
+        self.var = (1.0 - h) * (self.var + h * d * d);
+        let days = (ts - first) as f64 / 86_400.0;
+        let learning = (self.seen as usize) < p.warmup || days < p.learning_days || self.history_n < 20;
         let score = if learning {
             0.0
         } else {
-            let tail = normal_tail((avg - mean) / std.max(1e-3)).max(1e-300);
+            let tail = normal_tail((self.avg_surprise - mean) / std.max(1e-3)).max(1e-300);
             // A series that alarms often needs stronger evidence: each alarm makes the bar ten
-            // times stricter, relaxing again over `relax` values.
+            // times stricter, relaxing again over `relax_minutes`.
             let bar = p.alarm_tail * 10f64.powf(-self.strictness);
             (0.5 * tail.ln() / bar.ln()).clamp(0.0, 1.0)
         };
         // A value far outside what both models allow is an anomaly even on a series whose
         // surprises are usually large.
         let score = if p.extreme > 0.0 && !learning && surprise >= p.extreme { score.max(0.5) } else { score };
-        let in_refractory = self.since_alarm.is_some_and(|n| (n as usize) <= p.refractory);
+        let in_refractory = self.last_alarm_ts.is_some_and(|t| (ts - t) as f64 <= 60.0 * p.refractory_minutes);
         let score = if in_refractory { score.min(0.49) } else { score };
-        if p.relax > 0 {
-            self.strictness = (self.strictness - 1.0 / p.relax as f64).max(0.0);
+        if p.relax_minutes > 0.0 {
+            let minutes = (ts - previous.unwrap_or(ts)) as f64 / 60.0;
+            self.strictness = (self.strictness - minutes / p.relax_minutes).max(0.0);
         }
         if score >= 0.5 {
-            self.since_alarm = Some(0);
-            if p.relax > 0 {
+            self.last_alarm_ts = Some(ts);
+            if p.relax_minutes > 0.0 {
                 self.strictness += 1.0;
             }
         }
         self.last_score = score;
         score
+    }
+
+    /// Bytes this state occupies in memory (the struct and what its vectors hold).
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + 4 * (self.ring.capacity() + self.sorted.capacity() + self.sorted_steps.capacity())
+            + std::mem::size_of::<Option<f32>>() * (self.season_level.capacity() + self.season_spread.capacity())
+    }
+
+    fn cap(p: &Params) -> usize {
+        p.window.clamp(3, 4096)
+    }
+
+    /// The ring in time order: index 0 is the oldest.
+    fn at(&self, i: usize) -> f32 {
+        let n = self.ring.len();
+        self.ring[(self.head as usize + i) % n]
+    }
+
+    fn newest(&self) -> Option<f32> {
+        (!self.ring.is_empty()).then(|| self.at(self.ring.len() - 1))
+    }
+
+    /// The sorted copies, rebuilt when they do not match the ring (after loading a stored state).
+    fn ensure_sorted(&mut self) {
+        let n = self.ring.len();
+        if self.sorted.len() == n && self.sorted_steps.len() == n.saturating_sub(1) {
+            return;
+        }
+        self.sorted = self.ring.clone();
+        self.sorted.sort_unstable_by(f32::total_cmp);
+        self.sorted_steps = (1..n).map(|i| (self.at(i) - self.at(i - 1)).abs()).collect();
+        self.sorted_steps.sort_unstable_by(f32::total_cmp);
+    }
+
+    fn push(&mut self, p: &Params, v: f32) {
+        let cap = Self::cap(p);
+        self.ensure_sorted();
+        if let Some(last) = self.newest() {
+            insert_sorted(&mut self.sorted_steps, (v - last).abs());
+        }
+        insert_sorted(&mut self.sorted, v);
+        if self.ring.len() < cap {
+            self.ring.push(v);
+            return;
+        }
+        // Full (or the window shrank): drop the oldest value and its step.
+        while self.ring.len() >= cap {
+            let oldest = self.at(0);
+            let next = self.at(1);
+            remove_sorted(&mut self.sorted, oldest);
+            remove_sorted(&mut self.sorted_steps, (next - oldest).abs());
+            if self.ring.len() > cap {
+                // Rare: a smaller window than the state was built with; rebuild in time order.
+                let ordered: Vec<f32> = (1..self.ring.len()).map(|i| self.at(i)).collect();
+                self.ring = ordered;
+                self.head = 0;
+            } else {
+                let h = self.head as usize;
+                self.ring[h] = v;
+                self.head = ((h + 1) % cap) as u32;
+                return;
+            }
+        }
+        self.ring.push(v);
     }
 
     /// How surprising `value` is for its time of day, once the profile has been learned; learns
@@ -126,67 +260,56 @@ impl State {
         }
         let b = ((ts.rem_euclid(86_400) as f64 / 86_400.0) * p.buckets as f64) as usize % p.buckets;
         let days = (ts - self.first_ts.unwrap_or(ts)) as f64 / 86_400.0;
-        let out = match (self.season_level[b], self.season_spread[b]) {
+        let level = self.season_level[b].map(f64::from);
+        let spread = self.season_spread[b].map(f64::from);
+        let out = match (level, spread) {
             (Some(level), Some(spread)) if days >= p.seasonal_days => {
-                let (_, std) = mean_std(&self.recent);
+                let std = self.ring_std();
                 let scale = (1.4826 * spread).max(0.25 * std).max(1e-3 * level.abs()).max(1e-9);
-                let z = (value - level).abs() / scale;
-                Some(1.0 - (-z / 6.0).exp())
+                Some((value - level).abs() / scale)
             }
             _ => None,
         };
         let r = p.seasonal_rate;
-        match self.season_level[b] {
+        match level {
             Some(level) => {
                 let dev = (value - level).abs();
-                self.season_level[b] = Some(level + r * (value - level));
-                self.season_spread[b] = Some(self.season_spread[b].map_or(dev, |spread| spread + r * (dev - spread)));
+                self.season_level[b] = Some((level + r * (value - level)) as f32);
+                self.season_spread[b] = Some(spread.map_or(dev, |s| s + r * (dev - s)) as f32);
             }
-            None => self.season_level[b] = Some(value),
+            None => self.season_level[b] = Some(value as f32),
         }
         out
     }
 
-    /// How surprising `value` is given the trailing window, in robust units squashed to [0, 1).
-    fn surprise(&self, p: &Params, value: f64) -> f64 {
-        if self.recent.len() < 3 {
+    fn ring_std(&self) -> f64 {
+        if self.ring.is_empty() {
             return 0.0;
         }
-        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let med = median(&sorted);
+        let n = self.ring.len() as f64;
+        let mean = self.ring.iter().map(|v| f64::from(*v)).sum::<f64>() / n;
+        (self.ring.iter().map(|v| (f64::from(*v) - mean).powi(2)).sum::<f64>() / n).sqrt()
+    }
+
+    /// How surprising `value` is given the trailing window, in robust units (not squashed).
+    fn surprise(&mut self, p: &Params, value: f64) -> f64 {
+        let n = self.ring.len();
+        if n < 3 {
+            return 0.0;
+        }
+        self.ensure_sorted();
+        let med = median(&self.sorted);
         // Short-term noise from successive differences: on a trending or seasonal window the
-        // spread of the values overstates it. A flat window still has a scale (a small fraction
-        // of its level), so noise-free series react to real changes and not to rounding.
-        let mut diffs: Vec<f64> =
-            self.recent.iter().zip(self.recent.iter().skip(1)).map(|(a, b)| (b - a).abs()).collect();
-        diffs.sort_by(f64::total_cmp);
-        let noise = 1.4826 * median(&diffs) / std::f64::consts::SQRT_2;
-        let scale = noise.max(1e-3 * med.abs()).max(1e-9);
+        // spread of the values overstates it. A flat window still has a scale: the series' own
+        // resolution and a small fraction of its level.
+        let noise = 1.4826 * median(&self.sorted_steps) / std::f64::consts::SQRT_2;
+        let scale = noise.max(1e-3 * med.abs()).max(p.resolution * f64::from(self.resolution)).max(1e-9);
         let spike = (value - med).abs() / scale;
-        let k = p.short.min(self.recent.len());
-        let short_mean = (self.recent.iter().rev().take(k.saturating_sub(1)).sum::<f64>() + value) / k.max(1) as f64;
-        let shift = (short_mean - med).abs() / scale;
-        let z = spike.max(1.5 * shift);
-        1.0 - (-z / 6.0).exp()
+        let k = p.short.min(n).max(1);
+        let short_sum = (1..k).map(|j| f64::from(self.at(n - j))).sum::<f64>() + value;
+        let shift = (short_sum / k as f64 - med).abs() / scale;
+        spike.max(1.5 * shift)
     }
-}
-
-fn push(q: &mut VecDeque<f64>, v: f64, cap: usize) {
-    if q.len() == cap.max(1) {
-        q.pop_front();
-    }
-    q.push_back(v);
-}
-
-fn mean_std(q: &VecDeque<f64>) -> (f64, f64) {
-    if q.is_empty() {
-        return (0.0, 0.0);
-    }
-    let n = q.len() as f64;
-    let mean = q.iter().sum::<f64>() / n;
-    let var = q.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
 }
 
 /// Score a whole series (timestamps in seconds), as the NAB harness and tests do.
@@ -294,5 +417,94 @@ mod tests {
         }
         assert_eq!(score_series(&p, &s), score_series(&p, &s));
         assert!(serde_json::to_string(&a).unwrap().len() < 40_000, "state stays small");
+    }
+
+    #[test]
+    fn the_state_fits_in_4_kb_in_memory_and_as_json_after_weeks_of_data() {
+        let p = Params::default();
+        let mut st = State::default();
+        for i in 0..6000usize {
+            st.update(&p, i as i64 * 300, 1000.0 * (1.0 + noise(i)) + (i as f64).sin() * 17.123_456);
+        }
+        let json = serde_json::to_string(&st).unwrap();
+        assert!(st.size_bytes() <= 4096, "in memory: {} bytes", st.size_bytes());
+        assert!(json.len() <= 4096, "as stored: {} bytes", json.len());
+        // The ring holds exactly `window` values and the sorted copies match it.
+        assert_eq!(st.ring.len(), p.window);
+        assert_eq!(st.sorted.len(), p.window);
+        assert_eq!(st.sorted_steps.len(), p.window - 1);
+    }
+
+    #[test]
+    fn the_incremental_order_statistics_equal_a_fresh_sort() {
+        let p = Params { window: 17, ..Params::default() };
+        let mut st = State::default();
+        for i in 0..500usize {
+            // Repeated values on purpose: removal must take out exactly one copy.
+            st.update(&p, i as i64 * 60, ((i * 7) % 5) as f64 + if i % 50 == 0 { 30.0 } else { 0.0 });
+            let mut fresh = st.clone();
+            fresh.sorted.clear();
+            fresh.ensure_sorted();
+            assert_eq!(st.sorted, fresh.sorted, "values at {i}");
+            assert_eq!(st.sorted_steps, fresh.sorted_steps, "steps at {i}");
+        }
+    }
+
+    #[test]
+    fn a_series_reported_in_coarse_steps_is_measured_in_its_own_steps() {
+        // CPU reported to one decimal, flickering by one step now and then: the median step is
+        // 0, so without a floor one step would be thousands of noise units.
+        let s = series(400, |i| if i % 13 == 0 { 0.2 } else { 0.1 });
+        let z = |p: &Params, v: f64| {
+            let mut st = State::default();
+            for (t, x) in &s {
+                st.update(p, *t, *x);
+            }
+            st.surprise(p, v)
+        };
+        let with = Params::default();
+        let without = Params { resolution: 0.0, ..Params::default() };
+        assert!(z(&with, 0.2) <= 2.0 * 1.5 + 1e-9, "one step is about two units: {}", z(&with, 0.2));
+        assert!(z(&with, 0.6) >= 5.0 * z(&with, 0.2) - 1e-9, "five steps are five times as surprising");
+        assert!(z(&without, 0.2) > 100.0, "without the floor one step is huge: {}", z(&without, 0.2));
+    }
+
+    #[test]
+    fn the_refractory_period_is_time_not_values() {
+        // The same incident pattern sampled every minute and every hour: two big spikes 6 hours
+        // apart are one incident (12.5 hours of refractory), two spikes 20 hours apart are two.
+        for step in [60i64, 3600] {
+            let per_hour = 3600 / step as usize;
+            let start = 10 * 24 * per_hour; // well past learning
+            let gap = |hours: usize| hours * per_hour;
+            for (hours, expected) in [(6usize, 1usize), (20, 2)] {
+                let n = start + gap(hours) + gap(30);
+                let pts: Vec<(i64, f64)> = (0..n)
+                    .map(|i| {
+                        let spike = i == start || i == start + gap(hours);
+                        (i as i64 * step, 50.0 + noise(i) + if spike { 80.0 } else { 0.0 })
+                    })
+                    .collect();
+                let a = alarms(&score_series(&Params::default(), &pts));
+                let near: Vec<usize> = a.iter().copied().filter(|i| *i >= start).collect();
+                assert_eq!(near.len(), expected, "step {step}s, spikes {hours} h apart: alarms {near:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_v1_state_loads_and_relearns_its_window() {
+        // What the previous detector stored: other fields, which are ignored.
+        let old = r#"{"seen":5000,"last_ts":1500000,"recent":[1.0,2.0],"surprises":[0.1],"averaged":[0.2],
+            "since_alarm":null,"last_score":0.1,"season_level":[null,3.0],"season_spread":[null,0.5],
+            "first_ts":0,"strictness":0.5}"#;
+        let mut st: State = serde_json::from_str(old).unwrap();
+        assert_eq!(st.seen, 5000);
+        let p = Params::default();
+        for i in 0..300 {
+            let score = st.update(&p, 1_500_000 + 300 * (i + 1), 5.0);
+            assert!(score.is_finite());
+        }
+        assert_eq!(st.ring.len(), p.window);
     }
 }

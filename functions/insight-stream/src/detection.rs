@@ -616,10 +616,12 @@ mod tests {
         let d = detection();
         d.observe("shard-0", &batch(0, 300, calm)).await;
         d.observe("shard-0", &batch(300, 305, |m| 400.0 + noise(m))).await;
-        d.observe("shard-0", &batch(305, 900, calm)).await;
+        // The next incident comes after the detector's refractory period (one incident, one
+        // signal), 15 hours later.
+        d.observe("shard-0", &batch(305, 1200, calm)).await;
         let stored = d.store.load("shard-0", &[key()]).await.unwrap()[&key()].clone();
         assert!(stored.state.open_signal.is_none(), "closed after {CLOSE_AFTER} calm minutes");
-        d.observe("shard-0", &batch(900, 905, |m| 400.0 + noise(m))).await;
+        d.observe("shard-0", &batch(1200, 1205, |m| 400.0 + noise(m))).await;
         let sent = d.sink.sent.lock().unwrap().clone();
         assert_eq!(sent.len(), 2, "a second incident, a second run");
         assert_ne!(sent[0].0.run_id, sent[1].0.run_id);
