@@ -9,6 +9,7 @@
 #   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
+#   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
 
 SHELL := /bin/bash
@@ -22,7 +23,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench nab clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -90,6 +91,12 @@ bench:
 nab:
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]"; exit 2; }
 	@cargo run --quiet --release -p naksha-nab --bin nab -- --data "$(DATA)" --out "$(OUT)" $(if $(LABELS),--labels "$(LABELS)")
+
+# Leave-one-category-out over the grid in tools/nab/loco-grid.json (defaults: the NAB development split).
+NAB_DIR ?= ../shared/data/nab
+nab-loco:
+	@cargo run --quiet --release -p naksha-nab --bin nab-loco -- --data "$(or $(DATA),$(NAB_DIR)/data)" \
+	  --labels "$(or $(LABELS),$(NAB_DIR)/labels_windows.json)" --grid tools/nab/loco-grid.json
 
 clean: down
 	rm -rf .local target/lambda

@@ -21,6 +21,13 @@ if [ -d "$nab_dir/data" ]; then
   echo "[demo] D.3 NAB scores of the production detector (release build)" >&2
   cargo run --quiet --release -p naksha-nab --bin nab -- --data "$nab_dir/data" --out .local/nab \
     --labels "$nab_dir/labels_windows.json" >reports/logs/nab.log 2>&1
+  echo "[demo] D.3 leave-one-category-out choice of the detector's settings" >&2
+  { echo "# Detector settings chosen by leaving each NAB category out"; echo
+    echo "Written by \`make demo\` ($(date -u +%Y-%m-%dT%H:%M:%SZ)) with \`make nab-loco\` (grid: \`tools/nab/loco-grid.json\`)."
+    echo; echo '```'
+    cargo run --quiet --release -p naksha-nab --bin nab-loco -- --data "$nab_dir/data" \
+      --labels "$nab_dir/labels_windows.json" --grid tools/nab/loco-grid.json 2>&1
+    echo '```'; } >reports/detection_loco.md
 else
   echo "NAB data not found at $nab_dir (set NAB_DIR)" >reports/logs/nab.log
 fi
