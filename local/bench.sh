@@ -113,6 +113,24 @@ per_sec=$(grep -A3 '^edge/check_delivery' "$log4" | grep 'thrpt:' | sed -E 's/.*
 } > reports/bench_D4.md
 echo "[bench] wrote reports/bench_D4.md" >&2
 echo "[bench] D.6: audit records learned per second by one core, per format" >&2
+logd=reports/logs/bench_detector.log
+cargo bench -p naksha-insight-stream --bench detector -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$logd" >&2
+{
+  echo "# Detector cost in the consumer (issue: ≤ 2 µs per point, ≤ 4 KB of state per series)"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$logd\`."
+  echo "One core, release build, default parameters, states warmed with a week of minutes."
+  echo
+  echo '```'
+  grep -A3 '^detector/' "$logd" | grep -E '^detector/|time:|thrpt:' || true
+  grep 'detector state per series' "$logd" | head -1 || true
+  echo '```'
+  echo
+  echo "\`batch_1000_series_load_score_store\` is a 1,000-series tenant's detection work per batch:"
+  echo "decode each stored state, score its new minute, encode it again (DynamoDB round trips apart)."
+} > reports/bench_detector.md
+echo "[bench] wrote reports/bench_detector.md" >&2
+
 log6=reports/logs/bench_D6.log
 cargo bench -p naksha-policy --bench learn -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log6" >&2
 {
@@ -131,4 +149,4 @@ cargo bench -p naksha-policy --bench learn -- --warm-up-time 2 --measurement-tim
   echo '```'
 } > reports/bench_D6.md
 echo "[bench] wrote reports/bench_D6.md" >&2
-cat reports/bench_D1.md reports/bench_D2.md reports/bench_D3.md reports/bench_D4.md reports/bench_D6.md
+cat reports/bench_D1.md reports/bench_D2.md reports/bench_D3.md reports/bench_D4.md reports/bench_detector.md reports/bench_D6.md
