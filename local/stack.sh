@@ -6,7 +6,7 @@
 #          (dev JWKS on :9001, Kinesis pollers); return once GET /health answers 200.
 #   down   stop only what `up` started (pid files under .local/pids).
 #   tools  install what the stack and the tests need: .venv (moto, cargo-lambda, cfn-lint,
-#          sam), promtool (Debian's prometheus package), openssl.
+#          sam), .venv-scan (checkov), promtool (Debian's prometheus package), openssl.
 #   status say what is running.
 set -euo pipefail
 
@@ -15,6 +15,7 @@ LOCAL="$ROOT/.local"
 PIDS="$LOCAL/pids"
 LOGS="$LOCAL/logs"
 VENV="$ROOT/.venv"
+SCAN_VENV="$ROOT/.venv-scan"
 EMULATOR=http://127.0.0.1:4566
 API=http://127.0.0.1:9000
 HARNESS="$ROOT/target/debug/naksha-local"
@@ -72,6 +73,14 @@ tools() {
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements.txt"
     rm -f "$VENV"/.installed-*; touch "$stamp"
+  fi
+  # The IaC scanner lives in its own venv: its pins (boto3 and friends) must not move moto's or sam's.
+  local scan_stamp="$SCAN_VENV/.installed-$(sha256sum "$ROOT/local/requirements-scan.txt" | cut -c1-16)"
+  if [ ! -f "$scan_stamp" ]; then
+    say "installing the IaC scanner into .venv-scan (checkov)"
+    python3 -m venv "$SCAN_VENV"
+    "$SCAN_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements-scan.txt"
+    rm -f "$SCAN_VENV"/.installed-*; touch "$scan_stamp"
   fi
   if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
     say "installing promtool and openssl from Debian (prometheus, openssl)"

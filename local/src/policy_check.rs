@@ -10,6 +10,7 @@
 //! | `tenant-key` | P-5 | a table's partition key is not the tenant-first `pk`, or an index is not keyed by a tenant attribute, unless the table says why it is not tenant-owned (`Metadata.Naksha.NotTenantOwned`) |
 //! | `http-async` | P-6 | an HTTP function may run longer than API Gateway waits (30 s): long work belongs on a queue with progress |
 //! | `auto-dry-run` | P-3 | a shipped WPK is `auto` without `dry_run: true` |
+//! | `scan-skip-reason` | P-2 | a resource suppresses an IaC scanner (checkov) finding without a reason of at least 40 characters (`make lint` runs the scanner; a suppression is an argument, not a switch) |
 
 use std::path::Path;
 
@@ -139,6 +140,20 @@ pub fn check_template(template: &str, sources: &dyn Fn(&str) -> Option<String>) 
                     "{name} serves HTTP with a {timeout} s timeout (API Gateway waits {MAX_HTTP_TIMEOUT_S}): queue the work and report progress"
                 ),
             );
+        }
+    }
+    // IaC scanner suppressions: each one says why it holds in production.
+    for (name, r) in &resources {
+        for skip in get(r, &["Metadata", "checkov", "skip"]).and_then(Value::as_sequence).into_iter().flatten() {
+            let id = skip.get("id").map(text).unwrap_or_default();
+            let why = skip.get("comment").map(text).unwrap_or_default();
+            if id.is_empty() || why.trim().len() < 40 {
+                v(
+                    "scan-skip-reason",
+                    "P-2",
+                    format!("{} suppresses {id:?} without a reason (comment of at least 40 characters)", text(name)),
+                );
+            }
         }
     }
     // Tables.
@@ -335,6 +350,16 @@ mod tests {
             "        - IndexName: by_tenant\n          KeySchema:\n            - AttributeName: status\n",
         );
         assert_eq!(rules(&t), vec!["tenant-key"]);
+    }
+
+    #[test]
+    fn a_scanner_finding_suppressed_without_a_reason_fails() {
+        let t = once(
+            &template(),
+            "          - id: CKV_AWS_33\n            comment: \"The wildcard principal is bound",
+            "          - id: CKV_AWS_33\n            comment: \"ok\"\n            x: \"The wildcard principal is bound",
+        );
+        assert_eq!(rules(&t), vec!["scan-skip-reason"]);
     }
 
     #[test]
