@@ -63,7 +63,7 @@ lint-template: tools
 	cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	sam validate --lint --region us-east-1 -t template.yaml
 	@# Every finding fixed or suppressed inline in template.yaml with its reason (Metadata.checkov.skip).
-	.venv-scan/bin/checkov -f template.yaml --framework cloudformation --compact --quiet
+	.venv-scan/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 lint: lint-template
 	cargo fmt --all -- --check
