@@ -7,6 +7,7 @@ use naksha_contracts::TenantId;
 use naksha_contracts::approvals::{RunApproval, StandingApproval, TenantSettings};
 use naksha_contracts::audit::{AuditEntry, AuditRecord, verify_anchored};
 use naksha_core::auth::{Principal, READERS, Role, Verifier};
+use naksha_core::http::method;
 use naksha_core::http::{self, json};
 use naksha_core::privacy::PiiKey;
 use naksha_core::problem::{FieldError, Problem};
@@ -45,10 +46,6 @@ fn store_problem(e: StoreError, what: &str) -> Problem {
             Problem::internal(format!("the {what} store refused a write that cannot succeed: {cause}"))
         }
     }
-}
-
-fn method(req: &Request, expected: &str) -> Result<(), Problem> {
-    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
 }
 
 fn json_object(req: &Request) -> Result<Map<String, Value>, Problem> {

@@ -5,8 +5,9 @@
 use chrono::Utc;
 use lambda_http::{Body, Request, Response};
 use naksha_contracts::TenantId;
-use naksha_core::auth::{Principal, READERS, Role, Verifier};
+use naksha_core::auth::{Role, Verifier};
 use naksha_core::http;
+use naksha_core::http::{method, reader};
 use naksha_core::problem::{FieldError, Problem};
 use serde_json::{Map, Value, json};
 
@@ -17,17 +18,6 @@ use crate::specs::{Spec, builtin, is_spec_id};
 
 fn unavailable(e: StoreError) -> Problem {
     Problem::unavailable("the chaos store is unavailable; retry").with_internal(e)
-}
-
-fn method(req: &Request, expected: &str) -> Result<(), Problem> {
-    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
-}
-
-async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
-    method(req, "GET")?;
-    let p = verifier.authenticate(req.headers()).await?;
-    p.require_any(READERS)?;
-    Ok(p)
 }
 
 fn json_object(req: &Request) -> Result<Map<String, Value>, Problem> {

@@ -5,7 +5,8 @@ use lambda_http::{Body, Request, Response};
 use naksha_contracts::TenantId;
 use naksha_contracts::models::{CHAMPION, StoredModel, is_model_id};
 use naksha_contracts::signing::TrustedKeys;
-use naksha_core::auth::{Principal, READERS, Role, Verifier};
+use naksha_core::auth::{Role, Verifier};
+use naksha_core::http::{method, reader};
 use naksha_core::problem::FieldError;
 use naksha_core::{Problem, http};
 use serde_json::{Value, json};
@@ -13,18 +14,6 @@ use serde_json::{Value, json};
 use crate::jobs::{DEFAULT_WINDOW_HOURS, Job, MAX_WINDOW_HOURS, is_job_id};
 use crate::ports::{Created, JobQueue, JobStore, Registry, StoreError};
 use crate::worker::submit;
-
-fn method(req: &Request, expected: lambda_http::http::Method) -> Result<(), Problem> {
-    if req.method() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
-}
-
-/// A GET by any reading role; the caller's verified tenant.
-async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
-    method(req, lambda_http::http::Method::GET)?;
-    let principal = verifier.authenticate(req.headers()).await?;
-    principal.require_any(READERS)?;
-    Ok(principal)
-}
 
 fn registry_unavailable(e: StoreError) -> Problem {
     Problem::unavailable("the model registry could not be read").with_internal(e)
@@ -76,7 +65,7 @@ pub async fn train<J: JobStore, Q: JobQueue>(
     queue: &Q,
     req: Request,
 ) -> Result<Response<Body>, Problem> {
-    method(&req, lambda_http::http::Method::POST)?;
+    method(&req, "POST")?;
     let principal = verifier.authorize(req.headers(), Role::Admin).await?;
     let hours = window_hours(&req)?;
     let to_minute = chrono::Utc::now().timestamp().div_euclid(60);

@@ -9,7 +9,21 @@ use lambda_http::{Body, Request, RequestExt, Response, service_fn};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::{Principal, READERS, Verifier};
 use crate::problem::Problem;
+
+/// 405 unless the request uses `expected` (e.g. `"GET"`).
+pub fn method(req: &Request, expected: &str) -> Result<(), Problem> {
+    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
+}
+
+/// A GET by any of the reading roles: the caller's verified principal (401/403/405 otherwise).
+pub async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
+    method(req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    Ok(p)
+}
 
 /// Largest request body accepted (1 MiB); larger bodies get 413 before any parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -9,7 +9,8 @@ use chrono::Utc;
 use lambda_http::{Body, Request, RequestExt, Response};
 use naksha_contracts::edge::{Delivery, is_node_id};
 use naksha_contracts::signing::Sealed;
-use naksha_core::auth::{Principal, READERS, Role, Verifier};
+use naksha_core::auth::{Principal, Role, Verifier};
+use naksha_core::http::{method, reader};
 use naksha_core::problem::{FieldError, Problem};
 use naksha_core::signing::Sign;
 use naksha_core::{StoreError, http};
@@ -41,24 +42,12 @@ fn problem(e: HubError) -> Problem {
     }
 }
 
-fn method(req: &Request, expected: &str) -> Result<(), Problem> {
-    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
-}
-
 /// An edge node's token: role `edge`, and a `sub` that can be a node id.
 async fn node(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
     let p = verifier.authorize(req.headers(), Role::Edge).await?;
     if !is_node_id(&p.subject) {
         return Err(Problem::forbidden("the token's sub is not a node id (1 to 64 of a-z 0-9 - _ .)"));
     }
-    Ok(p)
-}
-
-/// A person reading: any of the reading roles.
-async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
-    method(req, "GET")?;
-    let p = verifier.authenticate(req.headers()).await?;
-    p.require_any(READERS)?;
     Ok(p)
 }
 

@@ -7,8 +7,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use naksha_agent::api::Approvals;
 use naksha_agent::ports::{AuditLog, Control, WpkStore};
 use naksha_contracts::TenantId;
-use naksha_core::auth::{Principal, READERS, Role, Verifier};
+use naksha_core::auth::{Role, Verifier};
 use naksha_core::http;
+use naksha_core::http::{method, reader};
 use naksha_core::privacy::PiiKey;
 use naksha_core::problem::{FieldError, Problem};
 use naksha_core::signing::{Sign, TrustedKeys};
@@ -22,17 +23,6 @@ use crate::suggest::{State, Suggestion, would_block};
 
 fn unavailable(e: impl std::fmt::Display) -> Problem {
     Problem::unavailable("the policy store is unavailable; retry").with_internal(e)
-}
-
-fn method(req: &Request, expected: &str) -> Result<(), Problem> {
-    if req.method().as_str() == expected { Ok(()) } else { Err(Problem::method_not_allowed(req.method().as_str())) }
-}
-
-async fn reader(verifier: &Verifier, req: &Request) -> Result<Principal, Problem> {
-    method(req, "GET")?;
-    let p = verifier.authenticate(req.headers()).await?;
-    p.require_any(READERS)?;
-    Ok(p)
 }
 
 fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
