@@ -78,7 +78,7 @@ unit:
 # as they found it.
 e2e: tools
 	@cargo build --quiet --workspace --bins
-	@./local/with-stack.sh cargo test -p naksha-e2e
+	@./local/with-stack.sh sh -c 'cargo test -p naksha-e2e || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
 
 test: lint unit e2e
 

@@ -150,11 +150,35 @@ status() {
   if healthy; then echo "api: healthy"; else echo "api: not answering"; fi
 }
 
+# Fail when a function panicked since the stack started (the chaos worker's deliberate crash
+# point excepted), and show the functions' errors: what the tests could only see as a 500.
+panics() {
+  local log="$LOGS/watch.log"
+  [ -f "$log" ] || return 0
+  local found
+  found=$(awk '/panicked at/ { at = $0; if ((getline msg) > 0 && msg ~ /crash point for chaos run/) next; print at; print "  " msg }' "$log")
+  if [ -n "$found" ]; then
+    say "a function panicked (from .local/logs/watch.log):"
+    printf '%s\n' "$found" | head -40
+    return 1
+  fi
+}
+
+# The functions' and the emulator's errors, for a failed run's output.
+errors() {
+  local log="$LOGS/watch.log"
+  [ -f "$log" ] || return 0
+  say "errors in .local/logs/watch.log (last 40):"
+  grep -E '"level":"ERROR"| ERROR |panicked at' "$log" | grep -v 'crash point' | tail -40 | cut -c1-400 || true
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   tools) tools ;;
   status) status ;;
   healthy) healthy ;;
-  *) echo "usage: $0 up|down|tools|status|healthy" >&2; exit 2 ;;
+  panics) panics ;;
+  errors) errors ;;
+  *) echo "usage: $0 up|down|tools|status|healthy|panics|errors" >&2; exit 2 ;;
 esac
