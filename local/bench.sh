@@ -8,7 +8,20 @@ export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p reports/logs
 log=reports/logs/bench_D1.log
 echo "[bench] criterion (release build of the benches; takes a few minutes the first time)" >&2
-cargo bench -p naksha-insight-stream --bench ingest --bench consumer -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log" >&2
+# The Python reference (../shared/bench/py_ingest_bench.py) times the batch it dumps; ours
+# times the same bytes in the same run, so the ratio is like for like.
+pybatch="$PWD/reports/logs/py_ingest_batch.json"
+.venv/bin/python ../shared/bench/py_ingest_bench.py --dump "$pybatch"
+py_line=$(.venv/bin/python ../shared/bench/py_ingest_bench.py 8)
+echo "$py_line" >&2
+NAKSHA_PY_BATCH="$pybatch" cargo bench -p naksha-insight-stream --bench ingest --bench consumer -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log" >&2
+echo "$py_line" >>"$log"
+# Events/s from criterion's middle throughput estimate of a bench.
+eps() { grep -A3 "^ingest/$1" "$log" | grep -m1 'thrpt:' | sed -E 's/.*\[[^ ]+ [^ ]+ ([0-9.]+) ([KM]?)elem\/s.*/\1 \2/' | awk '{m = ($2 == "K") ? 1000 : (($2 == "M") ? 1000000 : 1); printf "%.0f", $1 * m}'; }
+ours_ref=$(eps prepare_python_reference_batch)
+ours_mixed=$(eps prepare_500_events)
+py_eps=$(echo "$py_line" | sed -E 's/.*: ([0-9,]+) events.*/\1/' | tr -d ,)
+ratio=$(awk -v a="$ours_ref" -v b="$py_eps" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "?" }')
 
 echo "[bench] release bootstrap of the ingest function (arm64, provided.al2023)" >&2
 size_line="(not built)"
@@ -30,6 +43,15 @@ fi
   grep -A3 '^ingest/' "$log" | grep -E '^ingest/|time:|thrpt:' || true
   grep 'ingest batch body' "$log" | head -1 || true
   echo '```'
+  echo
+  echo "## Like for like: the Python reference's own 500-event batch (issue goal: ≥ 30× the reference)"
+  echo
+  echo "| batch | ours, events/s (one core) | Python reference, events/s (one core) | ratio |"
+  echo "|---|---|---|---|"
+  echo "| \`py_ingest_bench.py --dump\` ($(stat -c %s "$pybatch") bytes) | $ours_ref | $py_eps | ${ratio}× |"
+  echo "| our mixed batch (goal ≥ 1,000,000) | $ours_mixed | — | — |"
+  echo
+  echo "Same run, same machine; the Python side is \`$py_line\`."
   echo
   echo "## Consumer: fold 1,000 records into per-minute aggregates (in-memory stores: the domain's own cost)"
   echo

@@ -20,6 +20,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::sync::Mutex;
 
 use aws_lc_rs::hmac;
 use serde_json::{Map, Value};
@@ -72,7 +73,80 @@ impl PiiKey {
 
     /// Pseudonymiser for one tenant's data.
     pub fn for_tenant<'a>(&'a self, tenant: &'a str) -> Pseudonymiser<'a> {
-        Pseudonymiser { key: self, tenant }
+        Pseudonymiser { key: self, tenant, memo: None }
+    }
+
+    /// Pseudonymiser for the tenant `memo` was made for, remembering the pseudonyms it makes
+    /// there (one batch's worth of work): values repeat within a batch, and each distinct one
+    /// then costs one HMAC. One memo serves one key.
+    pub fn for_memo<'a>(&'a self, memo: &'a PseudonymMemo) -> Pseudonymiser<'a> {
+        Pseudonymiser { key: self, tenant: &memo.tenant, memo: Some(memo) }
+    }
+}
+
+/// Slots of a [`PseudonymMemo`]: a direct-mapped cache, so a batch of all-distinct values costs
+/// no more than it would without one (slots are overwritten, their buffers reused).
+pub const MEMO_SLOTS: usize = 512;
+/// Longest value a memo remembers, in bytes (longer ones are rare and hashed every time).
+pub const MEMO_MAX_VALUE: usize = 256;
+
+/// Pseudonyms already made for one tenant in one piece of work. It holds raw values, so it lives
+/// only as long as the request it serves, never prints them, and is bounded by
+/// [`MEMO_SLOTS`] × [`MEMO_MAX_VALUE`]. It is bound to one tenant, so it cannot answer for another.
+pub struct PseudonymMemo {
+    tenant: String,
+    slots: Mutex<Vec<(String, String)>>,
+}
+
+impl PseudonymMemo {
+    pub fn new(tenant: &str) -> Self {
+        Self { tenant: tenant.to_owned(), slots: Mutex::new(Vec::new()) }
+    }
+
+    /// How many values it remembers.
+    pub fn len(&self) -> usize {
+        self.slots.lock().map(|s| s.iter().filter(|(_, p)| !p.is_empty()).count()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(value: &str) -> usize {
+        // FNV-1a: a few ns for a short value; collisions only cost a recomputation.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in value.as_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (h as usize) % MEMO_SLOTS
+    }
+
+    fn get(&self, value: &str) -> Option<String> {
+        let slots = self.slots.lock().ok()?;
+        let (k, p) = slots.get(Self::slot(value))?;
+        (!p.is_empty() && k == value).then(|| p.clone())
+    }
+
+    fn put(&self, value: &str, pseudonym: &str) {
+        if value.len() > MEMO_MAX_VALUE {
+            return;
+        }
+        let Ok(mut slots) = self.slots.lock() else { return };
+        if slots.is_empty() {
+            slots.resize_with(MEMO_SLOTS, Default::default);
+        }
+        if let Some((k, p)) = slots.get_mut(Self::slot(value)) {
+            k.clear();
+            k.push_str(value);
+            p.clear();
+            p.push_str(pseudonym);
+        }
+    }
+}
+
+impl fmt::Debug for PseudonymMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PseudonymMemo({} values, <redacted>)", self.len())
     }
 }
 
@@ -81,6 +155,7 @@ impl PiiKey {
 pub struct Pseudonymiser<'a> {
     key: &'a PiiKey,
     tenant: &'a str,
+    memo: Option<&'a PseudonymMemo>,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -88,6 +163,16 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 impl Pseudonymiser<'_> {
     /// The pseudonym of `value` for this tenant.
     pub fn pseudonym(&self, value: &str) -> String {
+        let Some(memo) = self.memo else { return self.keyed_hash(value) };
+        if let Some(known) = memo.get(value) {
+            return known;
+        }
+        let made = self.keyed_hash(value);
+        memo.put(value, &made);
+        made
+    }
+
+    fn keyed_hash(&self, value: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.key.key);
         ctx.update(self.tenant.as_bytes());
         ctx.update(&[0x1f]);
@@ -678,6 +763,33 @@ mod tests {
         assert_ne!(a, PiiKey::from_secret(b"another key").for_tenant("acme").pseudonym("bob@example.com"));
         assert!(a.starts_with(PSEUDONYM_PREFIX) && a.len() == 29);
         assert!(find_pii(&a).is_empty(), "a pseudonym must not look like PII itself");
+    }
+
+    #[test]
+    fn a_memo_gives_the_same_pseudonyms_once_each_is_bounded_and_never_prints_values() {
+        let k = key();
+        let memo = PseudonymMemo::new("acme");
+        let p = k.for_memo(&memo);
+        let plain = k.for_tenant("acme");
+        for v in ["bob@example.com", "10.0.0.1", "bob@example.com", "10.0.0.1"] {
+            assert_eq!(p.pseudonym(v), plain.pseudonym(v));
+        }
+        assert_eq!(memo.len(), 2, "each distinct value remembered once");
+        let mut doc = serde_json::json!({"user": "bob", "msg": "from 10.0.0.1 by bob@example.com"});
+        let mut plain_doc = doc.clone();
+        p.scrub_json(&mut doc);
+        plain.scrub_json(&mut plain_doc);
+        assert_eq!(doc, plain_doc);
+        assert!(!format!("{memo:?} {p:?}").contains("bob"), "{memo:?}");
+        // A memo is its tenant's: another tenant's pseudonyms come from another memo.
+        let other = PseudonymMemo::new("globex");
+        assert_ne!(k.for_memo(&other).pseudonym("bob@example.com"), plain.pseudonym("bob@example.com"));
+        for i in 0..MEMO_SLOTS * 4 {
+            assert_eq!(p.pseudonym(&format!("user-{i}")), plain.pseudonym(&format!("user-{i}")));
+        }
+        assert!(memo.len() <= MEMO_SLOTS);
+        let long = "x".repeat(MEMO_MAX_VALUE + 1);
+        assert_eq!(p.pseudonym(&long), plain.pseudonym(&long));
     }
 
     #[test]

@@ -41,6 +41,16 @@ fn ingest(c: &mut Criterion) {
         let acme = naksha_contracts::TenantId::from_record("acme").unwrap();
         b.iter(|| prepare(&key, &acme, std::hint::black_box(&body), now).unwrap())
     });
+    // The exact batch the Python reference times (`py_ingest_bench.py --dump`), when `make
+    // bench` passes it: the same bytes on both sides make the ratio fair.
+    if let Some(path) = std::env::var_os("NAKSHA_PY_BATCH") {
+        let reference = std::fs::read(&path).expect("NAKSHA_PY_BATCH names a readable file");
+        group.bench_function("prepare_python_reference_batch", |b| {
+            let acme = naksha_contracts::TenantId::from_record("acme").unwrap();
+            b.iter(|| prepare(&key, &acme, std::hint::black_box(&reference), now).unwrap())
+        });
+        eprintln!("python reference batch: {} bytes for 500 events", reference.len());
+    }
     group.finish();
     eprintln!("ingest batch body: {} bytes for 500 events", body.len());
 }

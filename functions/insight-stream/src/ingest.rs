@@ -1,6 +1,6 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use naksha_contracts::signing::{hex, sha256};
@@ -8,10 +8,10 @@ use naksha_contracts::telemetry::SeriesMeta;
 use naksha_contracts::{Principal, TenantId};
 use naksha_core::limits::{Limits, Refused};
 use naksha_core::metrics::CounterStore;
-use naksha_core::privacy::PiiKey;
+use naksha_core::privacy::{PiiKey, PseudonymMemo};
 use serde::Serialize;
 
-use crate::event::{Event, InvalidBody, parse_body};
+use crate::event::{Event, InvalidBody, MAX_EVENTS, parse_body};
 use crate::ports::{RecordSink, SeriesIndex, SinkError};
 
 /// Series ids one instance remembers as seen (known or counted), before it forgets them all.
@@ -124,7 +124,12 @@ pub enum IngestError {
 /// Parse, validate, anonymise and encode a body: the CPU-only part of ingest.
 pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
     let events: Vec<Event> = parse_body(body, now_ms)?;
-    let p = pii.for_tenant(tenant.as_str());
+    // Values repeat within a batch (one client address on every event): each distinct one is
+    // hashed once.
+    let memo = PseudonymMemo::new(tenant.as_str());
+    let p = pii.for_memo(&memo);
+    // So are series: their ids (a SHA-256 each) are computed once per batch.
+    let mut series_ids: HashMap<SeriesMeta, String> = HashMap::new();
     let records = events
         .into_iter()
         .map(|event| {
@@ -135,7 +140,16 @@ pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Res
                 .samples
                 .iter()
                 .map(|(name, _)| {
-                    SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() }.id()
+                    let meta =
+                        SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() };
+                    if let Some(id) = series_ids.get(&meta) {
+                        return id.clone();
+                    }
+                    let id = meta.id();
+                    if series_ids.len() < MAX_EVENTS * 4 {
+                        series_ids.insert(meta, id.clone());
+                    }
+                    id
                 })
                 .collect();
             Ok(OutRecord { partition_key: partition_key(tenant, &record.source), event_id: id, data, series })
