@@ -8,6 +8,7 @@
 #   make edge NODE=store-1 LABELS=site=store-1,tier=edge     run an edge node against the local stack
 #   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
+#   make fuzz [FUZZ_SECONDS=60 FUZZ_TARGETS="wpk jwt_token"]   libFuzzer on every parser outside bytes reach
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
@@ -23,7 +24,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench nab nab-loco clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench fuzz nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -84,6 +85,9 @@ test: lint unit e2e
 
 demo: tools
 	@./local/with-stack.sh ./local/demo.sh
+
+fuzz:
+	@./local/fuzz.sh
 
 bench:
 	./local/bench.sh

@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod fuzzing;
 pub mod memory;
 pub mod observe;
 pub mod ports;

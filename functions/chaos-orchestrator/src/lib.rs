@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod engine;
+pub mod fuzzing;
 pub mod gameday;
 pub mod import;
 pub mod memory;

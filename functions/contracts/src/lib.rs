@@ -20,6 +20,7 @@ pub mod approvals;
 pub mod audit;
 pub mod control;
 pub mod edge;
+pub mod fuzzing;
 pub mod identity;
 pub mod input;
 pub mod models;

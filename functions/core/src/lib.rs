@@ -23,6 +23,7 @@ pub mod aws;
 pub mod boot;
 pub mod config;
 pub mod ddb;
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod logging;

@@ -20,6 +20,7 @@ pub mod api;
 pub mod consumer;
 pub mod detection;
 pub mod event;
+pub mod fuzzing;
 pub mod health;
 pub mod ingest;
 pub mod kinesis;

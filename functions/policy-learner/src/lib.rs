@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod compliance;
+pub mod fuzzing;
 pub mod learn;
 pub mod live;
 pub mod memory;

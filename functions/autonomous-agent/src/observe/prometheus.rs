@@ -39,23 +39,8 @@ impl PrometheusObserver {
             .send()
             .await
             .map_err(|e| ObserveError(format!("prometheus unreachable: {e}")))?;
-        let body: Value = resp.json().await.map_err(|e| ObserveError(format!("prometheus answered non-JSON: {e}")))?;
-        if body["status"] != "success" {
-            return Err(ObserveError(format!("prometheus: {} {}", body["errorType"], body["error"])));
-        }
-        let data = &body["data"];
-        Ok(match data["resultType"].as_str() {
-            Some("vector") => Value::Array(
-                data["result"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|s| json!({"metric": s["metric"], "value": s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok())}))
-                    .collect(),
-            ),
-            Some("scalar") => json!(data["result"][1].as_str().and_then(|v| v.parse::<f64>().ok())),
-            _ => data["result"].clone(),
-        })
+        let body = resp.bytes().await.map_err(|e| ObserveError(format!("prometheus answer unreadable: {e}")))?;
+        decode_answer(&body)
     }
 
     pub async fn query_for(&self, template: &str, resource: &str) -> Result<Value, ObserveError> {
@@ -63,9 +48,48 @@ impl PrometheusObserver {
     }
 }
 
+/// An instant query's answer (`/api/v1/query`): `[{metric, value}]` for a vector, the number
+/// for a scalar, the result as given for a matrix or a string; an error answer, non-JSON or an
+/// unknown `resultType` is an error.
+pub fn decode_answer(body: &[u8]) -> Result<Value, ObserveError> {
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| ObserveError(format!("prometheus answered non-JSON: {e}")))?;
+    if body["status"] != "success" {
+        return Err(ObserveError(format!("prometheus: {} {}", body["errorType"], body["error"])));
+    }
+    let data = &body["data"];
+    Ok(match data["resultType"].as_str() {
+        Some("vector") => Value::Array(
+            data["result"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| json!({"metric": s["metric"], "value": s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok())}))
+                .collect(),
+        ),
+        Some("scalar") => json!(data["result"][1].as_str().and_then(|v| v.parse::<f64>().ok())),
+        Some("matrix" | "string") => data["result"].clone(),
+        // Found by fuzzing: an answer with no or an unknown resultType was passed on as if it
+        // were a result (raw `[time, "value"]` pairs where samples were expected).
+        other => return Err(ObserveError(format!("prometheus answered an unknown resultType {other:?}"))),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_decode_by_their_result_type_and_an_unknown_one_is_refused() {
+        let vector = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"a"},"value":[1,"0.5"]}]}}"#;
+        assert_eq!(decode_answer(vector).unwrap(), json!([{"metric": {"job": "a"}, "value": 0.5}]));
+        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"42"]}}"#;
+        assert_eq!(decode_answer(scalar).unwrap(), json!(42.0));
+        let typo = br#"{"status":"success","data":{"resultTqpe":"vector","result":[{"value":[1,"0.5"]}]}}"#;
+        assert!(decode_answer(typo).is_err());
+        assert!(decode_answer(br#"{"status":"error","error":"bad"}"#).is_err());
+        assert!(decode_answer(b"<html>").is_err());
+    }
 
     #[test]
     fn templates_are_filled_and_escaped() {

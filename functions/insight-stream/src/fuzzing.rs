@@ -1,0 +1,71 @@
+//! Fuzz entry points for what ingest and the stream consumer parse. See
+//! `naksha_contracts::fuzzing` for how `fuzz/` and the replay tests use them.
+
+// A fuzz target reports a finding by panicking: that is what libFuzzer and the replay tests catch.
+#![allow(clippy::panic)]
+
+use naksha_contracts::TenantId;
+use naksha_contracts::fuzzing::Target;
+use naksha_core::privacy::{PiiKey, Pseudonymiser};
+use serde_json::Value;
+
+use crate::consumer::decode;
+use crate::event::StreamRecord;
+use crate::ingest::prepare;
+
+pub const TARGETS: &[Target] = &[("ingest_body", ingest_body), ("stream_record", stream_record)];
+
+/// 2026-12-01T00:00:00Z: a fixed "now", so the same input always takes the same path.
+const NOW_MS: i64 = 1_796_083_200_000;
+
+/// A `POST /ingest` body. What is accepted decodes as the consumer reads it, belongs to the
+/// caller's tenant, and carries no address the scanner would still replace.
+pub fn ingest_body(data: &[u8]) {
+    let key = PiiKey::from_secret(b"the fuzzing key, thirty-two byte");
+    let Ok(tenant) = TenantId::from_record("acme") else { return };
+    let Ok(records) = prepare(&key, &tenant, data, NOW_MS) else { return };
+    let p = key.for_tenant(tenant.as_str());
+    for r in records {
+        let record = decode(&r.data).unwrap_or_else(|e| panic!("ingest wrote a record the consumer refuses: {e}"));
+        assert_eq!(record.tenant, tenant, "a record of another tenant");
+        clean_record(&record, &p);
+    }
+}
+
+fn clean(s: &str, p: &Pseudonymiser<'_>) {
+    assert!(matches!(p.scrub_text(s), std::borrow::Cow::Borrowed(_)), "personal data left in {s:?}");
+}
+
+fn clean_value(v: &Value, p: &Pseudonymiser<'_>) {
+    match v {
+        Value::String(s) => clean(s, p),
+        Value::Array(items) => items.iter().for_each(|v| clean_value(v, p)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            clean(k, p);
+            clean_value(v, p)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+fn clean_record(r: &StreamRecord, p: &Pseudonymiser<'_>) {
+    clean(&r.source, p);
+    r.name.iter().for_each(|n| clean(n, p));
+    r.samples.iter().for_each(|(n, _)| clean(n, p));
+    r.labels.iter().for_each(|(k, v)| {
+        clean(k, p);
+        clean(v, p)
+    });
+    r.attrs.iter().for_each(|(k, v)| {
+        clean(k, p);
+        clean_value(v, p)
+    });
+}
+
+/// A Kinesis record's data as the consumer reads it: refused cleanly, or a record of a known
+/// version.
+pub fn stream_record(data: &[u8]) {
+    if let Ok(r) = decode(data) {
+        assert_eq!(r.v, crate::event::RECORD_VERSION);
+    }
+}
