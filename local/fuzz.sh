@@ -19,7 +19,9 @@ say "building every target (nightly, sanitizer coverage, release; the first buil
 cargo +nightly fuzz build -O >&2
 
 targets=$(cargo +nightly fuzz list)
-[ -n "$ONLY" ] && targets=$ONLY
+# Only a run over every target is the report; a run over some goes beside the logs.
+report="$ROOT/reports/fuzz.md"
+if [ -n "$ONLY" ]; then targets=$ONLY; report="$ROOT/.local/fuzz-logs/report.md"; fi
 mkdir -p "$ROOT/.local/fuzz-logs"
 rows=""
 open=0
@@ -62,7 +64,7 @@ done
   printf '%s' "$rows"
   echo
   echo "Crashes are copied to \`fuzz/regressions/<target>/\`; \`make test\` replays every one on stable."
-} >"$ROOT/reports/fuzz.md"
-say "wrote reports/fuzz.md"
-cat "$ROOT/reports/fuzz.md"
+} >"$report"
+say "wrote ${report#"$ROOT"/}"
+cat "$report"
 [ "$open" -eq 0 ] || { say "$open target(s) with a finding"; exit 1; }
