@@ -92,13 +92,14 @@ async fn training_registers_signed_versions_and_only_a_better_one_becomes_champi
     let team = stack.team("train");
     let other = stack.team("train-other");
 
-    // Three days of one series, every five minutes, ending ten to twenty-five minutes ago, on the
-    // quarter hour: where the series falls within the detector's 15-minute buckets decides today
-    // whether the injected shift is caught (a known defect, `cll-trainer/tests/shift_phase.rs`),
-    // and a test must not pass or fail by the time of day it runs.
+    // Three days of one series, every five minutes, ending 23 to 38 minutes ago, starting
+    // seven minutes past a quarter hour: where the series falls within the detector's 15-minute
+    // buckets decides today whether the injected shift is caught (a series starting 0-4 minutes
+    // past is missed: a known defect, `cll-trainer/tests/shift_phase.rs`), and a test must not
+    // pass or fail by the time of day it runs.
     let now_min = chrono::Utc::now().timestamp() / 60;
     let span = 3 * 1440;
-    let start = (now_min - span - 10).div_euclid(15) * 15;
+    let start = (now_min - span - 25).div_euclid(15) * 15 + 7;
     let minutes: Vec<i64> = (0..span).step_by(STEP as usize).collect();
     stack.ingest_series(&team.operator, ("deployment/cart", "p99_ms"), start * 60_000, minutes.clone(), value).await;
     eventually("three days of aggregates", Duration::from_secs(300), || async {

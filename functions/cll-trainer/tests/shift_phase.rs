@@ -26,18 +26,28 @@ fn caught(start: i64) -> bool {
     d.detected == 1
 }
 
-#[test]
-fn a_shift_is_caught_at_every_time_of_day_on_the_quarter_hour() {
-    let missed: Vec<i64> = (0..1440).step_by(15).filter(|off| !caught(29_000_000 + off)).collect();
-    assert!(missed.is_empty(), "missed at {missed:?}");
+/// Midnight, in minutes since the epoch.
+const MIDNIGHT: i64 = 29_000_160;
+
+/// The start phases (minutes past the quarter hour) at which the shift is missed, of 0..15, each
+/// tried at every quarter hour of the day.
+fn missed_phases(phases: std::ops::Range<i64>) -> Vec<i64> {
+    assert_eq!(MIDNIGHT % 1440, 0);
+    phases.filter(|r| (0..96).any(|q| !caught(MIDNIGHT + q * 15 + r))).collect()
 }
 
 #[test]
-#[ignore = "known defect (issue 13): 37 of 111 phases missed; the history of surprise still holds the \
-            local-only surprise of the days before the seasonal model starts, so a young seasonal \
-            profile's shift does not stand out. Resetting it fixes this and lifts NAB, but then the \
-            young profile alarms falsely on plain noise; see the issue note"]
-fn a_shift_is_caught_at_every_phase() {
-    let missed: Vec<i64> = (0..1440).step_by(13).filter(|off| !caught(29_000_000 + off)).collect();
-    assert!(missed.is_empty(), "missed {} of 111 phases: {missed:?}", missed.len());
+fn a_shift_is_caught_at_every_time_of_day_when_the_series_starts_5_to_14_minutes_past_the_quarter() {
+    // What the d3_training end-to-end test relies on.
+    assert_eq!(missed_phases(5..15), Vec::<i64>::new());
+}
+
+#[test]
+#[ignore = "known defect (issue 13): a series starting 0-4 minutes past the quarter hour has its shift \
+            missed at every time of day. The history of surprise still holds the local-only surprise \
+            of the days before the seasonal model starts, so a young seasonal profile's shift does not \
+            stand out; resetting it fixes this and lifts NAB, but then the young profile alarms falsely \
+            on plain noise (see the issue note)"]
+fn a_shift_is_caught_whatever_minute_the_series_starts() {
+    assert_eq!(missed_phases(0..15), Vec::<i64>::new());
 }
