@@ -125,3 +125,14 @@ pub fn replay(fuzz_dir: &std::path::Path, targets: &[Target]) -> Result<usize, S
     }
     Ok(replayed)
 }
+
+/// `fuzz/` of this repository, from a crate's `CARGO_MANIFEST_DIR` (`functions/<crate>`).
+pub fn fuzz_dir(crate_dir: &str) -> std::path::PathBuf {
+    std::path::Path::new(crate_dir).join("../../fuzz")
+}
+
+/// The body of each crate's `fuzz_replay` test: [`replay`] its targets, panicking on a finding.
+pub fn assert_replays(crate_dir: &str, targets: &[Target]) {
+    let n = replay(&fuzz_dir(crate_dir), targets).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("replayed {n} fuzz inputs over {} targets", targets.len());
+}
