@@ -124,8 +124,10 @@ up() {
   port_free 9001 harness
   local reload=()
   [ -n "${NAKSHA_NO_RELOAD:-}" ] && reload=(--ignore-changes)
+  # NAKSHA_WATCH_ARGS passes more flags to `cargo lambda watch` (e.g. -vv to see how it routes).
+  # shellcheck disable=SC2086
   start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
-    --env-file "$LOCAL/functions.env" "${reload[@]}"
+    --env-file "$LOCAL/functions.env" "${reload[@]}" ${NAKSHA_WATCH_ARGS:-}
   start harness "$HARNESS" serve
   say "waiting for GET $API/health"
   for _ in $(seq 1 600); do

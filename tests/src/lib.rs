@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
 use naksha_local::devauth::DevKey;
-use naksha_local::stack::{self, API_URL, LocalStack, Paths};
+pub use naksha_local::stack::API_URL;
+use naksha_local::stack::{self, LocalStack, Paths};
 use naksha_local::template::Template;
 use serde_json::Value;
 
@@ -134,25 +135,36 @@ impl Stack {
             Some(t) => req.header("authorization", format!("Bearer {t}")),
             None => req,
         };
-        // `cargo lambda watch` now and then fails to hand a request to a warm instance and
-        // answers with its own 500 (`https://httpstatuses.com/500`, and no log line from the
-        // function); ours are `urn:naksha:problem:*`. That one is retried once and said on
-        // stderr, as a client retries an API Gateway 5xx. A function that panicked is caught
-        // by `make e2e` from the functions' log instead.
+        let mut req = req.build().expect("a well-formed request");
+        // Every write carries an `Idempotency-Key`, as a careful client's does: `cargo lambda
+        // watch` now and then loses a function's answer and replies with its own 500
+        // (`https://httpstatuses.com/500`; ours are `urn:naksha:problem:*`) after the function
+        // ran. Such a reply is retried once with the same key, so the retry gets the first
+        // answer back instead of acting twice (docs/api.md, "Retries"). A test that sets its own
+        // key keeps it. A function that panicked is caught by `make e2e` from the functions' log.
+        let write = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+        if write && !req.headers().contains_key("idempotency-key") {
+            let key = format!("e2e-{}", uuid::Uuid::now_v7());
+            req.headers_mut().insert("idempotency-key", key.parse().expect("a valid header"));
+        }
         let again = req.try_clone();
-        let reply = Self::reply(req).await;
+        let reply = self.reply(req).await;
         match again {
             Some(again) if reply.status == 500 && reply.text.contains("https://httpstatuses.com/500") => {
-                eprintln!("[e2e] the emulator answered its own 500; retrying once");
+                eprintln!(
+                    "[e2e] the emulator answered its own 500 to {} {}; retrying once",
+                    again.method(),
+                    again.url().path()
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                Self::reply(again).await
+                self.reply(again).await
             }
             _ => reply,
         }
     }
 
-    async fn reply(req: reqwest::RequestBuilder) -> Reply {
-        let resp = req.send().await.expect("the API at :9000 did not answer");
+    async fn reply(&self, req: reqwest::Request) -> Reply {
+        let resp = self.http.execute(req).await.expect("the API at :9000 did not answer");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let content_type = headers

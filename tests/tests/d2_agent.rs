@@ -728,3 +728,56 @@ async fn an_act_whose_audit_record_cannot_land_is_not_succeeded_until_it_does() 
     let chain = audit(&stack, &team).await;
     assert_eq!((chain["count"].as_u64(), chain["verified"].as_bool()), (Some(1), Some(true)), "{chain}");
 }
+
+async fn keyed(stack: &Stack, path: &str, token: &str, key: &str, body: &Value) -> naksha_e2e::Reply {
+    let req = stack
+        .http
+        .post(format!("{}{path}", naksha_e2e::API_URL))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_string());
+    stack.send(req, Some(token)).await
+}
+
+/// A client that lost an answer retries with the same `Idempotency-Key` and gets the first
+/// answer back: one run, one approval, one act, one audit record.
+#[tokio::test]
+async fn a_retried_start_or_approval_with_its_idempotency_key_acts_once() {
+    let stack = Stack::connect().await;
+    let team = setup(&stack, "idem", "manual").await;
+    let start = json!({"signal": "deployment_unhealthy", "resource": RES});
+    let first = keyed(&stack, "/agent/run", &team.operator, "start-1", &start).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let retry = keyed(&stack, "/agent/run", &team.operator, "start-1", &start).await;
+    assert_eq!((retry.status, retry.json()), (202, first.json()), "the retry is the first answer");
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    // The same key on another request runs nothing.
+    let other = json!({"signal": "deployment_unhealthy", "resource": "deployment/other"});
+    let misuse = keyed(&stack, "/agent/run", &team.operator, "start-1", &other).await;
+    assert_eq!((misuse.status, misuse.content_type.as_str()), (422, "application/problem+json"), "{}", misuse.text);
+    // Another caller's key space is its own: the same key and body from another tenant is a new request.
+    let stranger = setup(&stack, "idem-other", "manual").await;
+    let theirs = keyed(&stack, "/agent/run", &stranger.operator, "start-1", &start).await;
+    assert_eq!(theirs.status, 202, "{}", theirs.text);
+    assert_ne!(theirs.json()["run_id"], first.json()["run_id"]);
+    assert!(theirs.headers.get("idempotent-replayed").is_none());
+
+    let run = first.json()["run_id"].as_str().unwrap().to_owned();
+    let waiting = stack.run_until(&team, &run, &["awaiting_approval", "failed"]).await;
+    assert_eq!(waiting["status"], "awaiting_approval", "{waiting}");
+    let approval = json!({"justification": "INC-4711: restart per runbook", "plan_sha256": waiting["plan"]["sha256"]});
+    let path = format!("/agent/runs/{run}/approve");
+    let approved = keyed(&stack, &path, &team.approver, "approve-1", &approval).await;
+    assert_eq!(approved.status, 202, "{}", approved.text);
+    let again = keyed(&stack, &path, &team.approver, "approve-1", &approval).await;
+    assert_eq!((again.status, again.headers["idempotent-replayed"].to_str().unwrap()), (202, "true"));
+    let done = stack.run_until(&team, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(stack.sim_state(&team, RES).await["restarts"], 1, "one act");
+    let chain = audit(&stack, &team).await;
+    assert_eq!((chain["count"].as_u64(), chain["verified"].as_bool()), (Some(1), Some(true)));
+    // Without the key, a second approval is a second request, and the finished run refuses it.
+    let plain = stack.post_json(&path, Some(&team.approver), &approval).await;
+    assert_eq!(plain.status, 409, "{}", plain.text);
+}

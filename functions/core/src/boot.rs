@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::auth::{AuthConfig, Verifier};
 use crate::aws::Aws;
 use crate::config::{ConfigReader, Platform};
+use crate::idempotency::Idempotency;
 use crate::models::{ChampionCache, DEFAULT_CACHE_TTL, ModelReader};
 use crate::privacy::PiiKey;
 use crate::problem::Problem;
@@ -97,15 +98,25 @@ pub async fn start<F: Function>() -> Result<F, BootError> {
 }
 
 /// Run an HTTP function (API Gateway HTTP API events): `handler` answers each request with a
-/// response or a [`Problem`].
+/// response or a [`Problem`]. Writes carrying `Idempotency-Key` are answered once (see
+/// [`crate::idempotency`]) when the function has a limits table.
 pub async fn http<F, H, Fut>(handler: H) -> Result<(), BootError>
 where
     F: Function,
-    H: Fn(Arc<F>, Request) -> Fut,
+    H: Fn(Arc<F>, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
 {
-    let app = start::<F>().await?;
-    http::serve_with(app, handler).await
+    logging::init();
+    let mut r = ConfigReader::from_env();
+    let platform = Platform::from_config(&mut r);
+    let config = F::config(&mut r);
+    // Idempotency records share the limits table, which every API function may update.
+    let keyed = r.optional("LIMITS_TABLE");
+    r.finish()?;
+    let cold = Cold { aws: Aws::load().await, platform };
+    let idempotency = keyed.map(|table| Arc::new(Idempotency::dynamo(cold.aws.dynamodb(), table)));
+    let app = F::build(config, &cold).await?;
+    http::serve_keyed_with(app, idempotency, handler).await
 }
 
 /// Run an event function (a stream consumer, a schedule): `handler` gets each event's payload.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{Principal, READERS, Verifier};
+use crate::idempotency::{Begin, Idempotency};
 use crate::problem::Problem;
 
 /// 405 unless the request uses `expected` (e.g. `"GET"`).
@@ -33,30 +34,52 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// one log line per request (method, route, status, latency; never headers or bodies).
 pub async fn serve<H, Fut>(handler: H) -> Result<(), lambda_http::Error>
 where
-    H: Fn(Request) -> Fut,
+    H: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
 {
+    serve_keyed(None, handler).await
+}
+
+/// [`serve`], honouring `Idempotency-Key` on writes when `idempotency` is given: a retried
+/// request gets its first answer back and runs nothing (see [`crate::idempotency`]).
+pub async fn serve_keyed<H, Fut>(idempotency: Option<Arc<Idempotency>>, handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    let handler = Arc::new(handler);
     lambda_http::run(service_fn(move |req: Request| {
         let method = req.method().to_string();
         let route = req.raw_http_path().to_owned();
         let started = Instant::now();
-        let fut = handler(req);
+        let handler = Arc::clone(&handler);
+        let idempotency = idempotency.clone();
         async move {
-            let response = match fut.await {
-                Ok(r) => r,
-                Err(problem) => {
-                    if problem.status >= 500 {
-                        tracing::error!(status = problem.status, detail = %problem.detail,
-                            cause = problem.internal.as_deref().unwrap_or(""), "request failed");
+            let mut replayed = false;
+            let outcome = match idempotency.as_deref() {
+                None => handler(req).await,
+                Some(idem) => match idem.begin(&req).await {
+                    Ok(None) => handler(req).await,
+                    Ok(Some(Begin::Replay(kept))) => {
+                        replayed = true;
+                        Ok(kept)
                     }
-                    problem.into_response()
-                }
+                    Ok(Some(Begin::Run(claim))) => {
+                        let r = handler(req).await;
+                        let rendered = r.unwrap_or_else(render);
+                        idem.finish(claim, &rendered).await;
+                        Ok(rendered)
+                    }
+                    Err(problem) => Err(problem),
+                },
             };
+            let response = outcome.unwrap_or_else(render);
             tracing::info!(
                 method = %method,
                 route = %route,
                 status = response.status().as_u16(),
                 latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                replayed,
                 "request"
             );
             Ok::<_, Infallible>(response)
@@ -65,16 +88,39 @@ where
     .await
 }
 
+/// A problem as its response; server errors' internal cause is logged here.
+fn render(problem: Problem) -> Response<Body> {
+    if problem.status >= 500 {
+        tracing::error!(status = problem.status, detail = %problem.detail,
+            cause = problem.internal.as_deref().unwrap_or(""), "request failed");
+    }
+    problem.into_response()
+}
+
 /// [`serve`] with state built once per cold start and shared by every request: the handler
 /// gets its own handle on it.
 pub async fn serve_with<T, H, Fut>(app: T, handler: H) -> Result<(), lambda_http::Error>
 where
     T: Send + Sync + 'static,
-    H: Fn(Arc<T>, Request) -> Fut,
+    H: Fn(Arc<T>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
+{
+    serve_keyed_with(app, None, handler).await
+}
+
+/// [`serve_with`] and [`serve_keyed`] together.
+pub async fn serve_keyed_with<T, H, Fut>(
+    app: T,
+    idempotency: Option<Arc<Idempotency>>,
+    handler: H,
+) -> Result<(), lambda_http::Error>
+where
+    T: Send + Sync + 'static,
+    H: Fn(Arc<T>, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
 {
     let app = Arc::new(app);
-    serve(move |req| handler(Arc::clone(&app), req)).await
+    serve_keyed(idempotency, move |req| handler(Arc::clone(&app), req)).await
 }
 
 /// The request body, refused with 413 when over [`MAX_BODY_BYTES`].

@@ -25,6 +25,7 @@ pub mod config;
 pub mod ddb;
 pub mod fuzzing;
 pub mod http;
+pub mod idempotency;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
