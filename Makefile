@@ -9,6 +9,7 @@
 #   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
 #   make fuzz [FUZZ_SECONDS=60 FUZZ_TARGETS="wpk jwt_token"]   libFuzzer on every parser outside bytes reach
+#   make api-fuzz [API_FUZZ_EXAMPLES=60]   schemathesis: docs/openapi.yaml against the local stack, per role
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
@@ -24,7 +25,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e bench fuzz nab nab-loco clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz bench fuzz nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -76,10 +77,16 @@ unit:
 	cargo test --workspace --exclude naksha-e2e
 
 # End-to-end and adapter tests need the stack; they bring it up if it is down and leave it
-# as they found it.
+# as they found it. Then a bounded schemathesis pass over docs/openapi.yaml, one token per role.
 e2e: tools
 	@cargo build --quiet --workspace --bins
-	@./local/with-stack.sh sh -c 'cargo test -p naksha-e2e || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
+	@./local/with-stack.sh sh -c 'cargo test -p naksha-e2e || { ./local/stack.sh errors; exit 1; }; \
+	  API_FUZZ_EXAMPLES=5 ./local/api-fuzz.sh || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
+
+# The OpenAPI contract tested by a generator, a long pass (make test runs 5 examples per operation).
+api-fuzz: tools
+	@cargo build --quiet --workspace --bins
+	@./local/with-stack.sh ./local/api-fuzz.sh
 
 test: lint unit e2e
 

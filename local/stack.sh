@@ -16,6 +16,7 @@ PIDS="$LOCAL/pids"
 LOGS="$LOCAL/logs"
 VENV="$ROOT/.venv"
 SCAN_VENV="$ROOT/.venv-scan"
+API_VENV="$ROOT/.venv-api"
 EMULATOR=http://127.0.0.1:4566
 API=http://127.0.0.1:9000
 HARNESS="$ROOT/target/debug/naksha-local"
@@ -81,6 +82,14 @@ tools() {
     python3 -m venv "$SCAN_VENV"
     "$SCAN_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements-scan.txt"
     rm -f "$SCAN_VENV"/.installed-*; touch "$scan_stamp"
+  fi
+  # The contract tester (schemathesis) too.
+  local api_stamp="$API_VENV/.installed-$(sha256sum "$ROOT/local/requirements-api.txt" | cut -c1-16)"
+  if [ ! -f "$api_stamp" ]; then
+    say "installing the contract tester into .venv-api (schemathesis)"
+    python3 -m venv "$API_VENV"
+    "$API_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements-api.txt"
+    rm -f "$API_VENV"/.installed-*; touch "$api_stamp"
   fi
   if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
     say "installing promtool and openssl from Debian (prometheus, openssl)"

@@ -1,0 +1,32 @@
+"""schemathesis hooks for `local/api-fuzz.sh`.
+
+One failure is dropped, and only that one: `cargo lambda watch` (the local API Gateway) cannot
+hand a body that is not UTF-8 under a text content type to a function at all, and answers with
+its own 500 (`https://httpstatuses.com/500`; every error of ours is `urn:naksha:problem:*`).
+API Gateway base64-encodes such a body and the functions answer 400; the bad-input e2e tests
+check that with octet-stream bodies. An emulator 500 for a UTF-8 body is still a finding.
+"""
+
+import schemathesis
+
+EMULATOR_500 = b"https://httpstatuses.com/500"
+
+
+def _sent_body(response) -> bytes:
+    body = getattr(getattr(response, "request", None), "body", None)
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return bytes(body)
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    if response is None or response.status_code != 500 or EMULATOR_500 not in (response.content or b""):
+        return True
+    try:
+        _sent_body(response).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
