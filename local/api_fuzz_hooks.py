@@ -25,8 +25,10 @@ def _sent_body(response) -> bytes:
 def filter_failure(context, failure, case, response):
     if response is None or response.status_code != 500 or EMULATOR_500 not in (response.content or b""):
         return True
-    try:
-        _sent_body(response).decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    # The emulator's own 500 is never a function's answer (ours are `urn:naksha:problem:*`, and a
+    # panic fails `make e2e` from the functions' log). Besides non-UTF-8 bodies, it now and then
+    # loses an answer the function gave (stop 20's note); each is dropped and said on stderr.
+    import sys
+
+    print(f"[api-fuzz] emulator's own 500 dropped: {case.method} {case.path}", file=sys.stderr)
+    return False
