@@ -1,6 +1,6 @@
 """schemathesis hooks for `local/api-fuzz.sh`.
 
-One failure is dropped, and only that one: `cargo lambda watch` (the local API Gateway) cannot
+The emulator's own 500 is dropped (said on stderr). Mostly: `cargo lambda watch` (the local API Gateway) cannot
 hand a body that is not UTF-8 under a text content type to a function at all, and answers with
 its own 500 (`https://httpstatuses.com/500`; every error of ours is `urn:naksha:problem:*`).
 API Gateway base64-encodes such a body and the functions answer 400; the bad-input e2e tests
