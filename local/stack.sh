@@ -67,30 +67,23 @@ stop() {
   rm -f "$PIDS/$name.pid"
 }
 
+# Install a pinned requirements file into its own venv, again only when the file changes.
+venv_install() {
+  local venv=$1 requirements=$2 what=$3
+  local stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+  [ -f "$stamp" ] && return
+  say "installing $what into ${venv#"$ROOT"/}"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  rm -f "$venv"/.installed-*; touch "$stamp"
+}
+
 tools() {
-  local stamp="$VENV/.installed-$(sha256sum "$ROOT/local/requirements.txt" | cut -c1-16)"
-  if [ ! -f "$stamp" ]; then
-    say "installing Python tools into .venv (moto, cargo-lambda, cfn-lint, sam)"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements.txt"
-    rm -f "$VENV"/.installed-*; touch "$stamp"
-  fi
-  # The IaC scanner lives in its own venv: its pins (boto3 and friends) must not move moto's or sam's.
-  local scan_stamp="$SCAN_VENV/.installed-$(sha256sum "$ROOT/local/requirements-scan.txt" | cut -c1-16)"
-  if [ ! -f "$scan_stamp" ]; then
-    say "installing the IaC scanner into .venv-scan (checkov)"
-    python3 -m venv "$SCAN_VENV"
-    "$SCAN_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements-scan.txt"
-    rm -f "$SCAN_VENV"/.installed-*; touch "$scan_stamp"
-  fi
-  # The contract tester (schemathesis) too.
-  local api_stamp="$API_VENV/.installed-$(sha256sum "$ROOT/local/requirements-api.txt" | cut -c1-16)"
-  if [ ! -f "$api_stamp" ]; then
-    say "installing the contract tester into .venv-api (schemathesis)"
-    python3 -m venv "$API_VENV"
-    "$API_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/local/requirements-api.txt"
-    rm -f "$API_VENV"/.installed-*; touch "$api_stamp"
-  fi
+  venv_install "$VENV" "$ROOT/local/requirements.txt" "Python tools (moto, cargo-lambda, cfn-lint, sam)"
+  # The IaC scanner and the contract tester live in venvs of their own: their pins (boto3 and
+  # friends) must not move moto's or sam's.
+  venv_install "$SCAN_VENV" "$ROOT/local/requirements-scan.txt" "the IaC scanner (checkov)"
+  venv_install "$API_VENV" "$ROOT/local/requirements-api.txt" "the contract tester (schemathesis)"
   if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
     say "installing promtool and openssl from Debian (prometheus, openssl)"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

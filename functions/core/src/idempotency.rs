@@ -242,7 +242,7 @@ impl Idempotency {
                 }
                 d
             }
-            Store::Dynamo { db, table } => dynamo_claim(db, table, &pk, &claim, now).await?,
+            Store::Dynamo { db, table } => dynamo_claim(db, table, &pk, &claim, lease_until_ms, now).await?,
         };
         match decision {
             Decision::Claim => Ok(Some(Begin::Run(Claim { pk, fingerprint: fp }))),
@@ -317,11 +317,9 @@ async fn dynamo_claim(
     table: &str,
     pk: &str,
     claim: &Record,
+    lease_until_ms: i64,
     now: i64,
 ) -> Result<Decision, Problem> {
-    let State::Pending { lease_until_ms } = claim.state else {
-        return Err(Problem::internal("an idempotency claim must be pending"));
-    };
     let taken = db
         .update_item()
         .table_name(table)
@@ -403,20 +401,16 @@ mod tests {
             .unwrap()
     }
 
-    async fn run(idem: &Idempotency, r: &Request) -> Result<Option<Begin>, Problem> {
-        idem.begin(r).await
-    }
-
     #[tokio::test]
     async fn a_retry_gets_the_first_answer_and_runs_nothing() {
         let idem = Idempotency::memory();
         let r = req("POST", Some("k-1"), Some("Bearer t1"), "{\"justification\":\"x\"}");
-        let Some(Begin::Run(claim)) = run(&idem, &r).await.unwrap() else { panic!("the first request runs") };
+        let Some(Begin::Run(claim)) = idem.begin(&r).await.unwrap() else { panic!("the first request runs") };
         // A retry while the first still runs: 409, retry shortly.
-        let p = run(&idem, &r).await.unwrap_err();
+        let p = idem.begin(&r).await.unwrap_err();
         assert_eq!((p.status, p.headers.clone()), (409, vec![("retry-after", "1".to_owned())]));
         idem.finish(claim, &answer(200, "{\"state\":\"dryrun\"}")).await;
-        let Some(Begin::Replay(again)) = run(&idem, &r).await.unwrap() else { panic!("a replay") };
+        let Some(Begin::Replay(again)) = idem.begin(&r).await.unwrap() else { panic!("a replay") };
         assert_eq!(again.status(), 200);
         assert_eq!(again.headers()[REPLAYED_HEADER], "true");
         assert_eq!(again.body(), &Body::Text("{\"state\":\"dryrun\"}".into()));
@@ -426,14 +420,14 @@ mod tests {
     async fn the_key_is_bound_to_the_request_and_to_the_credential() {
         let idem = Idempotency::memory();
         let first = req("POST", Some("k-1"), Some("Bearer t1"), "{\"a\":1}");
-        let Some(Begin::Run(claim)) = run(&idem, &first).await.unwrap() else { panic!() };
+        let Some(Begin::Run(claim)) = idem.begin(&first).await.unwrap() else { panic!() };
         idem.finish(claim, &answer(201, "{}")).await;
         // Same key, other body: 422, and nothing runs.
         let other = req("POST", Some("k-1"), Some("Bearer t1"), "{\"a\":2}");
-        assert_eq!(run(&idem, &other).await.unwrap_err().status, 422);
+        assert_eq!(idem.begin(&other).await.unwrap_err().status, 422);
         // Same key and body under another credential: a request of its own.
         let stranger = req("POST", Some("k-1"), Some("Bearer t2"), "{\"a\":1}");
-        assert!(matches!(run(&idem, &stranger).await.unwrap(), Some(Begin::Run(_))));
+        assert!(matches!(idem.begin(&stranger).await.unwrap(), Some(Begin::Run(_))));
     }
 
     #[tokio::test]
@@ -441,25 +435,25 @@ mod tests {
         let idem = Idempotency::memory();
         let r = req("POST", Some("k-2"), Some("Bearer t1"), "{}");
         for status in [500, 503, 400, 401, 403, 404, 409, 413, 429] {
-            let Some(Begin::Run(claim)) = run(&idem, &r).await.unwrap() else { panic!("{status}: runs again") };
+            let Some(Begin::Run(claim)) = idem.begin(&r).await.unwrap() else { panic!("{status}: runs again") };
             idem.finish(claim, &answer(status, "{}")).await;
             let Store::Memory(records) = &idem.store else { panic!() };
             assert!(records.lock().unwrap().is_empty(), "{status}: a refused request left a record");
         }
-        let Some(Begin::Run(claim)) = run(&idem, &r).await.unwrap() else { panic!() };
+        let Some(Begin::Run(claim)) = idem.begin(&r).await.unwrap() else { panic!() };
         idem.finish(claim, &answer(201, "{\"id\":\"w1\"}")).await;
-        let Some(Begin::Replay(again)) = run(&idem, &r).await.unwrap() else { panic!("a success is kept") };
+        let Some(Begin::Replay(again)) = idem.begin(&r).await.unwrap() else { panic!("a success is kept") };
         assert_eq!(again.status(), 201);
     }
 
     #[tokio::test]
     async fn only_keyed_writes_with_a_credential_are_tracked_and_bad_keys_are_400() {
         let idem = Idempotency::memory();
-        assert!(run(&idem, &req("GET", Some("k"), Some("Bearer t"), "")).await.unwrap().is_none());
-        assert!(run(&idem, &req("POST", None, Some("Bearer t"), "")).await.unwrap().is_none());
-        assert!(run(&idem, &req("POST", Some("k"), None, "")).await.unwrap().is_none());
+        assert!(idem.begin(&req("GET", Some("k"), Some("Bearer t"), "")).await.unwrap().is_none());
+        assert!(idem.begin(&req("POST", None, Some("Bearer t"), "")).await.unwrap().is_none());
+        assert!(idem.begin(&req("POST", Some("k"), None, "")).await.unwrap().is_none());
         for bad in ["has space", "", &"x".repeat(256)] {
-            let p = run(&idem, &req("POST", Some(bad), Some("Bearer t"), "")).await.unwrap_err();
+            let p = idem.begin(&req("POST", Some(bad), Some("Bearer t"), "")).await.unwrap_err();
             assert_eq!(p.status, 400, "{bad:?}");
         }
     }
@@ -468,9 +462,9 @@ mod tests {
     async fn an_answer_too_large_to_keep_is_not_replayed_as_something_else() {
         let idem = Idempotency::memory();
         let r = req("POST", Some("k-3"), Some("Bearer t1"), "{}");
-        let Some(Begin::Run(claim)) = run(&idem, &r).await.unwrap() else { panic!() };
+        let Some(Begin::Run(claim)) = idem.begin(&r).await.unwrap() else { panic!() };
         idem.finish(claim, &answer(200, &"x".repeat(MAX_KEPT_BODY + 1))).await;
-        let Some(Begin::Replay(again)) = run(&idem, &r).await.unwrap() else { panic!() };
+        let Some(Begin::Replay(again)) = idem.begin(&r).await.unwrap() else { panic!() };
         assert_eq!(again.status(), 409);
         assert!(again.headers().get(REPLAYED_HEADER).is_none());
     }
