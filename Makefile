@@ -10,6 +10,7 @@
 #   make bench   criterion benchmarks and the release bootstrap size
 #   make fuzz [FUZZ_SECONDS=60 FUZZ_TARGETS="wpk jwt_token"]   libFuzzer on every parser outside bytes reach
 #   make api-fuzz [API_FUZZ_EXAMPLES=60]   schemathesis: docs/openapi.yaml against the local stack, per role
+#   make load [LOAD_SECONDS=180 LOAD_CLIENTS=8]   ingest under faults; proves nothing lost (reports/load.md)
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
@@ -25,7 +26,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz bench fuzz nab nab-loco clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz load bench fuzz nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -77,16 +78,26 @@ unit:
 	cargo test --workspace --exclude naksha-e2e
 
 # End-to-end and adapter tests need the stack; they bring it up if it is down and leave it
-# as they found it. Then a bounded schemathesis pass over docs/openapi.yaml, one token per role.
+# as they found it. Then a bounded schemathesis pass over docs/openapi.yaml, one token per role,
+# and a short load run with faults (both after the tests: the faults would disturb them).
 e2e: tools
 	@cargo build --quiet --workspace --bins
 	@./local/with-stack.sh sh -c 'cargo test -p naksha-e2e || { ./local/stack.sh errors; exit 1; }; \
-	  API_FUZZ_EXAMPLES=5 ./local/api-fuzz.sh || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
+	  API_FUZZ_EXAMPLES=5 ./local/api-fuzz.sh || { ./local/stack.sh errors; exit 1; }; \
+	  LOAD_SECONDS=45 LOAD_FAULT_EVERY=6 LOAD_FAULTS=pollers,consumer LOAD_POISON=6 LOAD_RUNS=3 LOAD_REPORT=.local/load/short.md ./target/debug/naksha-load \
+	    || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
 
 # The OpenAPI contract tested by a generator, a long pass (make test runs 5 examples per operation).
 api-fuzz: tools
 	@cargo build --quiet --workspace --bins
 	@./local/with-stack.sh ./local/api-fuzz.sh
+
+# Concurrent clients on POST /ingest for LOAD_SECONDS while the pollers are killed, the consumer
+# dies mid-batch and the emulator's connections are reset; then the tables must show every
+# accepted event counted once, only the poison records dead-lettered, every agent run acted once.
+load: tools
+	@cargo build --quiet --workspace --bins
+	@./local/with-stack.sh ./target/debug/naksha-load
 
 test: lint unit e2e
 

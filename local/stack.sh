@@ -3,8 +3,10 @@
 #
 #   up     start the emulator (LocalStack if it already answers on :4566, else moto from .venv),
 #          provision it from template.yaml, start `cargo lambda watch` on :9000 and the harness
-#          (dev JWKS on :9001, Kinesis pollers); return once GET /health answers 200.
+#          (dev JWKS on :9001, schedules) and the Kinesis pollers; return once GET /health answers 200.
 #   down   stop only what `up` started (pid files under .local/pids).
+#   pollers  start the Kinesis pollers if they are not running (they resume from their checkpoints).
+#   crash NAME  kill NAME (moto, watch, harness, pollers) with SIGKILL, as a crash would: `make load`.
 #   tools  install what the stack and the tests need: .venv (moto, cargo-lambda, cfn-lint,
 #          sam), .venv-scan (checkov), promtool (Debian's prometheus package), openssl.
 #   status say what is running.
@@ -108,6 +110,8 @@ up() {
     # A fresh emulator has fresh streams (moto numbers sequence numbers from 1 again): on-failure
     # records of the previous one name batches that no longer exist.
     [ -s "$ROOT/.local/on-failure.jsonl" ] && mv "$ROOT/.local/on-failure.jsonl" "$ROOT/.local/on-failure.previous.jsonl"
+    # Nor do the pollers' checkpoints name anything in it.
+    rm -rf "$ROOT/.local/checkpoints"
     start moto "$VENV/bin/python" "$ROOT/local/moto_server.py" -H 127.0.0.1 -p 4566
     for _ in $(seq 1 100); do [ "$(backend)" = moto ] && break; sleep 0.2; done
     b=$(backend)
@@ -131,6 +135,7 @@ up() {
   start watch cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
     --env-file "$LOCAL/functions.env" "${reload[@]}" ${NAKSHA_WATCH_ARGS:-}
   start harness "$HARNESS" serve
+  start pollers "$HARNESS" pollers
   say "waiting for GET $API/health"
   for _ in $(seq 1 600); do
     if healthy; then say "up: API $API, emulator $EMULATOR ($b)"; return 0; fi
@@ -140,14 +145,25 @@ up() {
   say "GET /health did not answer 200 within 10 minutes; see .local/logs/"; exit 1
 }
 
+crash() {
+  local name=$1 pid
+  alive "$name" || { say "$name is not running"; return 1; }
+  pid=$(cat "$PIDS/$name.pid")
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$PIDS/$name.pid"
+  say "crashed $name (SIGKILL)"
+}
+
 down() {
+  stop pollers
   stop harness
   stop watch
   stop moto
 }
 
 status() {
-  for n in moto watch harness; do
+  for n in moto watch harness pollers; do
     if alive "$n"; then echo "$n: running (pid $(cat "$PIDS/$n.pid"))"; else echo "$n: stopped"; fi
   done
   echo "backend: $(backend)"
@@ -155,12 +171,12 @@ status() {
 }
 
 # Fail when a function panicked since the stack started (the chaos worker's deliberate crash
-# point excepted), and show the functions' errors: what the tests could only see as a 500.
+# points excepted), and show the functions' errors: what the tests could only see as a 500.
 panics() {
   local log="$LOGS/watch.log"
   [ -f "$log" ] || return 0
   local found
-  found=$(awk '/panicked at/ { at = $0; if ((getline msg) > 0 && msg ~ /crash point for chaos run/) next; print at; print "  " msg }' "$log")
+  found=$(awk '/panicked at/ { at = $0; if ((getline msg) > 0 && msg ~ /crash point for /) next; print at; print "  " msg }' "$log")
   if [ -n "$found" ]; then
     say "a function panicked (from .local/logs/watch.log):"
     printf '%s\n' "$found" | head -40
@@ -178,11 +194,13 @@ errors() {
 
 case "${1:-}" in
   up) up ;;
+  pollers) mkdir -p "$PIDS" "$LOGS"; start pollers "$HARNESS" pollers ;;
+  crash) crash "${2:?crash what? moto, watch, harness or pollers}" ;;
   down) down ;;
   tools) tools ;;
   status) status ;;
   healthy) healthy ;;
   panics) panics ;;
   errors) errors ;;
-  *) echo "usage: $0 up|down|tools|status|healthy|panics|errors" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|pollers|crash NAME|tools|status|healthy|panics|errors" >&2; exit 2 ;;
 esac

@@ -10,7 +10,8 @@ use naksha_local::template::Template;
 
 const USAGE: &str = "usage:
   naksha-local provision [--backend moto|localstack]   create tables, streams, keys from template.yaml
-  naksha-local serve                                   serve the dev JWKS and poll streams into functions
+  naksha-local serve                                   serve the dev JWKS and fire the schedules
+  naksha-local pollers                                 poll the streams into their functions (checkpointed)
   naksha-local token --tenant T --sub S --roles a,b [--ttl SECONDS]
   naksha-local routes [--check]                        the API routes as a cargo-lambda router; --check compares with Cargo.toml
   naksha-local policy-check                            fail on what breaks P-1..P-6 in template.yaml, the routes and the shipped WPKs";
@@ -25,6 +26,7 @@ async fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("provision") => provision(&args).await,
         Some("serve") => serve().await,
+        Some("pollers") => pollers().await,
         Some("token") => token(&args),
         Some("routes") => routes(&args),
         Some("policy-check") => policy_check(),
@@ -61,19 +63,23 @@ async fn provision(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-async fn serve() -> Result<(), String> {
-    naksha_core::logging::init();
+fn loaded() -> Result<(Paths, LocalStack, Template, reqwest::Client), String> {
     let paths = Paths::discover().map_err(|e| e.to_string())?;
     let stack = LocalStack::load(&paths).map_err(|e| e.to_string())?;
     let template =
         Template::load(&paths.template()).and_then(|t| t.for_context(&stack.context)).map_err(|e| e.to_string())?;
-    let key = DevKey::load_or_create(&paths.dev_key()).map_err(|e| e.to_string())?;
-    let jwks = key.jwks().map_err(|e| e.to_string())?.to_string();
-    let listener = tokio::net::TcpListener::bind(JWKS_ADDR).await.map_err(|e| format!("binding {JWKS_ADDR}: {e}"))?;
-    let config = stack::emulator_config().await;
-    let kinesis = aws_sdk_kinesis::Client::new(&config);
     let http =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().map_err(|e| e.to_string())?;
+    Ok((paths, stack, template, http))
+}
+
+/// Lambda's event source mappings: a process of its own, so a test can kill it and start it again.
+async fn pollers() -> Result<(), String> {
+    naksha_core::logging::init();
+    let (paths, stack, template, http) = loaded()?;
+    let config = stack::emulator_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    let mut tasks = tokio::task::JoinSet::new();
     for m in template.stream_mappings().map_err(|e| e.to_string())? {
         let function = stack.name(&m.function_logical_id).map_err(|e| e.to_string())?.to_owned();
         let mapping = Mapping {
@@ -89,9 +95,21 @@ async fn serve() -> Result<(), String> {
             bisect_on_error: m.bisect_on_error,
             report_batch_item_failures: m.report_batch_item_failures,
             failures_file: paths.failures(),
+            checkpoints: paths.checkpoints(),
         };
-        tokio::spawn(poller::run(kinesis.clone(), http.clone(), mapping));
+        tracing::info!(function = %mapping.function, stream = %mapping.stream, "polling");
+        tasks.spawn(poller::run(kinesis.clone(), http.clone(), mapping));
     }
+    while tasks.join_next().await.is_some() {}
+    Err("every poller stopped".into())
+}
+
+async fn serve() -> Result<(), String> {
+    naksha_core::logging::init();
+    let (paths, _stack, template, http) = loaded()?;
+    let key = DevKey::load_or_create(&paths.dev_key()).map_err(|e| e.to_string())?;
+    let jwks = key.jwks().map_err(|e| e.to_string())?.to_string();
+    let listener = tokio::net::TcpListener::bind(JWKS_ADDR).await.map_err(|e| format!("binding {JWKS_ADDR}: {e}"))?;
     let local_periods =
         naksha_local::schedules::overrides(&std::env::var("NAKSHA_SCHEDULE_PERIODS").unwrap_or_default());
     for f in template.functions().map_err(|e| e.to_string())? {

@@ -2,6 +2,9 @@
 //! order, invoke the consumer with real `KinesisEvent` payloads through `cargo lambda watch`,
 //! and honour `batchItemFailures` (retry from the reported record), `MaximumRetryAttempts`,
 //! `BisectBatchOnFunctionError`, and the on-failure destination (a local JSON-lines file).
+//! Like the service, it checkpoints each shard after a batch is handled (a file per shard under
+//! `.local/checkpoints/`), so a poller killed and started again carries on after the last batch
+//! it finished: the batch in flight when it died is delivered again, nothing is skipped.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -32,13 +35,48 @@ pub struct Mapping {
     /// a worker that died mid-batch does not hold the shard forever; its batch is retried).
     pub invoke_timeout: Duration,
     pub failures_file: PathBuf,
+    /// The directory of checkpoint files, one per function and shard.
+    pub checkpoints: PathBuf,
+}
+
+impl Mapping {
+    fn checkpoint_file(&self, shard: &str) -> PathBuf {
+        let safe = |s: &str| {
+            s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>()
+        };
+        self.checkpoints.join(format!("{}.{}.{}", safe(&self.function), safe(&self.stream), safe(shard)))
+    }
+
+    /// The last sequence number handled on this shard by an earlier poller, if any.
+    pub fn checkpoint(&self, shard: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.checkpoint_file(shard)).ok()?;
+        let seq = text.trim();
+        (!seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit())).then(|| seq.to_owned())
+    }
+
+    /// Record that everything up to `seq` is handled (written aside, then renamed: a poller killed
+    /// mid-write leaves the previous checkpoint, never half of one).
+    async fn save_checkpoint(&self, shard: &str, seq: &str) {
+        let file = self.checkpoint_file(shard);
+        let tmp = file.with_extension("tmp");
+        let written = async {
+            tokio::fs::create_dir_all(&self.checkpoints).await?;
+            tokio::fs::write(&tmp, seq).await?;
+            tokio::fs::rename(&tmp, &file).await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!(shard, error = %e, "could not save the checkpoint");
+        }
+    }
 }
 
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// Poll every shard of the mapping's stream, picking up new shards as they appear.
+/// Poll every shard of the mapping's stream, picking up new shards as they appear. The shard
+/// pollers belong to this task: aborting it stops them all, as killing the process would.
 pub async fn run(kinesis: aws_sdk_kinesis::Client, http: reqwest::Client, mapping: Mapping) {
     let mut started: HashSet<String> = HashSet::new();
+    let mut shards = tokio::task::JoinSet::new();
     loop {
         match kinesis.list_shards().stream_name(&mapping.stream).send().await {
             Ok(out) => {
@@ -46,7 +84,7 @@ pub async fn run(kinesis: aws_sdk_kinesis::Client, http: reqwest::Client, mappin
                     let id = shard.shard_id().to_owned();
                     if started.insert(id.clone()) {
                         tracing::info!(stream = %mapping.stream, shard = %id, function = %mapping.function, "polling shard");
-                        tokio::spawn(poll_shard(kinesis.clone(), http.clone(), mapping.clone(), id));
+                        shards.spawn(poll_shard(kinesis.clone(), http.clone(), mapping.clone(), id));
                     }
                 }
             }
@@ -157,8 +195,14 @@ async fn record_failure(m: &Mapping, shard: &str, records: &[Record], reason: &s
 }
 
 async fn poll_shard(kinesis: aws_sdk_kinesis::Client, http: reqwest::Client, m: Mapping, shard: String) {
-    let mut it = iterator(&kinesis, &m, &shard, m.starting_position.clone(), None).await;
-    let mut last_done: Option<String> = None;
+    let mut last_done: Option<String> = m.checkpoint(&shard);
+    let mut it = match &last_done {
+        Some(seq) => {
+            tracing::info!(shard = %shard, after = %seq, function = %m.function, "resuming after the checkpoint");
+            iterator(&kinesis, &m, &shard, ShardIteratorType::AfterSequenceNumber, Some(seq)).await
+        }
+        None => iterator(&kinesis, &m, &shard, m.starting_position.clone(), None).await,
+    };
     let mut attempts: u32 = 0;
     let mut limit = m.batch_size;
     loop {
@@ -190,6 +234,9 @@ async fn poll_shard(kinesis: aws_sdk_kinesis::Client, http: reqwest::Client, m: 
         let retry_from = match outcome {
             Delivery::Done => {
                 last_done = records.last().map(|r| r.sequence_number().to_owned());
+                if let Some(seq) = &last_done {
+                    m.save_checkpoint(&shard, seq).await;
+                }
                 it = next;
                 attempts = 0;
                 limit = m.batch_size;
@@ -212,6 +259,9 @@ async fn poll_shard(kinesis: aws_sdk_kinesis::Client, http: reqwest::Client, m: 
             let reason = retry_from.1.unwrap_or_else(|| format!("record {} kept failing", retry_from.0));
             record_failure(&m, &shard, &records, &reason).await;
             last_done = records.last().map(|r| r.sequence_number().to_owned());
+            if let Some(seq) = &last_done {
+                m.save_checkpoint(&shard, seq).await;
+            }
             it = iterator(&kinesis, &m, &shard, ShardIteratorType::AfterSequenceNumber, last_done.as_deref()).await;
             attempts = 0;
             limit = m.batch_size;

@@ -100,6 +100,10 @@ impl Paths {
     pub fn failures(&self) -> PathBuf {
         self.local().join("on-failure.jsonl")
     }
+    /// Where the pollers keep each shard's checkpoint (the last sequence number handled).
+    pub fn checkpoints(&self) -> PathBuf {
+        self.local().join("checkpoints")
+    }
 }
 
 /// SDK configuration for the emulator: fixed region, dummy credentials, endpoint override.

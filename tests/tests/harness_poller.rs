@@ -114,6 +114,7 @@ fn mapping(stream: String, arn: String, url: String, failures: std::path::PathBu
         report_batch_item_failures: true,
         invoke_url: url,
         invoke_timeout: Duration::from_secs(2),
+        checkpoints: failures.with_extension("checkpoints"),
         failures_file: failures,
     }
 }
@@ -215,4 +216,45 @@ async fn exhausted_retries_go_to_the_on_failure_destination_and_polling_moves_on
     assert_eq!(calls[0].len(), 2);
     assert_eq!(calls[1].len(), 1);
     let _ = std::fs::remove_file(failures);
+}
+
+#[tokio::test]
+async fn a_poller_started_again_carries_on_after_its_checkpoint() {
+    let stack = Stack::connect().await;
+    let (stream, arn, seqs) = stream_with_records(&stack, 3).await;
+    let (url, calls) = fake_function(|_, _| (200, json!({"batchItemFailures": []}))).await;
+    let failures = std::env::temp_dir().join(format!("{stream}.jsonl"));
+    let m = mapping(stream.clone(), arn, url, failures.clone(), 3);
+    let first = tokio::spawn(poller::run(stack.kinesis.clone(), reqwest::Client::new(), m.clone()));
+    eventually("the first three delivered", Duration::from_secs(30), || async {
+        (calls.lock().unwrap().iter().flatten().count() >= 3).then_some(())
+    })
+    .await;
+    eventually("the checkpoint after the third", Duration::from_secs(10), || async {
+        (m.checkpoint("shardId-000000000000").as_deref() == Some(seqs[2].as_str())).then_some(())
+    })
+    .await;
+    // The poller dies; a record arrives while it is down; a new poller starts.
+    first.abort();
+    let later = stack
+        .kinesis
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("p")
+        .data(Blob::new(b"{}".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let second = tokio::spawn(poller::run(stack.kinesis.clone(), reqwest::Client::new(), m.clone()));
+    eventually("the record put while it was down", Duration::from_secs(30), || async {
+        calls.lock().unwrap().iter().any(|c| c.iter().any(|s| s == later.sequence_number())).then_some(())
+    })
+    .await;
+    second.abort();
+    stack.kinesis.delete_stream().stream_name(&stream).send().await.unwrap();
+    let delivered: Vec<String> = calls.lock().unwrap().iter().flatten().cloned().collect();
+    let mut expected = seqs.clone();
+    expected.push(later.sequence_number().to_owned());
+    assert_eq!(delivered, expected, "nothing skipped, and nothing before the checkpoint delivered again");
+    let _ = std::fs::remove_dir_all(&m.checkpoints);
 }

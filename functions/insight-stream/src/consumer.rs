@@ -40,6 +40,19 @@ pub struct BatchReport {
 /// Decode one record; the error is the reason it is poison. The reason names what is wrong and
 /// where, never the text it found there (a record not written by our ingest may hold anything,
 /// PII included, and serde quotes what it did not expect).
+/// The local stack's crash switch (`make load`): when `NAKSHA_CRASH_DIR` (set only by the local
+/// harness, never by template.yaml) holds a file named `telemetry-consumer`, the consumer dies
+/// right after its aggregates are written and before it answers, the most awkward moment: the
+/// batch is delivered again and must change nothing. The file goes first, so it dies once.
+#[allow(clippy::panic)] // dying here, as a crashed instance would, is the point
+fn crash_point() {
+    let Some(dir) = std::env::var_os("NAKSHA_CRASH_DIR") else { return };
+    if std::fs::remove_file(std::path::Path::new(&dir).join("telemetry-consumer")).is_ok() {
+        tracing::error!("crash point reached: the consumer dies mid-batch");
+        panic!("crash point for the telemetry consumer");
+    }
+}
+
 pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
     let record: StreamRecord = serde_json::from_slice(data).map_err(|e| {
         let what = match e.classify() {
@@ -141,6 +154,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
         }
         let (watched, folded) =
             futures::join!(self.watch.observe(shard, &series), fold_groups(&self.store, shard, &groups));
+        crash_point();
         let mut failed: BTreeSet<usize> = folded.failed;
         failed.extend(watched.failed.iter().copied());
         // Records the store refused to hold: dead letters (once per record), never a retry.
