@@ -84,7 +84,7 @@ e2e: tools
 	@cargo build --quiet --workspace --bins
 	@./local/with-stack.sh sh -c 'cargo test -p naksha-e2e || { ./local/stack.sh errors; exit 1; }; \
 	  API_FUZZ_EXAMPLES=5 ./local/api-fuzz.sh || { ./local/stack.sh errors; exit 1; }; \
-	  LOAD_SECONDS=45 LOAD_FAULT_EVERY=6 LOAD_FAULTS=pollers,consumer LOAD_POISON=6 LOAD_RUNS=3 LOAD_REPORT=.local/load/short.md ./target/debug/naksha-load \
+	  LOAD_SECONDS=45 LOAD_FAULT_EVERY=6 LOAD_POISON=6 LOAD_RUNS=3 LOAD_REPORT=.local/load/short.md ./target/debug/naksha-load \
 	    || { ./local/stack.sh errors; exit 1; }; ./local/stack.sh panics'
 
 # The OpenAPI contract tested by a generator, a long pass (make test runs 5 examples per operation).

@@ -36,6 +36,10 @@ pub const CATALOG: &[MetricSpec] = &[
         help: "Undecodable stream records set aside in the dead-letter table.",
     },
     MetricSpec {
+        name: "insight_duplicate_records_total",
+        help: "Stream records skipped as a second copy of an event already counted (a retried put).",
+    },
+    MetricSpec {
         name: "insight_detector_scored_total",
         help: "Per-series minutes scored by the streaming anomaly detector.",
     },

@@ -32,6 +32,8 @@ fn records(series: usize, minutes: i64) -> (Vec<String>, Vec<Vec<u8>>) {
                 samples: vec![("latency_ms".into(), (i % 50) as f64)],
                 labels: BTreeMap::from([("region".into(), "eu".into())]),
                 attrs: Default::default(),
+                rq: None,
+                ix: None,
             })
             .unwrap()
         })

@@ -45,8 +45,12 @@ pub async fn ingest<S: RecordSink, C: CounterStore, I: SeriesIndex>(
     }
     let principal = verifier.authorize(req.headers(), Role::Operator).await?;
     let body = http::body_bytes(&req)?;
-    let accepted =
-        ingest.ingest(&principal, body, chrono::Utc::now().timestamp_millis()).await.map_err(ingest_problem)?;
+    // Checked by the idempotency layer before this handler runs (visible ASCII, ≤ 255).
+    let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
+    let accepted = ingest
+        .ingest_keyed(&principal, body, chrono::Utc::now().timestamp_millis(), key)
+        .await
+        .map_err(ingest_problem)?;
     http::json(202, &accepted)
 }
 

@@ -6,7 +6,7 @@
 //! block the records after it; only a failure that a retry could fix (a write that did not
 //! happen) is reported back, from the earliest record it affects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use naksha_contracts::signing::sha256_hex;
 use naksha_contracts::telemetry::SeriesMeta;
@@ -14,9 +14,10 @@ use naksha_core::metrics::CounterStore;
 use serde::Serialize;
 
 use crate::aggregate::{AggKey, Contribution, Group, fold_groups};
+use crate::dedup::{Window, parse_request};
 use crate::detection::SeriesWatch;
 use crate::event::{RECORD_VERSION, StreamRecord};
-use crate::ports::{AggregateStore, DeadLetterStore, PoisonRecord};
+use crate::ports::{AggregateStore, CommitError, DeadLetterStore, PoisonRecord};
 use crate::series::{BatchSeries, InRecord, Sample, SeqNo, SeriesInput, SeriesKey, minute_of};
 
 /// What happened to a batch.
@@ -28,6 +29,10 @@ pub struct BatchReport {
     pub applied_records: usize,
     pub applied_samples: usize,
     pub duplicate_samples: usize,
+    /// Records that were copies of an event already counted on this shard (an event put twice).
+    pub duplicate_records: usize,
+    /// Requests the dedup window forgot before their horizon, to stay within its bound.
+    pub dedup_evicted: usize,
     pub writes: usize,
     pub poison: usize,
     pub new_poison: usize,
@@ -37,9 +42,6 @@ pub struct BatchReport {
     pub detector_writes: usize,
 }
 
-/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
-/// where, never the text it found there (a record not written by our ingest may hold anything,
-/// PII included, and serde quotes what it did not expect).
 /// The local stack's crash switch (`make load`): when `NAKSHA_CRASH_DIR` (set only by the local
 /// harness, never by template.yaml) holds a file named `telemetry-consumer`, the consumer dies
 /// right after its aggregates are written and before it answers, the most awkward moment: the
@@ -51,6 +53,36 @@ fn crash_point() {
         tracing::error!("crash point reached: the consumer dies mid-batch");
         panic!("crash point for the telemetry consumer");
     }
+}
+
+/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
+/// where, never the text it found there (a record not written by our ingest may hold anything,
+/// PII included, and serde quotes what it did not expect).
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Write the window; when another invocation wrote it since it was read, merge the two and try
+/// again (a few times: two invocations of one shard only overlap after a timeout).
+async fn save_window<S: AggregateStore>(
+    store: &S,
+    shard: &str,
+    mut window: Window,
+    mut version: u64,
+) -> Result<(), String> {
+    for _ in 0..4 {
+        match store.save_window(shard, &window, version).await {
+            Ok(()) => return Ok(()),
+            Err(CommitError::Conflict) => {
+                let (mut theirs, v) = store.load_window(shard).await.map_err(|e| e.to_string())?;
+                theirs.merge(&window);
+                window = theirs;
+                version = v;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("the window kept changing under this invocation".into())
 }
 
 pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
@@ -114,6 +146,17 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
     /// through `failed_from`.
     pub async fn process(&self, shard: &str, records: &[InRecord<'_>]) -> BatchReport {
         let mut report = BatchReport { records: records.len(), ..Default::default() };
+        // Which (request, index) pairs this shard has counted: a second copy of one is skipped.
+        let (mut window, window_version) = match self.store.load_window(shard).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(shard, error = %e, "could not read the dedup window; the batch will be retried");
+                report.failed_from = records.first().map(|r| r.seq.to_owned());
+                return report;
+            }
+        };
+        let mut in_batch: HashSet<(u64, u16)> = HashSet::new();
+        let mut keyed: Vec<(usize, u64, u16)> = Vec::new();
         let mut poison = Vec::new();
         let mut poison_index = Vec::new();
         let mut groups: BTreeMap<AggKey, Group> = BTreeMap::new();
@@ -136,6 +179,13 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                     continue;
                 }
             };
+            if let Some((rq, ix)) = rec.rq.as_deref().and_then(parse_request).zip(rec.ix) {
+                keyed.push((i, rq, ix));
+                if window.seen(rq, ix) || !in_batch.insert((rq, ix)) {
+                    report.duplicate_records += 1;
+                    continue;
+                }
+            }
             let minute = minute_of(rec.ts);
             for (name, value) in rec.samples {
                 let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
@@ -192,12 +242,40 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
             }
         }
 
+        // Remember what this batch counted, up to its first failure (what follows comes again).
+        let upto = failed.first().copied().unwrap_or(records.len());
+        let now = u32::try_from(now_secs()).unwrap_or(u32::MAX);
+        let mut learned = false;
+        for &(_, rq, ix) in keyed.iter().filter(|(i, ..)| *i < upto) {
+            if !window.seen(rq, ix) {
+                window.insert(rq, ix, now);
+                learned = true;
+            }
+        }
+        if learned {
+            window.prune(now);
+            report.dedup_evicted = window.evicted_early;
+            if report.dedup_evicted > 0 {
+                tracing::warn!(
+                    shard,
+                    evicted = report.dedup_evicted,
+                    "the dedup window is full; the oldest requests were forgotten early"
+                );
+            }
+            if let Err(e) = save_window(&self.store, shard, window, window_version).await {
+                // The aggregates hold this batch but the window does not: the batch comes again,
+                // the watermarks skip what it did, and the window is written then.
+                tracing::warn!(shard, error = %e, "could not write the dedup window; the batch will be retried");
+                failed.insert(0);
+            }
+        }
         report.failed_from = failed.first().map(|i| records[*i].seq.to_owned());
         let increments = [
             ("insight_stream_records_total", report.applied_records as u64),
             ("insight_aggregated_samples_total", report.applied_samples as u64),
             ("insight_aggregate_writes_total", report.writes as u64),
             ("insight_poison_records_total", report.new_poison as u64),
+            ("insight_duplicate_records_total", report.duplicate_records as u64),
             ("insight_detector_scored_total", report.scored_minutes as u64),
             ("insight_signals_total", report.signals as u64),
         ];
@@ -235,6 +313,8 @@ mod tests {
             samples: vec![(name.into(), value)],
             labels: BTreeMap::new(),
             attrs: Default::default(),
+            rq: None,
+            ix: None,
         })
         .unwrap()
     }
@@ -450,5 +530,80 @@ mod tests {
             assert!(k.pk().starts_with(&format!("{}#", k.tenant)));
             assert_eq!(v.stats.count, 1);
         }
+    }
+
+    /// A record of request `rq`, the `ix`-th event in it.
+    fn put(rq: &str, ix: u16, value: f64) -> Vec<u8> {
+        let mut r: StreamRecord = serde_json::from_slice(&rec("acme", "web", "rps", value, T0)).unwrap();
+        r.rq = Some(rq.into());
+        r.ix = Some(ix);
+        serde_json::to_vec(&r).unwrap()
+    }
+
+    fn count_of(c: &TestConsumer) -> u64 {
+        stats_of(c).iter().map(|s| s.2.count).sum()
+    }
+
+    #[tokio::test]
+    async fn an_event_put_twice_is_counted_once_in_one_batch_or_the_next() {
+        let c = consumer();
+        const A: &str = "00000000000000aa";
+        // A request of two events, then the SDK's retry of it, in the same batch.
+        let datas = vec![put(A, 0, 1.0), put(A, 1, 2.0), put(A, 0, 1.0), put(A, 1, 2.0)];
+        let seqs: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!((report.failed_from.clone(), report.duplicate_records), (None, 2));
+        assert_eq!(count_of(&c), 2);
+        // A third copy in a later batch, and a new event of another request.
+        let datas = vec![put(A, 1, 2.0), put("00000000000000bb", 1, 5.0)];
+        let seqs: Vec<String> = (5..=6).map(|i| i.to_string()).collect();
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(report.duplicate_records, 1);
+        assert_eq!(count_of(&c), 3, "the other request's event is new");
+        // Records without a request (older producers) are never taken for copies.
+        let datas = vec![rec("acme", "web", "rps", 1.0, T0 + 1), rec("acme", "web", "rps", 1.0, T0 + 1)];
+        let seqs: Vec<String> = (7..=8).map(|i| i.to_string()).collect();
+        c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(count_of(&c), 5);
+    }
+
+    #[tokio::test]
+    async fn a_window_that_cannot_be_written_fails_the_batch_and_its_retry_counts_once() {
+        let c = consumer();
+        const A: &str = "00000000000000aa";
+        let datas = vec![put(A, 0, 1.0), put(A, 1, 2.0)];
+        let seqs: Vec<String> = (1..=2).map(|i| i.to_string()).collect();
+        c.store().window_failures.store(1, Ordering::Relaxed);
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from.as_deref(), Some("1"), "retried from the first record");
+        assert_eq!(count_of(&c), 2, "the aggregates were written");
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(report.failed_from, None);
+        assert_eq!(count_of(&c), 2, "the redelivery changed nothing");
+        // Now the window knows them: a copy under new sequence numbers is skipped.
+        let seqs: Vec<String> = (3..=4).map(|i| i.to_string()).collect();
+        c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!(count_of(&c), 2);
+    }
+
+    #[tokio::test]
+    async fn windows_are_per_shard_and_a_lost_race_merges() {
+        let c = consumer();
+        const A: &str = "00000000000000aa";
+        let seqs = vec!["1".to_owned()];
+        c.process("shard-0", &batch(&seqs, &[put(A, 0, 1.0)])).await;
+        // The same pair on another shard is another partition key's event: counted.
+        c.process("shard-1", &batch(&seqs, &[put(A, 0, 1.0)])).await;
+        assert_eq!(count_of(&c), 2);
+        // Another invocation wrote shard-0's window meanwhile: both sides' pairs are kept.
+        let (mut other, v) = c.store().load_window("shard-0").await.unwrap();
+        other.insert(0xcc, 7, 1);
+        c.store().save_window("shard-0", &other, v).await.unwrap();
+        let (w, _) = c.store().load_window("shard-0").await.unwrap();
+        let mut stale = w.clone();
+        stale.insert(0xdd, 0, 2);
+        save_window(c.store(), "shard-0", stale, v).await.unwrap();
+        let (w, _) = c.store().load_window("shard-0").await.unwrap();
+        assert!(w.seen(0xaa, 0) && w.seen(0xcc, 7) && w.seen(0xdd, 0));
     }
 }

@@ -76,6 +76,12 @@ pub struct StreamRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub attrs: Map<String, Value>,
+    /// The request that put the record (16 hex digits) and the record's place in it: the same
+    /// pair twice on a shard is one event put twice, counted once ([`crate::dedup`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rq: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ix: Option<u16>,
 }
 
 /// Why a body was refused: what is wrong, and each problem located by a JSON pointer.
@@ -377,6 +383,8 @@ impl Event {
             samples: self.samples.into_iter().map(|(n, v)| (p.scrub_text(&n).into_owned(), v)).collect(),
             labels,
             attrs,
+            rq: None,
+            ix: None,
         }
     }
 }

@@ -13,7 +13,21 @@ use crate::consumer::decode;
 use crate::event::StreamRecord;
 use crate::ingest::prepare;
 
-pub const TARGETS: &[Target] = &[("ingest_body", ingest_body), ("stream_record", stream_record)];
+pub const TARGETS: &[Target] =
+    &[("ingest_body", ingest_body), ("stream_record", stream_record), ("dedup_window", dedup_window)];
+
+/// A shard's dedup window as read back from the aggregates table (anyone who can write the
+/// table can write it). What decodes encodes to a window that decodes the same, and answers
+/// for every pair it holds.
+pub fn dedup_window(data: &[u8]) {
+    let Some(window) = crate::dedup::Window::decode(data) else { return };
+    let again =
+        crate::dedup::Window::decode(&window.encode()).unwrap_or_else(|| panic!("a window it wrote did not decode"));
+    assert_eq!(again, window, "a window changed through its own encoding");
+    let mut grown = window.clone();
+    grown.insert(u64::MAX, 511, u32::MAX);
+    assert!(grown.seen(u64::MAX, 511), "a pair just counted is not seen");
+}
 
 /// 2026-12-01T00:00:00Z: a fixed "now", so the same input always takes the same path.
 const NOW_MS: i64 = 1_796_083_200_000;

@@ -121,8 +121,33 @@ pub enum IngestError {
     Partial { accepted: Vec<String>, failed: Vec<String>, total: usize, cause: String },
 }
 
-/// Parse, validate, anonymise and encode a body: the CPU-only part of ingest.
+/// The request id records carry (`rq`, [`crate::dedup`]): with an `Idempotency-Key`, derived
+/// from the tenant and the key, so a client's retry of a request whose answer it lost names the
+/// same request (whichever token it now holds); without one, random.
+pub fn request_id(tenant: &TenantId, idempotency_key: Option<&str>) -> u64 {
+    match idempotency_key {
+        Some(key) => {
+            let digest = sha256(format!("ingest\0{}\0{key}", tenant.as_str()).as_bytes());
+            u64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+        }
+        None => uuid::Uuid::now_v7().as_u64_pair().1,
+    }
+}
+
+/// Parse, validate, anonymise and encode a body: the CPU-only part of ingest (a new request).
 pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
+    prepare_request(pii, tenant, body, now_ms, request_id(tenant, None))
+}
+
+/// [`prepare`] for the request `rq`: each record carries `rq` and its index in the request.
+pub fn prepare_request(
+    pii: &PiiKey,
+    tenant: &TenantId,
+    body: &[u8],
+    now_ms: i64,
+    rq: u64,
+) -> Result<Vec<OutRecord>, IngestError> {
+    let rq_hex = format!("{rq:016x}");
     let events: Vec<Event> = parse_body(body, now_ms)?;
     // Values repeat within a batch (one client address on every event): each distinct one is
     // hashed once.
@@ -132,9 +157,12 @@ pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Res
     let mut series_ids: HashMap<SeriesMeta, String> = HashMap::new();
     let records = events
         .into_iter()
-        .map(|event| {
+        .enumerate()
+        .map(|(ix, event)| {
             let id = uuid::Uuid::now_v7().to_string();
-            let record = event.into_record(id.clone(), tenant, &p);
+            let mut record = event.into_record(id.clone(), tenant, &p);
+            record.rq = Some(rq_hex.clone());
+            record.ix = u16::try_from(ix).ok();
             let data = serde_json::to_vec(&record).map_err(|e| IngestError::Encode(e.to_string()))?;
             let series = record
                 .samples
@@ -204,7 +232,20 @@ impl SeriesIndex for () {
 
 impl<S: RecordSink, C: CounterStore, I: SeriesIndex> Ingest<S, C, I> {
     pub async fn ingest(&self, principal: &Principal, body: &[u8], now_ms: i64) -> Result<Accepted, IngestError> {
-        let records = prepare(&self.pii, &principal.tenant, body, now_ms)?;
+        self.ingest_keyed(principal, body, now_ms, None).await
+    }
+
+    /// [`Ingest::ingest`] for a request that carries an `Idempotency-Key`: its records name the
+    /// request by the key, so a retry's copies are counted once.
+    pub async fn ingest_keyed(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        now_ms: i64,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, IngestError> {
+        let rq = request_id(&principal.tenant, idempotency_key);
+        let records = prepare_request(&self.pii, &principal.tenant, body, now_ms, rq)?;
         if let Some(admission) = &self.admission {
             let series: BTreeSet<&str> = records.iter().flat_map(|r| r.series.iter().map(String::as_str)).collect();
             admission.admit(&principal.tenant, series).await?;
@@ -364,5 +405,25 @@ mod tests {
         let k = partition_key(&acme, &long);
         assert!(k.chars().count() <= MAX_PARTITION_KEY);
         assert_eq!(k, partition_key(&acme, &long));
+    }
+
+    #[test]
+    fn records_name_their_request_and_place_and_a_key_names_the_same_request_again() {
+        let acme = TenantId::from_record("acme").unwrap();
+        let globex = TenantId::from_record("globex").unwrap();
+        let key = PiiKey::from_secret(b"k");
+        let body = br#"{"events":[{"source":"a","name":"x","value":1},{"source":"b","name":"x","value":2}]}"#;
+        let rq = request_id(&acme, Some("retry-me"));
+        assert_eq!(rq, request_id(&acme, Some("retry-me")), "the same key names the same request");
+        assert_ne!(rq, request_id(&globex, Some("retry-me")), "per tenant");
+        assert_ne!(request_id(&acme, None), request_id(&acme, None), "unkeyed requests are all new");
+        let records = prepare_request(&key, &acme, body, NOW, rq).unwrap();
+        let back: Vec<crate::event::StreamRecord> =
+            records.iter().map(|r| serde_json::from_slice(&r.data).unwrap()).collect();
+        let expected = format!("{rq:016x}");
+        assert_eq!(
+            back.iter().map(|r| (r.rq.as_deref(), r.ix)).collect::<Vec<_>>(),
+            [(Some(expected.as_str()), Some(0)), (Some(expected.as_str()), Some(1))]
+        );
     }
 }

@@ -18,6 +18,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod consumer;
+pub mod dedup;
 pub mod detection;
 pub mod event;
 pub mod fuzzing;

@@ -1,5 +1,6 @@
 //! In-memory twins of every port, for unit tests and benchmarks (which count reads and writes).
 
+use crate::dedup::Window;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,9 +62,37 @@ pub struct MemoryAggregates {
     pub reject_series: Mutex<Option<String>>,
     /// Pretend the next N commits lost a race.
     pub conflicts: AtomicUsize,
+    /// Each shard's dedup window (encoded, as stored) and its version.
+    pub windows: Mutex<HashMap<String, (Vec<u8>, u64)>>,
+    /// Fail the next N window writes.
+    pub window_failures: AtomicUsize,
 }
 
 impl AggregateStore for MemoryAggregates {
+    async fn load_window(&self, shard: &str) -> Result<(Window, u64), StoreError> {
+        let windows = self.windows.lock().map_err(|_| poisoned())?;
+        match windows.get(shard) {
+            None => Ok((Window::default(), 0)),
+            Some((bytes, version)) => {
+                Window::decode(bytes).map(|w| (w, *version)).ok_or_else(|| StoreError("undecodable window".into()))
+            }
+        }
+    }
+
+    async fn save_window(&self, shard: &str, window: &Window, expected_version: u64) -> Result<(), CommitError> {
+        if self.window_failures.load(Ordering::Relaxed) > 0 {
+            self.window_failures.fetch_sub(1, Ordering::Relaxed);
+            return Err(CommitError::Failed("injected window failure".into()));
+        }
+        let mut windows = self.windows.lock().map_err(|_| CommitError::Failed("poisoned".into()))?;
+        let version = windows.get(shard).map_or(0, |w| w.1);
+        if version != expected_version {
+            return Err(CommitError::Conflict);
+        }
+        windows.insert(shard.to_owned(), (window.encode(), version + 1));
+        Ok(())
+    }
+
     async fn load(&self, shard: &str, keys: &[AggKey]) -> Result<HashMap<AggKey, Stored>, StoreError> {
         self.reads.fetch_add(keys.len().div_ceil(100), Ordering::Relaxed);
         let items = self.items.lock().map_err(|_| poisoned())?;

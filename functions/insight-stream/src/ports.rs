@@ -1,6 +1,7 @@
 //! What insight-stream needs from the outside world, as narrow traits: DynamoDB and Kinesis
 //! implement them in production (`store`), memory in unit tests (`memory`).
 
+use crate::dedup::Window;
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -57,6 +58,15 @@ pub trait AggregateStore: Send + Sync {
     ) -> impl Future<Output = Result<HashMap<AggKey, Stored>, StoreError>> + Send;
     /// Write one aggregate if its version is still `expected_version`.
     fn commit(&self, write: &AggWrite) -> impl Future<Output = Result<(), CommitError>> + Send;
+    /// The shard's window of counted `(request, index)` pairs and its version (0: none yet).
+    fn load_window(&self, shard: &str) -> impl Future<Output = Result<(Window, u64), StoreError>> + Send;
+    /// Write the shard's window if its version is still `expected_version`.
+    fn save_window(
+        &self,
+        shard: &str,
+        window: &Window,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send;
 }
 
 /// A record set aside because it cannot be decoded. Only metadata is kept, never the payload

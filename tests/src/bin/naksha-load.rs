@@ -340,6 +340,7 @@ async fn main() -> ExitCode {
     let token = stack.key.token(&tenant, "loader", &["operator"], (cfg.seconds + 3600) as i64).unwrap();
     let team = prepare_runs(&stack, &cfg).await;
     let failures_before = std::fs::read_to_string(stack.paths.failures()).unwrap_or_default().lines().count();
+    let (_, metrics_before) = stack.metrics().await;
     let started_epoch = chrono::Utc::now().timestamp();
     eprintln!(
         "[load] {} s, {} clients, {} events per request over {} series; faults {:?} every {} s; {} poison records; {} agent runs",
@@ -502,6 +503,11 @@ async fn main() -> ExitCode {
         }
     }
 
+    // What the fleet's counters saw over the run (the whole stack's, this run dominating).
+    let (_, metrics_after) = stack.metrics().await;
+    let delta =
+        |name: &str| metrics_after.get(name).copied().unwrap_or(0.0) - metrics_before.get(name).copied().unwrap_or(0.0);
+
     // The report.
     let mut lat = tally.latency_ms.clone();
     lat.sort_by(f64::total_cmp);
@@ -559,6 +565,19 @@ async fn main() -> ExitCode {
     );
     let _ = writeln!(r, "| dead letters since the start | {} (poison put: {}) |", dead.len(), poison.len());
     let _ = writeln!(r, "| telemetry batches to on-failure | {} |\n", failures.len());
+    let _ =
+        writeln!(r, "Counters over the run (`GET /metrics`, the whole stack):\n\n| counter | increase |\n|---|---|");
+    for name in [
+        "insight_ingest_requests_total",
+        "insight_ingested_total",
+        "insight_stream_records_total",
+        "insight_duplicate_records_total",
+        "insight_aggregate_writes_total",
+        "insight_poison_records_total",
+    ] {
+        let _ = writeln!(r, "| `{name}` | {:.0} |", delta(name));
+    }
+    let _ = writeln!(r);
     let _ = writeln!(r, "## What the clients saw\n\n| answer | count |\n|---|---|");
     for (k, v) in &tally.answers {
         let _ = writeln!(r, "| {k} | {v} |");

@@ -16,7 +16,11 @@ use naksha_contracts::telemetry::AggregateRow;
 use naksha_core::aws::describe_error;
 use naksha_core::ddb::{Item, batch_get, condition_failed, f, from_item, get_n, get_s, n, rejected, s, string_map};
 
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use crate::aggregate::{AggKey, AggWrite, Stats, Stored};
+use crate::dedup::Window;
 use crate::ports::{AggregateStore, CommitError, StoreError};
 use crate::series::{SeqNo, watermark_attr};
 
@@ -79,7 +83,54 @@ impl DynamoAggregates {
     }
 }
 
+/// The key of a shard's dedup window in the aggregates table: `~` sorts after every tenant id,
+/// which never holds one, so no tenant's query or prefix reaches it.
+fn window_key(shard: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(format!("~dedup#{shard}"))), ("minute".to_owned(), n(0))])
+}
+
 impl AggregateStore for DynamoAggregates {
+    async fn load_window(&self, shard: &str) -> Result<(Window, u64), StoreError> {
+        let items = batch_get(&self.client, &self.table, vec![window_key(shard)], |k| k.consistent_read(true)).await?;
+        let Some(item) = items.into_iter().next() else { return Ok((Window::default(), 0)) };
+        let version = get_n(&item, "version").unwrap_or(0);
+        let bytes = item.get("window").and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        // An item this code did not write starts the window again rather than stopping the shard.
+        let window = Window::decode(&bytes).unwrap_or_else(|| {
+            tracing::warn!(shard, "the dedup window did not decode; starting a new one");
+            Window::default()
+        });
+        Ok((window, version))
+    }
+
+    async fn save_window(&self, shard: &str, window: &Window, expected_version: u64) -> Result<(), CommitError> {
+        let now = super::now_secs();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(window_key(shard)))
+            .update_expression("SET #w = :w, #v = :next, #u = :now, #e = :expires")
+            .expression_attribute_names("#w", "window")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#u", "updated_at")
+            .expression_attribute_names("#e", "expires_at")
+            .expression_attribute_values(":w", AttributeValue::B(Blob::new(window.encode())))
+            .expression_attribute_values(":next", n(expected_version + 1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + i64::from(crate::dedup::HORIZON_SECS) * 4));
+        let update = if expected_version == 0 {
+            update.condition_expression("attribute_not_exists(pk)")
+        } else {
+            update.condition_expression("#v = :expected").expression_attribute_values(":expected", n(expected_version))
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Err(CommitError::Conflict),
+            Err(e) => Err(CommitError::Failed(describe_error(&e))),
+        }
+    }
+
     async fn load(&self, shard: &str, keys: &[AggKey]) -> Result<HashMap<AggKey, Stored>, StoreError> {
         let keys = keys.iter().map(key_of).collect();
         let items = batch_get(&self.client, &self.table, keys, |k| k.consistent_read(true)).await?;
