@@ -11,6 +11,7 @@
 #   make fuzz [FUZZ_SECONDS=60 FUZZ_TARGETS="wpk jwt_token"]   libFuzzer on every parser outside bytes reach
 #   make api-fuzz [API_FUZZ_EXAMPLES=60]   schemathesis: docs/openapi.yaml against the local stack, per role
 #   make load [LOAD_SECONDS=180 LOAD_CLIENTS=8]   ingest under faults; proves nothing lost (reports/load.md)
+#   make cost    fault-free load runs at 1, 50 and 500 events per request → reports/cost.md
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
 #   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
@@ -26,7 +27,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz load bench fuzz nab nab-loco clean
+.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz load cost bench fuzz nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -98,6 +99,16 @@ api-fuzz: tools
 load: tools
 	@cargo build --quiet --workspace --bins
 	@./local/with-stack.sh ./target/debug/naksha-load
+
+# Cost per million events from what fault-free runs at 1, 50 and 500 events per request count.
+COST_SECONDS ?= 60
+cost: tools
+	@cargo build --quiet --workspace --bins
+	@mkdir -p .local/load
+	@./local/with-stack.sh sh -c 'for b in 1 50 500; do \
+	  LOAD_FAULTS= LOAD_POISON=0 LOAD_RUNS=0 LOAD_BATCH=$$b LOAD_SECONDS=$(COST_SECONDS) \
+	  LOAD_REPORT=.local/load/cost-$$b.md LOAD_COST_OUT=.local/load/cost-$$b.json ./target/debug/naksha-load >/dev/null || exit 1; done'
+	@./target/debug/naksha-load cost-report reports/cost.md .local/load/cost-1.json .local/load/cost-50.json .local/load/cost-500.json
 
 test: lint unit e2e
 

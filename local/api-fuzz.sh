@@ -41,10 +41,14 @@ for role in $ROLES; do
   # local/api_fuzz_hooks.py drops one failure, the emulator's own 500 for a body that is not
   # UTF-8 (API Gateway base64-encodes such a body; the bad-input e2e tests cover it).
   # 40 requests/s stays under the tenant's default 50/s, so 429s do not hide the operations.
+  # One worker: with two, hypothesis parses lambda sources from two threads at once, and this
+  # Python 3.11 (3.11.7) then now and then raises "SystemError: AST constructor recursion depth
+  # mismatch" (the ast module's depth counter is shared across threads; cpython#106905): a tool
+  # error, not a finding, that failed a fresh `make test`.
   if SCHEMATHESIS_HOOKS="$ROOT/local/api_fuzz_hooks.py" "$ST" run docs/openapi.yaml --url http://127.0.0.1:9000 \
       -H "Authorization: Bearer $token" \
       --checks "$checks" --max-examples "$EXAMPLES" ${SEED:+--seed "$SEED"} \
-      --phases examples,coverage,fuzzing --workers 2 --request-timeout 60 --rate-limit 40/s \
+      --phases examples,coverage,fuzzing --workers 1 --request-timeout 60 --rate-limit 40/s \
       --generation-database none --no-color --output-sanitize true \
       --report junit --report-junit-path "$OUT/$role.junit.xml" >"$log" 2>&1; then
     echo "| $role | no finding | .local/api-fuzz/$role.log |" >>"$summary"

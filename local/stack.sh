@@ -110,8 +110,8 @@ up() {
     # A fresh emulator has fresh streams (moto numbers sequence numbers from 1 again): on-failure
     # records of the previous one name batches that no longer exist.
     [ -s "$ROOT/.local/on-failure.jsonl" ] && mv "$ROOT/.local/on-failure.jsonl" "$ROOT/.local/on-failure.previous.jsonl"
-    # Nor do the pollers' checkpoints name anything in it.
-    rm -rf "$ROOT/.local/checkpoints"
+    # Nor do the pollers' checkpoints name anything in it, nor their invocation log.
+    rm -rf "$ROOT/.local/checkpoints" "$ROOT/.local/invocations.jsonl"
     start moto "$VENV/bin/python" "$ROOT/local/moto_server.py" -H 127.0.0.1 -p 4566
     for _ in $(seq 1 100); do [ "$(backend)" = moto ] && break; sleep 0.2; done
     b=$(backend)

@@ -96,6 +96,7 @@ async fn pollers() -> Result<(), String> {
             report_batch_item_failures: m.report_batch_item_failures,
             failures_file: paths.failures(),
             checkpoints: paths.checkpoints(),
+            invocations_file: paths.invocations(),
         };
         tracing::info!(function = %mapping.function, stream = %mapping.stream, "polling");
         tasks.spawn(poller::run(kinesis.clone(), http.clone(), mapping));

@@ -37,6 +37,9 @@ pub struct Mapping {
     pub failures_file: PathBuf,
     /// The directory of checkpoint files, one per function and shard.
     pub checkpoints: PathBuf,
+    /// A JSON line per invocation (function, records, duration, outcome): what Lambda would bill,
+    /// read by `make load` for the cost report.
+    pub invocations_file: PathBuf,
 }
 
 impl Mapping {
@@ -153,6 +156,23 @@ enum Delivery {
 }
 
 async fn deliver(http: &reqwest::Client, m: &Mapping, event: &KinesisEvent) -> Delivery {
+    let started = std::time::Instant::now();
+    let outcome = invoke(http, m, event).await;
+    let line = json!({
+        "ts_ms": chrono::Utc::now().timestamp_millis(),
+        "function": m.function,
+        "records": event.records.len(),
+        "bytes": event.records.iter().map(|r| r.kinesis.data.len()).sum::<usize>(),
+        "ms": started.elapsed().as_secs_f64() * 1000.0,
+        "ok": matches!(outcome, Delivery::Done | Delivery::RetryFrom(_)),
+    });
+    if let Ok(mut f) = tokio::fs::OpenOptions::new().create(true).append(true).open(&m.invocations_file).await {
+        let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+    }
+    outcome
+}
+
+async fn invoke(http: &reqwest::Client, m: &Mapping, event: &KinesisEvent) -> Delivery {
     let resp = match http.post(&m.invoke_url).timeout(m.invoke_timeout).json(event).send().await {
         Ok(r) => r,
         Err(e) => return Delivery::FunctionError(format!("invoke failed: {e}")),

@@ -100,6 +100,10 @@ impl Paths {
     pub fn failures(&self) -> PathBuf {
         self.local().join("on-failure.jsonl")
     }
+    /// One JSON line per invocation the pollers made.
+    pub fn invocations(&self) -> PathBuf {
+        self.local().join("invocations.jsonl")
+    }
     /// Where the pollers keep each shard's checkpoint (the last sequence number handled).
     pub fn checkpoints(&self) -> PathBuf {
         self.local().join("checkpoints")

@@ -49,6 +49,8 @@ pub struct Function {
     pub environment: BTreeMap<String, Value>,
     pub routes: Vec<Route>,
     pub schedules: Vec<Schedule>,
+    /// `MemorySize` (or the Globals'), in MB: what an invocation is billed for.
+    pub memory_mb: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,6 +91,7 @@ pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     globals_env: Mapping,
     globals_timeout_s: Option<u64>,
+    globals_memory_mb: Option<u64>,
     pub resources: Vec<Resource>,
     /// Condition name → expression (`!Equals`, `!Not`, `!And`, `!Or`, `!Condition`).
     pub conditions: BTreeMap<String, Value>,
@@ -160,6 +163,10 @@ impl Template {
             .and_then(|g| mapping(g.get("Function")))
             .and_then(|f| f.get("Timeout"))
             .and_then(Value::as_u64);
+        let globals_memory_mb = mapping(root.get("Globals"))
+            .and_then(|g| mapping(g.get("Function")))
+            .and_then(|f| f.get("MemorySize"))
+            .and_then(Value::as_u64);
         let mut resources = Vec::new();
         for (k, v) in mapping(root.get("Resources")).ok_or_else(|| invalid("no Resources"))? {
             let logical_id = k.as_str().ok_or_else(|| invalid("resource ids must be strings"))?.to_owned();
@@ -179,7 +186,7 @@ impl Template {
                 conditions.insert(name.to_owned(), v.clone());
             }
         }
-        Ok(Self { parameters, globals_env, globals_timeout_s, resources, conditions })
+        Ok(Self { parameters, globals_env, globals_timeout_s, globals_memory_mb, resources, conditions })
     }
 
     /// The template with the resources whose condition is false (under `ctx`) removed.
@@ -263,7 +270,8 @@ impl Template {
                     _ => {}
                 }
             }
-            out.push(Function { logical_id: r.logical_id.clone(), binary, environment, routes, schedules });
+            let memory_mb = r.prop("MemorySize").and_then(Value::as_u64).or(self.globals_memory_mb);
+            out.push(Function { logical_id: r.logical_id.clone(), binary, environment, routes, schedules, memory_mb });
         }
         Ok(out)
     }

@@ -115,6 +115,7 @@ fn mapping(stream: String, arn: String, url: String, failures: std::path::PathBu
         invoke_url: url,
         invoke_timeout: Duration::from_secs(2),
         checkpoints: failures.with_extension("checkpoints"),
+        invocations_file: failures.with_extension("invocations"),
         failures_file: failures,
     }
 }

@@ -44,6 +44,11 @@ pub const CATALOG: &[MetricSpec] = &[
         help: "Per-series minutes scored by the streaming anomaly detector.",
     },
     MetricSpec {
+        name: "insight_detector_writes_total",
+        help: "Detector state items written by the telemetry consumer (one per series and batch).",
+    },
+    MetricSpec { name: "insight_consumer_batches_total", help: "Stream batches the telemetry consumer finished." },
+    MetricSpec {
         name: "insight_signals_total",
         help: "Anomaly signals raised by the streaming detector (each starts an agent run).",
     },

@@ -277,6 +277,8 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
             ("insight_poison_records_total", report.new_poison as u64),
             ("insight_duplicate_records_total", report.duplicate_records as u64),
             ("insight_detector_scored_total", report.scored_minutes as u64),
+            ("insight_detector_writes_total", report.detector_writes as u64),
+            ("insight_consumer_batches_total", 1),
             ("insight_signals_total", report.signals as u64),
         ];
         if let Err(e) = self.counters.add("insight-consumer", &increments).await {

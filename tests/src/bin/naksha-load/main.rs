@@ -16,6 +16,8 @@
 //! Loopback only: it talks to the API on :9000 and the emulator on :4566 and nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cost;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -55,7 +57,8 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 impl Config {
     fn from_env(root: &std::path::Path) -> Self {
-        let faults: String = env("LOAD_FAULTS", "pollers,consumer,connections".to_owned());
+        // Set and empty means no faults (the cost runs).
+        let faults = std::env::var("LOAD_FAULTS").unwrap_or_else(|_| "pollers,consumer,connections".to_owned());
         let faults: Vec<String> =
             faults.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect();
         for f in &faults {
@@ -87,6 +90,11 @@ struct Tally {
     accepted: BTreeMap<String, u64>,
     /// Wall time of each request that was answered 202, in ms (one attempt).
     latency_ms: Vec<f64>,
+    /// Every attempt on `/ingest` and their summed time to the answer (for the cost report).
+    attempts: u64,
+    attempt_ms: f64,
+    /// Sum of the 202 answers' lengths.
+    answer_bytes: u64,
     /// Answers by kind ("202", "emulator 500", "409 pending", "503", "transport error", ...).
     answers: BTreeMap<String, u64>,
     /// The first answer that was not a 202: seconds into the run and what it was.
@@ -163,6 +171,11 @@ async fn send_until_answered(http: &reqwest::Client, token: &str, source: &str, 
             }
         };
         let ms = sent.elapsed().as_secs_f64() * 1000.0;
+        {
+            let mut t = shared.tally.lock().unwrap();
+            t.attempts += 1;
+            t.attempt_ms += ms;
+        }
         let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         match status {
             202 => {
@@ -171,6 +184,7 @@ async fn send_until_answered(http: &reqwest::Client, token: &str, source: &str, 
                 let mut t = shared.tally.lock().unwrap();
                 *t.accepted.entry(source.to_owned()).or_default() += accepted;
                 t.latency_ms.push(ms);
+                t.answer_bytes += text.len() as u64;
                 if accepted != count {
                     t.wrong.push(format!("202 accepted {accepted} of {count}: {text}"));
                 }
@@ -331,8 +345,113 @@ async fn prepare_runs(stack: &Stack, cfg: &Config) -> Option<Team> {
     Some(team)
 }
 
+/// What this run counted, for `reports/cost.md`.
+async fn measure(
+    stack: &Stack,
+    cfg: &Config,
+    tenant: &str,
+    tally: &Tally,
+    seconds: f64,
+    started_ms: i64,
+    delta: &dyn Fn(&str) -> f64,
+) -> cost::Measured {
+    let memory = |binary: &str| {
+        stack
+            .template
+            .functions()
+            .ok()
+            .and_then(|fs| fs.into_iter().find(|f| f.binary == binary))
+            .and_then(|f| f.memory_mb)
+    };
+    let consumer = stack.local.name("TelemetryConsumerFunction").unwrap_or("telemetry-consumer").to_owned();
+    let (mut invocations, mut consumer_ms) = (0u64, 0.0);
+    for line in std::fs::read_to_string(stack.paths.invocations()).unwrap_or_default().lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        if v["function"] == consumer.as_str() && v["ts_ms"].as_i64().unwrap_or(0) >= started_ms {
+            invocations += 1;
+            consumer_ms += v["ms"].as_f64().unwrap_or(0.0);
+        }
+    }
+    let records = stack.tenant_records(tenant).await;
+    let put_payload_units: u64 = records
+        .iter()
+        .map(|(_, r, _)| {
+            ((r.data().as_ref().len() + r.partition_key().unwrap_or_default().len()) as u64).div_ceil(25 * 1024)
+        })
+        .sum();
+    let mean = |items: &[naksha_e2e::Item]| {
+        if items.is_empty() {
+            0.0
+        } else {
+            items.iter().map(cost::item_bytes).sum::<usize>() as f64 / items.len() as f64
+        }
+    };
+    let aggregates = stack.aggregates_of(tenant).await;
+    let windows: Vec<_> = stack
+        .scan(&stack.table("AggregatesTable"))
+        .await
+        .into_iter()
+        .filter(|i| s(i, "pk").starts_with("~dedup#"))
+        .collect();
+    let prefix = format!("{tenant}#");
+    let series: Vec<_> =
+        stack.scan(&stack.table("SeriesTable")).await.into_iter().filter(|i| s(i, "pk").starts_with(&prefix)).collect();
+    cost::Measured {
+        batch: cfg.batch,
+        seconds,
+        events: tally.accepted.values().sum(),
+        api_requests: tally.attempts,
+        ingest_ms: tally.attempt_ms,
+        ingest_memory_mb: memory("ingest").unwrap_or(128),
+        consumer_invocations: invocations,
+        consumer_ms,
+        consumer_memory_mb: memory("telemetry-consumer").unwrap_or(128),
+        stream_records: records.len() as u64,
+        put_payload_units,
+        aggregate_writes: delta("insight_aggregate_writes_total") as u64,
+        aggregate_item_bytes: mean(&aggregates),
+        detector_writes: delta("insight_detector_writes_total") as u64,
+        detector_item_bytes: mean(&series),
+        window_item_bytes: mean(&windows),
+        answer_bytes: if tally.latency_ms.is_empty() {
+            0.0
+        } else {
+            tally.answer_bytes as f64 / tally.latency_ms.len() as f64
+        },
+        telemetry_shards: stack
+            .template
+            .parameters
+            .get("TelemetryShardCount")
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
+    }
+}
+
+/// `naksha-load cost-report OUT RUN.json...`: reports/cost.md from the runs' counts.
+fn cost_report(args: &[String]) -> ExitCode {
+    let [out, runs @ ..] = args else {
+        eprintln!("usage: naksha-load cost-report OUT RUN.json...");
+        return ExitCode::from(2);
+    };
+    let mut measured: Vec<cost::Measured> = runs
+        .iter()
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"))).unwrap())
+        .collect();
+    measured.sort_by_key(|m| m.batch);
+    let text = cost::report(&measured);
+    std::fs::write(out, &text).unwrap();
+    println!("{text}");
+    ExitCode::SUCCESS
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("cost-report") {
+        return cost_report(&args[1..]);
+    }
     let stack = Stack::connect().await;
     let root = stack.paths.root.clone();
     let cfg = Config::from_env(&root);
@@ -342,6 +461,7 @@ async fn main() -> ExitCode {
     let failures_before = std::fs::read_to_string(stack.paths.failures()).unwrap_or_default().lines().count();
     let (_, metrics_before) = stack.metrics().await;
     let started_epoch = chrono::Utc::now().timestamp();
+    let started_ms = chrono::Utc::now().timestamp_millis();
     eprintln!(
         "[load] {} s, {} clients, {} events per request over {} series; faults {:?} every {} s; {} poison records; {} agent runs",
         cfg.seconds, cfg.clients, cfg.batch, cfg.series, cfg.faults, cfg.fault_every, cfg.poison, cfg.runs
@@ -602,6 +722,11 @@ async fn main() -> ExitCode {
         for p in &problems {
             let _ = writeln!(r, "- {p}");
         }
+    }
+    if let Ok(out) = std::env::var("LOAD_COST_OUT") {
+        let m = measure(&stack, &cfg, &tenant, &tally, load_secs, started_ms, &delta).await;
+        std::fs::write(&out, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+        eprintln!("[load] counts for the cost report: {out}");
     }
     if let Some(dir) = cfg.report.parent() {
         let _ = std::fs::create_dir_all(dir);
