@@ -781,3 +781,21 @@ async fn a_retried_start_or_approval_with_its_idempotency_key_acts_once() {
     let plain = stack.post_json(&path, Some(&team.approver), &approval).await;
     assert_eq!(plain.status, 409, "{}", plain.text);
 }
+
+#[tokio::test]
+async fn a_claim_sent_twice_by_the_sdk_is_still_its_own_and_no_one_elses() {
+    // After a reset connection the SDK sends the claim's conditional write again; the first one
+    // had landed, so the second fails its condition on the attempt's own claim. The token says it
+    // is ours: the request runs instead of answering itself 409 "still running" for the lease.
+    let stack = Stack::connect().await;
+    let table = stack.table("LimitsTable");
+    let pk = format!("idem#{}", sha256_hex(naksha_e2e::unique_tenant("sdk-retry").as_bytes()));
+    let claim = |token: &'static str, fp: &'static str| {
+        let (db, table, pk) = (stack.db.clone(), table.clone(), pk.clone());
+        async move { naksha_core::idempotency::dynamo_claim_token(&db, &table, &pk, fp, token).await.unwrap() }
+    };
+    assert!(claim("attempt-1", "fp-a").await, "a free key is taken");
+    assert!(claim("attempt-1", "fp-a").await, "the same attempt sent again still holds it");
+    assert!(!claim("attempt-2", "fp-a").await, "another attempt waits while the first runs");
+    assert!(!claim("attempt-1", "fp-b").await, "a different request under the key is not this claim");
+}

@@ -310,8 +310,21 @@ impl Idempotency {
     }
 }
 
+/// A token naming one claim attempt: 16 random bytes, hex.
+fn claim_token() -> String {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        // Without randomness the token is the time: still unique to this attempt in practice.
+        bytes[..8].copy_from_slice(&now_ms().to_be_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// One conditional write takes the key when it is free (absent, expired, or a pending claim
-/// whose lease ran out); otherwise one consistent read says why not.
+/// whose lease ran out); otherwise one consistent read says why not. The claim carries a token
+/// of its own: when the write landed but its answer was lost (a reset connection) and the SDK
+/// sent it again, the retry fails its condition on our own claim, and the token says so (`make
+/// load` found a request answered 409 "still running" by itself, for the whole lease).
 async fn dynamo_claim(
     db: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -320,13 +333,45 @@ async fn dynamo_claim(
     lease_until_ms: i64,
     now: i64,
 ) -> Result<Decision, Problem> {
+    dynamo_claim_as(db, table, pk, &claim.fingerprint, lease_until_ms, now, &claim_token()).await
+}
+
+/// Whether a claim attempt named `token` holds the key: `Ok(true)` when it took it (or already
+/// had it), `Ok(false)` when another holds it or it is done. Public for the end-to-end test that
+/// sends one attempt twice, as the SDK does after a lost answer.
+pub async fn dynamo_claim_token(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    fingerprint: &str,
+    token: &str,
+) -> Result<bool, Problem> {
+    let now = now_ms();
+    Ok(dynamo_claim_as(db, table, pk, fingerprint, now + 60_000, now, token).await? == Decision::Claim)
+}
+
+async fn dynamo_claim_as(
+    db: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    fingerprint: &str,
+    lease_until_ms: i64,
+    now: i64,
+    token: &str,
+) -> Result<Decision, Problem> {
+    let claim = Record {
+        fingerprint: fingerprint.to_owned(),
+        expires_at: now / 1000 + TTL_SECS,
+        state: State::Pending { lease_until_ms },
+    };
     let taken = db
         .update_item()
         .table_name(table)
         .key("pk", s(pk))
         .update_expression(
-            "SET fp = :fp, st = :pending, lease = :lease, expires_at = :exp REMOVE code, ctype, body, txt, dropped",
+            "SET fp = :fp, st = :pending, lease = :lease, expires_at = :exp, claim = :claim REMOVE code, ctype, body, txt, dropped",
         )
+        .expression_attribute_values(":claim", s(token))
         .condition_expression(
             "attribute_not_exists(pk) OR expires_at < :now_s OR (st = :pending AND fp = :fp AND lease < :now_ms)",
         )
@@ -350,6 +395,13 @@ async fn dynamo_claim(
         Problem::unavailable("the idempotency store cannot be reached; retry with the same key")
             .with_internal(describe_error(&e))
     })?;
+    if let Some(i) = item.item()
+        && get_s(i, "st") == Some("pending")
+        && get_s(i, "claim") == Some(token)
+        && get_s(i, "fp") == Some(claim.fingerprint.as_str())
+    {
+        return Ok(Decision::Claim);
+    }
     let record = item.item().map(|i| {
         let state = if get_s(i, "st") == Some("done") {
             State::Done(Kept {

@@ -14,7 +14,7 @@ use naksha_core::metrics::CounterStore;
 use serde::Serialize;
 
 use crate::aggregate::{AggKey, Contribution, Group, fold_groups};
-use crate::dedup::{Window, parse_request};
+use crate::dedup::{Window, bucket_of, buckets, parse_request};
 use crate::detection::SeriesWatch;
 use crate::event::{RECORD_VERSION, StreamRecord};
 use crate::ports::{AggregateStore, CommitError, DeadLetterStore, PoisonRecord};
@@ -55,26 +55,25 @@ fn crash_point() {
     }
 }
 
-/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
-/// where, never the text it found there (a record not written by our ingest may hold anything,
-/// PII included, and serde quotes what it did not expect).
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Write the window; when another invocation wrote it since it was read, merge the two and try
-/// again (a few times: two invocations of one shard only overlap after a timeout).
+/// Write the bucket's window; when another invocation wrote it since it was read, merge the two
+/// and try again (a few times: two invocations of one shard only overlap after a timeout).
 async fn save_window<S: AggregateStore>(
     store: &S,
     shard: &str,
+    bucket: u32,
     mut window: Window,
     mut version: u64,
 ) -> Result<(), String> {
     for _ in 0..4 {
-        match store.save_window(shard, &window, version).await {
+        match store.save_window(shard, bucket, &window, version).await {
             Ok(()) => return Ok(()),
             Err(CommitError::Conflict) => {
-                let (mut theirs, v) = store.load_window(shard).await.map_err(|e| e.to_string())?;
+                let loaded = store.load_windows(shard, &[bucket]).await.map_err(|e| e.to_string())?;
+                let (mut theirs, v) = loaded.into_iter().next().map_or((Window::default(), 0), |(_, w, v)| (w, v));
                 theirs.merge(&window);
                 window = theirs;
                 version = v;
@@ -85,6 +84,9 @@ async fn save_window<S: AggregateStore>(
     Err("the window kept changing under this invocation".into())
 }
 
+/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
+/// where, never the text it found there (a record not written by our ingest may hold anything,
+/// PII included, and serde quotes what it did not expect).
 pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
     let record: StreamRecord = serde_json::from_slice(data).map_err(|e| {
         let what = match e.classify() {
@@ -146,9 +148,22 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
     /// through `failed_from`.
     pub async fn process(&self, shard: &str, records: &[InRecord<'_>]) -> BatchReport {
         let mut report = BatchReport { records: records.len(), ..Default::default() };
-        // Which (request, index) pairs this shard has counted: a second copy of one is skipped.
-        let (mut window, window_version) = match self.store.load_window(shard).await {
-            Ok(w) => w,
+        // Which (request, index) pairs this shard has counted over the horizon: a second copy of
+        // one is skipped. New pairs go into the current bucket's window.
+        let now = u32::try_from(now_secs()).unwrap_or(u32::MAX);
+        let bucket = bucket_of(now);
+        let (seen, mut window, window_version) = match self.store.load_windows(shard, &buckets(now)).await {
+            Ok(loaded) => {
+                let mut seen = Window::default();
+                let mut current = (Window::default(), 0);
+                for (b, w, version) in loaded {
+                    seen.merge(&w);
+                    if b == bucket {
+                        current = (w, version);
+                    }
+                }
+                (seen, current.0, current.1)
+            }
             Err(e) => {
                 tracing::warn!(shard, error = %e, "could not read the dedup window; the batch will be retried");
                 report.failed_from = records.first().map(|r| r.seq.to_owned());
@@ -181,7 +196,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
             };
             if let Some((rq, ix)) = rec.rq.as_deref().and_then(parse_request).zip(rec.ix) {
                 keyed.push((i, rq, ix));
-                if window.seen(rq, ix) || !in_batch.insert((rq, ix)) {
+                if seen.seen(rq, ix) || !in_batch.insert((rq, ix)) {
                     report.duplicate_records += 1;
                     continue;
                 }
@@ -244,10 +259,9 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
 
         // Remember what this batch counted, up to its first failure (what follows comes again).
         let upto = failed.first().copied().unwrap_or(records.len());
-        let now = u32::try_from(now_secs()).unwrap_or(u32::MAX);
         let mut learned = false;
         for &(_, rq, ix) in keyed.iter().filter(|(i, ..)| *i < upto) {
-            if !window.seen(rq, ix) {
+            if !seen.seen(rq, ix) && !window.seen(rq, ix) {
                 window.insert(rq, ix, now);
                 learned = true;
             }
@@ -262,7 +276,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                     "the dedup window is full; the oldest requests were forgotten early"
                 );
             }
-            if let Err(e) = save_window(&self.store, shard, window, window_version).await {
+            if let Err(e) = save_window(&self.store, shard, bucket, window, window_version).await {
                 // The aggregates hold this batch but the window does not: the batch comes again,
                 // the watermarks skip what it did, and the window is written then.
                 tracing::warn!(shard, error = %e, "could not write the dedup window; the batch will be retried");
@@ -598,14 +612,18 @@ mod tests {
         c.process("shard-1", &batch(&seqs, &[put(A, 0, 1.0)])).await;
         assert_eq!(count_of(&c), 2);
         // Another invocation wrote shard-0's window meanwhile: both sides' pairs are kept.
-        let (mut other, v) = c.store().load_window("shard-0").await.unwrap();
+        let bucket = bucket_of(u32::try_from(now_secs()).unwrap());
+        let current = |c: &TestConsumer| {
+            let loaded = c.store().windows.lock().unwrap().get(&("shard-0".to_owned(), bucket)).cloned().unwrap();
+            (Window::decode(&loaded.0).unwrap(), loaded.1)
+        };
+        let (mut other, v) = current(&c);
         other.insert(0xcc, 7, 1);
-        c.store().save_window("shard-0", &other, v).await.unwrap();
-        let (w, _) = c.store().load_window("shard-0").await.unwrap();
-        let mut stale = w.clone();
+        c.store().save_window("shard-0", bucket, &other, v).await.unwrap();
+        let mut stale = Window::default();
         stale.insert(0xdd, 0, 2);
-        save_window(c.store(), "shard-0", stale, v).await.unwrap();
-        let (w, _) = c.store().load_window("shard-0").await.unwrap();
+        save_window(c.store(), "shard-0", bucket, stale, v).await.unwrap();
+        let (w, _) = current(&c);
         assert!(w.seen(0xaa, 0) && w.seen(0xcc, 7) && w.seen(0xdd, 0));
     }
 }

@@ -42,6 +42,9 @@ impl RecordSink for MemorySink {
     }
 }
 
+/// Dedup windows by (shard, bucket): the encoded window and its version.
+pub type StoredWindows = HashMap<(String, u32), (Vec<u8>, u64)>;
+
 /// One stored aggregate.
 #[derive(Debug, Clone)]
 pub struct MemoryItem {
@@ -62,34 +65,43 @@ pub struct MemoryAggregates {
     pub reject_series: Mutex<Option<String>>,
     /// Pretend the next N commits lost a race.
     pub conflicts: AtomicUsize,
-    /// Each shard's dedup window (encoded, as stored) and its version.
-    pub windows: Mutex<HashMap<String, (Vec<u8>, u64)>>,
+    /// Each shard's and bucket's dedup window (encoded, as stored) and its version.
+    pub windows: Mutex<StoredWindows>,
     /// Fail the next N window writes.
     pub window_failures: AtomicUsize,
 }
 
 impl AggregateStore for MemoryAggregates {
-    async fn load_window(&self, shard: &str) -> Result<(Window, u64), StoreError> {
+    async fn load_windows(&self, shard: &str, buckets: &[u32]) -> Result<Vec<(u32, Window, u64)>, StoreError> {
         let windows = self.windows.lock().map_err(|_| poisoned())?;
-        match windows.get(shard) {
-            None => Ok((Window::default(), 0)),
-            Some((bytes, version)) => {
-                Window::decode(bytes).map(|w| (w, *version)).ok_or_else(|| StoreError("undecodable window".into()))
+        let mut out = Vec::new();
+        for b in buckets {
+            if let Some((bytes, version)) = windows.get(&(shard.to_owned(), *b)) {
+                let w = Window::decode(bytes).ok_or_else(|| StoreError("undecodable window".into()))?;
+                out.push((*b, w, *version));
             }
         }
+        Ok(out)
     }
 
-    async fn save_window(&self, shard: &str, window: &Window, expected_version: u64) -> Result<(), CommitError> {
+    async fn save_window(
+        &self,
+        shard: &str,
+        bucket: u32,
+        window: &Window,
+        expected_version: u64,
+    ) -> Result<(), CommitError> {
         if self.window_failures.load(Ordering::Relaxed) > 0 {
             self.window_failures.fetch_sub(1, Ordering::Relaxed);
             return Err(CommitError::Failed("injected window failure".into()));
         }
         let mut windows = self.windows.lock().map_err(|_| CommitError::Failed("poisoned".into()))?;
-        let version = windows.get(shard).map_or(0, |w| w.1);
+        let key = (shard.to_owned(), bucket);
+        let version = windows.get(&key).map_or(0, |w| w.1);
         if version != expected_version {
             return Err(CommitError::Conflict);
         }
-        windows.insert(shard.to_owned(), (window.encode(), version + 1));
+        windows.insert(key, (window.encode(), version + 1));
         Ok(())
     }
 

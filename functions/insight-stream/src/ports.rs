@@ -58,12 +58,18 @@ pub trait AggregateStore: Send + Sync {
     ) -> impl Future<Output = Result<HashMap<AggKey, Stored>, StoreError>> + Send;
     /// Write one aggregate if its version is still `expected_version`.
     fn commit(&self, write: &AggWrite) -> impl Future<Output = Result<(), CommitError>> + Send;
-    /// The shard's window of counted `(request, index)` pairs and its version (0: none yet).
-    fn load_window(&self, shard: &str) -> impl Future<Output = Result<(Window, u64), StoreError>> + Send;
-    /// Write the shard's window if its version is still `expected_version`.
+    /// The shard's windows of counted `(request, index)` pairs for these buckets, each with its
+    /// version (a bucket never written is absent).
+    fn load_windows(
+        &self,
+        shard: &str,
+        buckets: &[u32],
+    ) -> impl Future<Output = Result<Vec<(u32, Window, u64)>, StoreError>> + Send;
+    /// Write the shard's window of one bucket if its version is still `expected_version` (0: new).
     fn save_window(
         &self,
         shard: &str,
+        bucket: u32,
         window: &Window,
         expected_version: u64,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;

@@ -83,33 +83,45 @@ impl DynamoAggregates {
     }
 }
 
-/// The key of a shard's dedup window in the aggregates table: `~` sorts after every tenant id,
-/// which never holds one, so no tenant's query or prefix reaches it.
-fn window_key(shard: &str) -> Item {
-    HashMap::from([("pk".to_owned(), s(format!("~dedup#{shard}"))), ("minute".to_owned(), n(0))])
+/// The key of a shard's dedup window for one bucket in the aggregates table: `~` sorts after
+/// every tenant id, which never holds one, so no tenant's query or prefix reaches it; the bucket
+/// (a minute, epoch seconds) is the sort key.
+fn window_key(shard: &str, bucket: u32) -> Item {
+    HashMap::from([("pk".to_owned(), s(format!("~dedup#{shard}"))), ("minute".to_owned(), n(i64::from(bucket)))])
 }
 
 impl AggregateStore for DynamoAggregates {
-    async fn load_window(&self, shard: &str) -> Result<(Window, u64), StoreError> {
-        let items = batch_get(&self.client, &self.table, vec![window_key(shard)], |k| k.consistent_read(true)).await?;
-        let Some(item) = items.into_iter().next() else { return Ok((Window::default(), 0)) };
-        let version = get_n(&item, "version").unwrap_or(0);
-        let bytes = item.get("window").and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default();
-        // An item this code did not write starts the window again rather than stopping the shard.
-        let window = Window::decode(&bytes).unwrap_or_else(|| {
-            tracing::warn!(shard, "the dedup window did not decode; starting a new one");
-            Window::default()
-        });
-        Ok((window, version))
+    async fn load_windows(&self, shard: &str, buckets: &[u32]) -> Result<Vec<(u32, Window, u64)>, StoreError> {
+        let keys = buckets.iter().map(|b| window_key(shard, *b)).collect();
+        let items = batch_get(&self.client, &self.table, keys, |k| k.consistent_read(true)).await?;
+        let mut out = Vec::new();
+        for item in items {
+            let Some(bucket) = get_n::<u32>(&item, "minute") else { continue };
+            let version = get_n(&item, "version").unwrap_or(0);
+            let bytes = item.get("window").and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default();
+            // An item this code did not write starts the bucket again rather than stopping the shard.
+            let window = Window::decode(&bytes).unwrap_or_else(|| {
+                tracing::warn!(shard, bucket, "a dedup window did not decode; starting it again");
+                Window::default()
+            });
+            out.push((bucket, window, version));
+        }
+        Ok(out)
     }
 
-    async fn save_window(&self, shard: &str, window: &Window, expected_version: u64) -> Result<(), CommitError> {
+    async fn save_window(
+        &self,
+        shard: &str,
+        bucket: u32,
+        window: &Window,
+        expected_version: u64,
+    ) -> Result<(), CommitError> {
         let now = super::now_secs();
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(window_key(shard)))
+            .set_key(Some(window_key(shard, bucket)))
             .update_expression("SET #w = :w, #v = :next, #u = :now, #e = :expires")
             .expression_attribute_names("#w", "window")
             .expression_attribute_names("#v", "version")
@@ -118,7 +130,7 @@ impl AggregateStore for DynamoAggregates {
             .expression_attribute_values(":w", AttributeValue::B(Blob::new(window.encode())))
             .expression_attribute_values(":next", n(expected_version + 1))
             .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":expires", n(now + i64::from(crate::dedup::HORIZON_SECS) * 4));
+            .expression_attribute_values(":expires", n(i64::from(bucket) + i64::from(crate::dedup::HORIZON_SECS) * 2));
         let update = if expected_version == 0 {
             update.condition_expression("attribute_not_exists(pk)")
         } else {
