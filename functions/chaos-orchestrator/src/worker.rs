@@ -15,20 +15,6 @@ use crate::ports::{AgentRuns, ChaosMessage, Halt, Http, Queue, Runs, Telemetry, 
 /// The pause before a run's message goes back on the stream.
 pub const TICK: Duration = Duration::from_millis(1000);
 
-/// The local stack's crash switch: when `NAKSHA_CRASH_DIR` (set only by the local harness,
-/// never by template.yaml) holds a file named after the run, the worker dies right after
-/// saving a step and before putting the message back, the most awkward moment to die. The file
-/// goes first, so it dies once; Lambda (here the harness) delivers the batch again.
-#[allow(clippy::panic)] // dying here, as a crashed instance would, is the point
-fn crash_point(run_id: &str) {
-    let Some(dir) = std::env::var_os("NAKSHA_CRASH_DIR") else { return };
-    let file = std::path::Path::new(&dir).join(run_id);
-    if std::fs::remove_file(&file).is_ok() {
-        tracing::error!(run_id, "crash point reached: the worker dies mid-run");
-        panic!("crash point for chaos run {run_id}");
-    }
-}
-
 /// Count the step and the time spent in it on the run, then save it.
 async fn save_with_cost<R: Runs>(
     runs: &R,
@@ -68,7 +54,8 @@ pub async fn handle<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: H
             Ok(Some(mut run)) => match step(ports, &mut run, Utc::now()).await {
                 Ok(more) => match save_with_cost(ports.runs, &mut run, started).await {
                     Ok(()) => {
-                        crash_point(&run.run_id);
+                        // Right after saving a step and before putting the message back.
+                        naksha_core::crash::point(&run.run_id, &format!("chaos run {}", run.run_id));
                         if !more {
                             tracing::info!(run_id = %run.run_id, verdict = ?run.verdict, reason = run.reason.as_deref().unwrap_or(""), "chaos run over");
                         }

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod aws;
 pub mod boot;
 pub mod config;
+pub mod crash;
 pub mod ddb;
 pub mod fuzzing;
 pub mod http;

@@ -42,19 +42,6 @@ pub struct BatchReport {
     pub detector_writes: usize,
 }
 
-/// The local stack's crash switch (`make load`): when `NAKSHA_CRASH_DIR` (set only by the local
-/// harness, never by template.yaml) holds a file named `telemetry-consumer`, the consumer dies
-/// right after its aggregates are written and before it answers, the most awkward moment: the
-/// batch is delivered again and must change nothing. The file goes first, so it dies once.
-#[allow(clippy::panic)] // dying here, as a crashed instance would, is the point
-fn crash_point() {
-    let Some(dir) = std::env::var_os("NAKSHA_CRASH_DIR") else { return };
-    if std::fs::remove_file(std::path::Path::new(&dir).join("telemetry-consumer")).is_ok() {
-        tracing::error!("crash point reached: the consumer dies mid-batch");
-        panic!("crash point for the telemetry consumer");
-    }
-}
-
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -219,7 +206,8 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
         }
         let (watched, folded) =
             futures::join!(self.watch.observe(shard, &series), fold_groups(&self.store, shard, &groups));
-        crash_point();
+        // Local only (`make load`): die after the aggregates are written, before answering.
+        naksha_core::crash::point("telemetry-consumer", "the telemetry consumer");
         let mut failed: BTreeSet<usize> = folded.failed;
         failed.extend(watched.failed.iter().copied());
         // Records the store refused to hold: dead letters (once per record), never a retry.
