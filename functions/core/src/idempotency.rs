@@ -387,6 +387,17 @@ async fn dynamo_claim_as(
         Ok(_) => return Ok(Decision::Claim),
         Err(e) if condition_failed(&e) => {}
         Err(e) => {
+            // The write may have landed with its answer lost: release our claim if it did, so the
+            // client's retry is not told "still running" for the whole lease (best effort).
+            let _ = db
+                .delete_item()
+                .table_name(table)
+                .key("pk", s(pk))
+                .condition_expression("claim = :claim AND st = :pending")
+                .expression_attribute_values(":claim", s(token))
+                .expression_attribute_values(":pending", s("pending"))
+                .send()
+                .await;
             return Err(Problem::unavailable("the idempotency store cannot be reached; retry with the same key")
                 .with_internal(describe_error(&e)));
         }
