@@ -26,6 +26,19 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         "y".repeat(1 << 20)
     );
     let approve = format!("/agent/runs/{run}/approve");
+    let edge = stack.key.token(&team.tenant, "store-1", &["edge"], 600).unwrap();
+
+    // Listing runs shows the tenant's own, never another's.
+    let listed = stack.get("/agent/runs?status=awaiting_approval", Some(&team.operator)).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let listed = listed.json();
+    let ids: Vec<&str> = listed["runs"].as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [run.as_str()]);
+    assert_eq!(listed["runs"][0]["status"], "awaiting_approval");
+    let none = stack.get("/agent/runs?status=succeeded", Some(&team.operator)).await.json();
+    assert_eq!(none["count"], 0, "{none}");
+    let theirs = stack.get("/agent/runs", Some(&other.operator)).await.json();
+    assert_eq!(theirs["count"], 0, "another tenant sees none of these runs: {theirs}");
 
     struct Case<'a> {
         what: &'a str,
@@ -194,6 +207,11 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         c("sim get: another tenant", "GET", "/sim/resources/deployment/api", Some(other.admin.as_str()), "", 404),
         c("halt: operator lacks admin", "POST", "/agent/halt", op, "{}", 403),
         c("audit: no token", "GET", "/agent/audit", None, "", 401),
+        c("runs: no token", "GET", "/agent/runs", None, "", 401),
+        c("runs: unknown status", "GET", "/agent/runs?status=done", op, "", 400),
+        c("runs: limit over 100", "GET", "/agent/runs?limit=101", op, "", 400),
+        c("runs: limit not a number", "GET", "/agent/runs?limit=ten", op, "", 400),
+        c("runs: an edge node is no reader", "GET", "/agent/runs", Some(edge.as_str()), "", 403),
     ]);
 
     let baseline = stack.quiet_snapshot().await;

@@ -192,6 +192,44 @@ pub async fn run_status<S: RunStore + AuditLog>(
     json(200, &run_view(&state, &steps, &audit))
 }
 
+/// Most runs `GET /agent/runs` returns at once.
+pub const MAX_RUNS_PAGE: usize = 100;
+
+const STATUSES: [RunStatus; 7] = [
+    RunStatus::Queued,
+    RunStatus::Running,
+    RunStatus::AwaitingApproval,
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::Rejected,
+    RunStatus::Aborted,
+];
+
+/// `GET /agent/runs[?status=S&limit=N]` (any reading role): the tenant's most recently changed
+/// runs, newest first (default 20, at most 100), each as its progress: status, signal, resource,
+/// requester, WPK, milestones and times.
+pub async fn list_runs<S: RunStore>(verifier: &Verifier, store: &S, req: Request) -> Result<Response<Body>, Problem> {
+    method(&req, "GET")?;
+    let p = verifier.authenticate(req.headers()).await?;
+    p.require_any(READERS)?;
+    let limit = query_number(&req, "limit", 1..=MAX_RUNS_PAGE as u64)?.unwrap_or(20) as usize;
+    let status = match req.query_string_parameters_ref().and_then(|q| q.first("status")) {
+        None => None,
+        Some(s) => match STATUSES.iter().find(|k| k.as_str() == s) {
+            Some(k) => Some(k.as_str()),
+            None => {
+                let known: Vec<&str> = STATUSES.iter().map(|k| k.as_str()).collect();
+                return Err(Problem::invalid_fields(vec![FieldError::new(
+                    "/status",
+                    format!("must be one of {}", known.join(", ")),
+                )]));
+            }
+        },
+    };
+    let runs = store.recent_runs(&p.tenant, status, limit).await.map_err(|e| store_problem(e, "run"))?;
+    json(200, &json!({"runs": runs, "count": runs.len()}))
+}
+
 fn justification(body: &Map<String, Value>, errors: &mut Vec<FieldError>) -> String {
     match body.get("justification").and_then(Value::as_str) {
         Some(j) if !j.trim().is_empty() && j.len() <= 1000 => j.to_owned(),

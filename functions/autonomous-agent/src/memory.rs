@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use naksha_contracts::TenantId;
 use naksha_contracts::audit::{Anchors, AuditEntry, AuditRecord, Checkpoint as AuditCheckpoint};
-use naksha_contracts::runs::RunMessage;
+use naksha_contracts::runs::{RunMessage, RunProgress};
 use naksha_contracts::signing::{LocalKey, Sealed, sealed_bytes};
 use serde_json::Value;
 
@@ -132,6 +132,23 @@ impl RunStore for Memory {
             .filter(|r| r.tenant == *tenant)
             .filter_map(|r| r.training_outcome().map(|o| (o.run_id, o.audit_seq)))
             .collect())
+    }
+
+    async fn recent_runs(
+        &self,
+        tenant: &TenantId,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunProgress>, StoreError> {
+        let runs = self.runs.lock().map_err(poisoned)?;
+        let mut out: Vec<RunProgress> = runs
+            .values()
+            .filter(|r| r.tenant == *tenant && status.is_none_or(|s| r.status.as_str() == s))
+            .map(RunState::progress)
+            .collect();
+        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| b.run_id.cmp(&a.run_id)));
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn reject(&self, tenant: &TenantId, run_id: &str, rejection: &Approval) -> Result<RunState, StoreError> {
@@ -404,6 +421,9 @@ impl<T: RunStore> RunStore for std::sync::Arc<T> {
     }
     async fn acted_runs(&self, t: &TenantId) -> Result<Vec<(String, u64)>, StoreError> {
         (**self).acted_runs(t).await
+    }
+    async fn recent_runs(&self, t: &TenantId, s: Option<&str>, n: usize) -> Result<Vec<RunProgress>, StoreError> {
+        (**self).recent_runs(t, s, n).await
     }
 }
 

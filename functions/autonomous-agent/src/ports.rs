@@ -10,7 +10,7 @@ use naksha_core::models::{ChampionCache, Model};
 use serde_json::Value;
 
 use naksha_contracts::audit::Anchors;
-use naksha_contracts::runs::RunMessage;
+use naksha_contracts::runs::{RunMessage, RunProgress};
 use naksha_contracts::signing::Sealed;
 
 use crate::state::{Approval, RunState};
@@ -93,6 +93,14 @@ pub trait RunStore: Send + Sync {
     ) -> impl Future<Output = Result<RunState, StoreError>> + Send;
     /// Runs of the tenant that acted, with the audit record each names (`RunOutcome`).
     fn acted_runs(&self, tenant: &TenantId) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+    /// The tenant's most recently changed runs, newest first, at most `limit`, only those with
+    /// `status` when it is given.
+    fn recent_runs(
+        &self,
+        tenant: &TenantId,
+        status: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RunProgress>, StoreError>> + Send;
     /// Record a rejection if the run is awaiting approval (`Conflict` otherwise).
     fn reject(
         &self,

@@ -5,18 +5,23 @@
 //! | a run | [`run_pk`] = `<tenant>#<run id>` | `run` | `state` (the [`RunState`] as JSON), `tenant`, `run_id`, `status`, `signal`, `resource`, `plan_sha256`, `updated_at`, `progress` (`RunProgress` JSON); `outcome` ([`RunOutcome`] JSON) once a run that acted has ended |
 //! | a checkpoint | the same | [`step_sk`] = `step#000001`… | `node`, `checkpoint` (JSON) |
 //!
-//! The `by_tenant` index (`tenant`, `updated_at`) is how the trainer reads outcomes.
+//! The `by_tenant` index (`tenant`, `updated_at`) is how the trainer reads outcomes and
+//! `GET /agent/runs` lists the newest runs.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use naksha_contracts::TenantId;
-use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, PROGRESS_ATTRIBUTE, RunOutcome, run_pk};
+use naksha_contracts::runs::{OUTCOME_ATTRIBUTE, PROGRESS_ATTRIBUTE, RunOutcome, RunProgress, run_pk};
 use naksha_core::ddb::{Item, condition_failed, get_s, s};
 
 use super::{DynamoAgentStore, built, failed, json_of};
 use crate::ports::{Checkpoint, RunStore, StoreError};
 use crate::state::{Approval, RunState, RunStatus};
+
+/// Items read per page when listing runs, and pages read at most.
+const LIST_PAGE: i32 = 100;
+const MAX_LIST_PAGES: usize = 10;
 
 /// The sort key of the run item itself.
 pub const RUN_SK: &str = "run";
@@ -190,6 +195,54 @@ impl RunStore for DynamoAgentStore {
             .filter_map(|i| serde_json::from_str::<RunOutcome>(get_s(i, OUTCOME_ATTRIBUTE)?).ok())
             .map(|o| (o.run_id, o.audit_seq))
             .collect())
+    }
+
+    async fn recent_runs(
+        &self,
+        tenant: &TenantId,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunProgress>, StoreError> {
+        // Newest first through the index; a status filter applies after each page is read, so
+        // read pages until enough match (bounded: a tenant with many runs of other statuses gets
+        // what the first pages held).
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut query = self
+                .db
+                .query()
+                .table_name(&self.t.runs)
+                .index_name("by_tenant")
+                .key_condition_expression("#t = :t")
+                .scan_index_forward(false)
+                .limit(LIST_PAGE)
+                .projection_expression("#p")
+                .expression_attribute_names("#t", "tenant")
+                .expression_attribute_names("#p", PROGRESS_ATTRIBUTE)
+                .expression_attribute_values(":t", s(tenant.as_str()))
+                .set_exclusive_start_key(start.take());
+            if let Some(status) = status {
+                query = query
+                    .filter_expression("#s = :s")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":s", s(status));
+            }
+            let page = query.send().await.map_err(failed)?;
+            for item in page.items() {
+                if let Some(p) =
+                    get_s(item, PROGRESS_ATTRIBUTE).and_then(|j| serde_json::from_str::<RunProgress>(j).ok())
+                {
+                    out.push(p);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if out.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn approve(&self, tenant: &TenantId, run_id: &str, approval: &Approval) -> Result<RunState, StoreError> {
