@@ -5,6 +5,7 @@
 #   make up      start the local stack in the background (returns once GET /health is 200)
 #   make down    stop what `make up` started
 #   make token TENANT=acme SUB=alice ROLES=operator,approver   print a dev JWT (use make -s)
+#   make cli     build the naksha command line (target/debug/naksha)
 #   make edge NODE=store-1 LABELS=site=store-1,tier=edge     run an edge node against the local stack
 #   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
@@ -27,7 +28,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token edge gameday demo test lint lint-template unit e2e api-fuzz load cost bench fuzz nab nab-loco clean
+.PHONY: up down status tools token cli edge gameday demo test lint lint-template unit e2e api-fuzz load cost bench fuzz nab nab-loco clean
 
 tools:
 	@./local/stack.sh tools
@@ -44,6 +45,11 @@ status:
 token:
 	@cargo build --quiet -p naksha-local
 	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(SUB)" --roles "$(ROLES)"
+
+# The operators' CLI: target/debug/naksha (README: export PATH=$PWD/target/debug:$PATH).
+cli:
+	@cargo build --quiet -p naksha-cli
+	@echo "built $(ROOT)/target/debug/naksha"
 
 # An edge node against the local stack (make up): a dev token for NODE, its state and a simulated
 # world under .local/edge/NODE. Ctrl-C stops it; run it again and it carries on where it stopped.

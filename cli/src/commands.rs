@@ -189,7 +189,76 @@ pub enum Sim {
         #[arg(default_value = "default")]
         name: String,
     },
+    /// A simulated resource's state.
+    Get { resource: String },
+    /// Create or replace a simulated resource (role admin).
+    Put {
+        resource: String,
+        #[arg(long, default_value = "deployment")]
+        kind: String,
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// Healthy (`--healthy true`) or not.
+        #[arg(long, action = clap::ArgAction::Set, default_value_t = true)]
+        healthy: bool,
+        #[arg(long, default_value = "v1")]
+        version: String,
+        /// A target chaos experiments may inject faults into.
+        #[arg(long)]
+        chaos_target: bool,
+    },
 }
+
+/// Every route of `docs/openapi.yaml` and the command that calls it; the routes only an edge node
+/// calls are the `edge-node` binary's (`make edge`). A test keeps this true to the spec.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/health", "naksha health"),
+    ("get", "/metrics", "naksha metrics"),
+    ("post", "/ingest", "naksha ingest FILE"),
+    ("get", "/signals", "naksha signals"),
+    ("post", "/models/train", "naksha models train [--wait]"),
+    ("get", "/jobs/{job_id}", "naksha jobs show ID"),
+    ("get", "/models", "naksha models list"),
+    ("get", "/models/{model_id}", "naksha models show|verify ID"),
+    ("post", "/agent/run", "naksha runs start"),
+    ("get", "/agent/status/{run_id}", "naksha runs show|watch ID"),
+    ("get", "/agent/runs", "naksha runs list"),
+    ("post", "/agent/runs/{run_id}/approve", "naksha runs approve ID"),
+    ("post", "/agent/runs/{run_id}/reject", "naksha runs reject ID"),
+    ("post", "/agent/halt", "naksha halt"),
+    ("post", "/agent/resume", "naksha resume"),
+    ("get", "/agent/audit", "naksha audit list|verify"),
+    ("get", "/agent/settings", "naksha settings show"),
+    ("post", "/agent/settings", "naksha settings set"),
+    ("post", "/wpk", "naksha wpk register FILE"),
+    ("get", "/wpk", "naksha wpk list"),
+    ("get", "/wpk/{id}", "naksha wpk show ID"),
+    ("post", "/wpk/{id}/promote", "naksha wpk promote ID"),
+    ("post", "/federation/register", "edge-node"),
+    ("post", "/federation/heartbeat", "edge-node"),
+    ("get", "/federation/nodes", "naksha edge nodes"),
+    ("get", "/federation/nodes/{node_id}", "naksha edge nodes ID"),
+    ("post", "/federation/triggers", "naksha triggers send"),
+    ("get", "/federation/triggers", "edge-node"),
+    ("get", "/federation/triggers/{trigger_id}", "naksha triggers show ID"),
+    ("post", "/federation/triggers/{trigger_id}/result", "edge-node"),
+    ("get", "/federation/keys", "naksha edge keys"),
+    ("get", "/sim/resources/{resource}", "naksha sim get RESOURCE"),
+    ("put", "/sim/resources/{resource}", "naksha sim put RESOURCE"),
+    ("post", "/chaos/run", "naksha chaos run SPEC [--wait]"),
+    ("get", "/chaos/runs", "naksha chaos list"),
+    ("get", "/chaos/runs/{run_id}", "naksha chaos show ID"),
+    ("post", "/chaos/runs/{run_id}/abort", "naksha chaos abort ID"),
+    ("get", "/chaos/specs", "naksha chaos specs list"),
+    ("post", "/chaos/specs", "naksha chaos specs add FILE"),
+    ("post", "/sim/scenarios/{name}", "naksha sim scenario NAME"),
+    ("post", "/learn", "naksha policies learn FILE"),
+    ("get", "/policies/suggestions", "naksha policies list"),
+    ("get", "/policies/suggestions/{id}", "naksha policies show ID"),
+    ("post", "/policies/suggestions/{id}/advance", "naksha policies advance ID"),
+    ("post", "/policies/suggestions/{id}/reject", "naksha policies reject ID"),
+    ("get", "/compliance", "naksha compliance [--markdown]"),
+];
 
 #[derive(Debug, Subcommand)]
 pub enum Edge {
@@ -274,6 +343,11 @@ pub enum Settings {
         #[arg(long, short = 'j')]
         justification: String,
     },
+}
+
+/// A resource name is a path (`deployment/payments`): each segment encoded, the slashes kept.
+fn sim_path(resource: &str) -> String {
+    format!("/sim/resources/{}", resource.split('/').map(enc).collect::<Vec<_>>().join("/"))
 }
 
 fn read_file(path: &PathBuf) -> Result<Vec<u8>, CliError> {
@@ -385,6 +459,29 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Sim(Sim::Scenario { name }) => {
             let a = c.post(&format!("/sim/scenarios/{}", enc(&name)), Body::Json(json!({}))).await?;
             show(ctx, &a.body, render::scenario);
+        }
+        Command::Sim(Sim::Get { resource }) => show(ctx, &c.get(&sim_path(&resource)).await?, render::generic),
+        Command::Sim(Sim::Put { resource, kind, replicas, healthy, version, chaos_target }) => {
+            let body = json!({"kind": kind, "replicas": replicas, "healthy": healthy, "version": version, "chaos_target": chaos_target});
+            let key = uuid::Uuid::now_v7().to_string();
+            let a = c.send(Method::PUT, &sim_path(&resource), Body::Json(body), Some(&key)).await?;
+            show(ctx, &a.body, render::generic);
+        }
+        Command::Routes => {
+            let rows: Vec<Value> = ROUTES
+                .iter()
+                .map(|(m, p, cmd)| json!({"method": m.to_uppercase(), "path": p, "command": cmd}))
+                .collect();
+            show(ctx, &json!({"routes": rows}), |v| {
+                render::table(
+                    v["routes"].as_array().map_or(&[][..], Vec::as_slice),
+                    &[("method", "/method"), ("path", "/path"), ("command", "/command")],
+                )
+            });
+        }
+        Command::Metrics => {
+            let a = c.send(Method::GET, "/metrics", Body::None, None).await?;
+            render::out(a.text.trim_end());
         }
         Command::Edge(e) => match e {
             Edge::Nodes { node_id: None } => show(ctx, &c.get("/federation/nodes").await?, render::nodes),
@@ -699,4 +796,51 @@ async fn chaos(ctx: &Ctx, ch: Chaos) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+
+    /// `(method, path)` of every operation in docs/openapi.yaml.
+    fn spec_routes() -> Vec<(String, String)> {
+        let text = include_str!("../../docs/openapi.yaml");
+        let mut out = Vec::new();
+        let mut in_paths = false;
+        let mut path = String::new();
+        for line in text.lines() {
+            if line.starts_with("paths:") {
+                in_paths = true;
+                continue;
+            }
+            if in_paths && !line.starts_with(' ') && !line.is_empty() {
+                break;
+            }
+            if let Some(p) = line.strip_prefix("  /") {
+                path = format!("/{}", p.trim_end_matches(':'));
+            } else if let Some(m) = line.strip_prefix("    ").and_then(|m| m.strip_suffix(':'))
+                && ["get", "post", "put", "delete", "patch"].contains(&m)
+            {
+                out.push((m.to_owned(), path.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_of_the_spec_has_a_command_or_is_the_edge_nodes() {
+        let spec = spec_routes();
+        assert!(spec.len() > 40, "the spec was read: {spec:?}");
+        for (m, p) in &spec {
+            assert!(ROUTES.iter().any(|(rm, rp, _)| rm == m && rp == p), "{m} {p} has no command in ROUTES");
+        }
+        for (m, p, _) in ROUTES {
+            assert!(spec.iter().any(|(sm, sp)| sm == m && sp == p), "{m} {p} in ROUTES is not in the spec");
+        }
+    }
+
+    #[test]
+    fn simulated_resources_keep_their_slashes() {
+        assert_eq!(super::sim_path("deployment/pay ments"), "/sim/resources/deployment/pay%20ments");
+    }
 }

@@ -68,6 +68,8 @@ pub enum Command {
     Health,
     /// Send telemetry from a file: a CSV in NAB's timestamp,value shape, or JSON lines.
     Ingest(commands::IngestArgs),
+    /// The fleet-wide counters, in Prometheus text.
+    Metrics,
     /// Series with an open anomaly signal.
     Signals {
         #[arg(long, default_value_t = 100)]
@@ -119,6 +121,8 @@ pub enum Command {
     /// The tenant's safety settings.
     #[command(subcommand)]
     Settings(commands::Settings),
+    /// Every API route and the command that calls it.
+    Routes,
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]

@@ -221,6 +221,24 @@ async fn exit_codes_and_errors_mean_something() {
     })
     .await;
 
+    // The kill switch: an admin's, not an operator's; the stack sees it.
+    assert_eq!(run(naksha(&stack, &team.operator).args(["halt", "-r", "INC-9"])).code, 3);
+    ok(naksha(&stack, &team.admin).args(["halt", "-r", "INC-9"]));
+    let nodes = stack.get("/federation/nodes", Some(&team.operator)).await.json();
+    assert_eq!(nodes["halted"], true, "{nodes}");
+    ok(naksha(&stack, &team.admin).arg("resume"));
+    let nodes = stack.get("/federation/nodes", Some(&team.operator)).await.json();
+    assert_eq!(nodes["halted"], false, "{nodes}");
+
+    // A simulated resource written and read back through its path.
+    ok(naksha(&stack, &team.admin).args(["sim", "put", "deployment/web", "--healthy", "false", "--replicas", "2"]));
+    let state = ok(naksha(&stack, &team.admin).args(["-o", "json", "sim", "get", "deployment/web"])).json();
+    assert_eq!(
+        (state["state"]["healthy"].as_bool(), state["state"]["replicas"].as_u64()),
+        (Some(false), Some(2)),
+        "{state}"
+    );
+
     // 2: usage.
     assert_eq!(run(naksha(&stack, &team.operator).arg("runs")).code, 2);
     assert_eq!(run(naksha(&stack, &team.operator).args(["ingest", "/no/such/file.csv"])).code, 2);
