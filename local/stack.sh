@@ -86,11 +86,11 @@ tools() {
   # friends) must not move moto's or sam's.
   venv_install "$SCAN_VENV" "$ROOT/local/requirements-scan.txt" "the IaC scanner (checkov)"
   venv_install "$API_VENV" "$ROOT/local/requirements-api.txt" "the contract tester (schemathesis)"
-  if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null; then
-    say "installing promtool and openssl from Debian (prometheus, openssl)"
+  if ! command -v promtool >/dev/null || ! command -v openssl >/dev/null || ! command -v chromium >/dev/null; then
+    say "installing promtool, openssl and chromium from Debian (prometheus, openssl, chromium: the report's browser test)"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus openssl >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus openssl chromium fonts-dejavu-core >/dev/null
   fi
 }
 

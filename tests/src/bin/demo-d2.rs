@@ -132,6 +132,9 @@ async fn main() {
     );
     let ok = stack.approve(&team, &run, &sha).await;
     let done = stack.run_until(&team, &run, &["succeeded", "failed", "aborted"]).await;
+    // The operations report (reports/index.html) draws this run's steps on a timeline.
+    std::fs::create_dir_all("reports/data").unwrap();
+    std::fs::write("reports/data/run.json", serde_json::to_string_pretty(&done).unwrap() + "\n").unwrap();
     let after = stack.sim_state(&team, "deployment/payments").await;
     let _ = writeln!(
         md,

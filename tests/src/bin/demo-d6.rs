@@ -409,6 +409,9 @@ async fn main() {
     let tampered = stack.get("/compliance?format=markdown", Some(&team.operator)).await.text;
     set(original).await.unwrap();
     let fixed = stack.get("/compliance", Some(&team.operator)).await.json();
+    // The operations report (reports/index.html) draws this matrix.
+    std::fs::create_dir_all("reports/data").unwrap();
+    std::fs::write("reports/data/compliance.json", serde_json::to_string_pretty(&fixed).unwrap() + "\n").unwrap();
     let demote =
         |s: &str| s.replace("\n# Compliance", "\n#### Compliance").replacen("# Compliance", "#### Compliance", 1);
     let _ = writeln!(
