@@ -185,18 +185,29 @@ async fn a_token_without_the_operator_role_is_refused_with_403() {
 async fn every_request_logs_one_json_line_with_its_request_id() {
     let stack = Stack::connect().await;
     let tenant = unique_tenant("log");
-    let reply = stack.post("/ingest", Some(&stack.token(&tenant, &["operator"])), r#"{"m":1}"#).await;
+    // With a W3C traceparent: the answer and the log line name its trace (P-4).
+    let trace_id = format!("{:032x}", u128::from(std::process::id()) << 64 | 0x1d1);
+    let req = stack
+        .http
+        .post(format!("{}/ingest", naksha_e2e::API_URL))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .body(r#"{"m":1}"#);
+    let reply = stack.send(req, Some(&stack.token(&tenant, &["operator"]))).await;
     assert_eq!(reply.status, 202);
+    let answered = reply.headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(answered.starts_with(&format!("00-{trace_id}-")) && !answered.contains("00f067aa0ba902b7"), "a child span of the same trace: {answered}");
     let log = stack.paths.local().join("logs/watch.log");
     let line = eventually("the request log line", Duration::from_secs(10), || async {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.lines()
             .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["fields"]["message"] == "request" && v["fields"]["route"] == "/ingest")
+            .find(|v| v["fields"]["message"] == "request" && v["span"]["trace_id"] == trace_id.as_str())
     })
     .await;
-    assert!(line["span"]["requestId"].as_str().is_some_and(|id| id.len() >= 32), "{line}");
+    let request_id = line["spans"].as_array().and_then(|s| s.iter().find_map(|sp| sp["requestId"].as_str()));
+    assert!(request_id.is_some_and(|id| id.len() >= 32), "{line}");
+    assert_eq!(line["fields"]["route"], "/ingest");
     assert_eq!(line["fields"]["status"], 202);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(&stack.token(&tenant, &["operator"])[..40]), "tokens must never be logged");

@@ -55,7 +55,25 @@ async fn an_anomalous_series_raises_one_signal_that_starts_an_agent_run() {
     assert_eq!(quiet.status, 200, "{}", quiet.text);
     assert_eq!(quiet.json()["count"], 0, "calm days raise nothing: {}", quiet.text);
 
-    ingest(&stack, &team.operator, start_ms, calm..calm + 30, |m| 3.0 * latency(m)).await;
+    // The spike comes in one request with a W3C trace context (P-4): the run must carry it.
+    let trace_id = format!("{:032x}", u128::from(uuid::Uuid::now_v7().as_u64_pair().1) << 16 | 0xbeef);
+    let events: Vec<serde_json::Value> = (calm..calm + 30)
+        .step_by(STEP as usize)
+        .map(|m| json!({"source": RES, "name": "latency_ms", "value": 3.0 * latency(m), "ts": start_ms + m * 60_000}))
+        .collect();
+    let spike = stack
+        .send(
+            stack
+                .http
+                .post(format!("{}/ingest", naksha_e2e::API_URL))
+                .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+                .json(&json!({"events": events})),
+            Some(&team.operator),
+        )
+        .await;
+    assert_eq!(spike.status, 202, "{}", spike.text);
+    let answered = spike.headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(answered.starts_with(&format!("00-{trace_id}-")), "the answer names the same trace: {answered:?}");
     let signals = eventually("a signal", Duration::from_secs(120), || async {
         let doc = stack.get("/signals", Some(&team.operator)).await.json();
         (doc["count"].as_u64() > Some(0)).then_some(doc)
@@ -87,6 +105,14 @@ async fn an_anomalous_series_raises_one_signal_that_starts_an_agent_run() {
     assert_eq!(evidence["score"], signal["score"]);
     assert!(evidence["window"]["from"].as_i64() < evidence["window"]["to"].as_i64(), "{evidence}");
     assert_eq!(evidence["model_id"], signal["model_id"]);
+    assert_eq!(
+        run["trace"]["trace_id"],
+        trace_id.as_str(),
+        "one trace id from the ingest request to the run: {}",
+        run["trace"]
+    );
+    let listed = stack.get("/agent/runs", Some(&team.operator)).await.json();
+    assert_eq!(listed["runs"][0]["trace_id"], trace_id.as_str(), "{listed}");
 
     // Another tenant sees none of it.
     let other = stack.team("loop-other");

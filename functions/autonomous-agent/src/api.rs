@@ -84,6 +84,7 @@ pub async fn start_run<S: RunStore, Q: RunQueue>(
 ) -> Result<Response<Body>, Problem> {
     method(&req, "POST")?;
     let p = verifier.authorize(req.headers(), Role::Operator).await?;
+    let trace = http::trace_of(&req).traceparent();
     let mut body = json_object(&req)?;
     let mut errors = Vec::new();
     for k in body.keys().filter(|k| !["signal", "resource", "telemetry", "dry_run"].contains(&k.as_str())) {
@@ -126,6 +127,7 @@ pub async fn start_run<S: RunStore, Q: RunQueue>(
     };
     let run_id = uuid::Uuid::now_v7().to_string();
     let mut state = RunState::new(run_id.clone(), p.tenant.clone(), p.subject.clone(), request, now());
+    state.trace = Some(trace);
     store.create_run(&state).await.map_err(|e| store_problem(e, "run"))?;
     if let Err(e) = queue.enqueue(&p.tenant, &resource, &run_id).await {
         state.conclude(RunStatus::Failed, "the run could not be queued");
@@ -161,6 +163,9 @@ pub fn run_view(state: &RunState, steps: &[crate::ports::Checkpoint], audit: &[A
             "latency_ms": c.latency_ms, "graph_version": c.graph_version, "state_digest": c.state_digest, "error": c.error,
         })).collect::<Vec<_>>(),
         "audit": audit,
+        "trace": state.trace.as_deref().and_then(naksha_contracts::trace::TraceContext::parse).map(|t| json!({
+            "trace_id": t.trace_id(), "traceparent": t.traceparent(), "xray_trace_id": t.xray_trace_id(),
+        })),
         "created_at": state.created_at,
         "updated_at": state.updated_at,
     })

@@ -242,6 +242,9 @@ pub struct RunState {
     /// experiment times the agent by.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub milestones: std::collections::BTreeMap<String, String>,
+    /// The W3C `traceparent` of what started the run (P-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -269,6 +272,7 @@ impl RunState {
             approval_refused: None,
             audit_pending: None,
             milestones: std::collections::BTreeMap::new(),
+            trace: None,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -325,6 +329,7 @@ impl RunState {
             acted_at: self.receipts.first().map(|r| r.at.clone()),
             reason: self.outcome.as_ref().map(|o| o.reason.clone()),
             audit_seq: self.audit_seq,
+            trace_id: self.trace.as_deref().and_then(naksha_contracts::trace::trace_id_of),
         }
     }
 

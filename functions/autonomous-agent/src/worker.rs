@@ -2,6 +2,7 @@
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use tracing::Instrument;
 
 use crate::agent::{Agent, AgentStore, now};
 use crate::ports::{Actuator, Observer, RemediationModel, RunQueue};
@@ -106,16 +107,22 @@ where
         tracing::info!(run_id = %msg.run_id, status = state.status.as_str(), "duplicate delivery skipped");
         return Next::Done;
     }
-    match agent.advance(&mut state).await {
+    // P-4: every line logged while the run advances (its nodes, its acts) names its trace.
+    let trace_id = state.trace.as_deref().and_then(naksha_contracts::trace::trace_id_of).unwrap_or_default();
+    let span = tracing::info_span!("run", run_id = %state.run_id, trace_id = %trace_id);
+    let advanced = agent.advance(&mut state).instrument(span.clone()).await;
+    match advanced {
         Ok(()) if state.audit_pending.is_some() => Next::Again,
         Ok(()) => {
-            tracing::info!(
-                run_id = %state.run_id,
-                status = state.status.as_str(),
-                steps = state.steps_taken,
-                reason = state.outcome.as_ref().map(|o| o.reason.as_str()).unwrap_or(""),
-                "run advanced"
-            );
+            span.in_scope(|| {
+                tracing::info!(
+                    run_id = %state.run_id,
+                    status = state.status.as_str(),
+                    steps = state.steps_taken,
+                    reason = state.outcome.as_ref().map(|o| o.reason.as_str()).unwrap_or(""),
+                    "run advanced"
+                )
+            });
             Next::Done
         }
         Err(StoreError::Rejected(why)) => {
@@ -182,7 +189,8 @@ async fn create_from_signal<S: RunStore>(store: &S, msg: &RunMessage) -> Result<
         telemetry: start.telemetry.clone(),
         dry_run: false,
     };
-    let state = RunState::new(msg.run_id.clone(), msg.tenant.clone(), start.requested_by.clone(), request, now());
+    let mut state = RunState::new(msg.run_id.clone(), msg.tenant.clone(), start.requested_by.clone(), request, now());
+    state.trace = start.trace.clone();
     match store.create_run(&state).await {
         Ok(()) => {
             tracing::info!(run_id = %state.run_id, signal = %start.signal, resource = %start.resource, "run created from a signal");
@@ -263,6 +271,7 @@ mod tests {
                 resource: "deployment/payments".into(),
                 requested_by: "detector".into(),
                 telemetry: Some(serde_json::json!({"score": 0.93})),
+                trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
             }),
         };
         let response = handle(&agent, mem.as_ref(), &event(&[msg.clone(), msg.clone()])).await;
@@ -271,6 +280,11 @@ mod tests {
         assert_eq!(runs.len(), 1);
         let run = runs.values().next().unwrap();
         assert_eq!((run.requested_by.as_str(), run.request.signal.as_str()), ("detector", "anomaly.error_rate"));
+        assert_eq!(
+            run.trace.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            "the signal's trace"
+        );
         // No WPK handles the signal: the run is refused with the reason, which is still a record.
         assert_eq!(run.status, RunStatus::Rejected);
         let mut bad = serde_json::to_value(&msg).unwrap();

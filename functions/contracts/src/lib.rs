@@ -27,6 +27,7 @@ pub mod models;
 pub mod runs;
 pub mod signing;
 pub mod telemetry;
+pub mod trace;
 pub mod wpk;
 
 pub use identity::{Principal, Role, TenantId};

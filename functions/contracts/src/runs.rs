@@ -40,6 +40,10 @@ pub struct RunStart {
     pub requested_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<Value>,
+    /// The W3C `traceparent` of what started it (the ingest request behind a signal, or the
+    /// `POST /agent/run` request): the run's steps log its trace id (P-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl RunMessage {
@@ -118,6 +122,9 @@ pub struct RunProgress {
     pub reason: Option<String>,
     #[serde(default)]
     pub audit_seq: Option<u64>,
+    /// The W3C trace id the run belongs to (P-4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 #[cfg(test)]
@@ -135,6 +142,7 @@ mod tests {
                 resource: "deployment/a".into(),
                 requested_by: "detector".into(),
                 telemetry: Some(serde_json::json!({"score": 0.9})),
+                trace: None,
             }),
         };
         let bytes = serde_json::to_vec(&m).unwrap();

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use naksha_contracts::trace::TraceContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use crate::auth::{Principal, READERS, Verifier};
 use crate::idempotency::{Begin, Idempotency};
@@ -48,12 +50,18 @@ where
     Fut: Future<Output = Result<Response<Body>, Problem>> + Send,
 {
     let handler = Arc::new(handler);
-    lambda_http::run(service_fn(move |req: Request| {
+    lambda_http::run(service_fn(move |mut req: Request| {
         let method = req.method().to_string();
         let route = req.raw_http_path().to_owned();
         let started = Instant::now();
         let handler = Arc::clone(&handler);
         let idempotency = idempotency.clone();
+        // P-4: the request's trace (its traceparent, else API Gateway's X-Ray id, else new) is
+        // in every log line of the request and handed to the handler (`trace_of`).
+        let trace = incoming_trace(req.headers());
+        let span = tracing::info_span!("request", trace_id = %trace.trace_id());
+        let traceparent = trace.traceparent();
+        req.extensions_mut().insert(trace);
         async move {
             let mut replayed = false;
             let outcome = match idempotency.as_deref() {
@@ -73,7 +81,10 @@ where
                     Err(problem) => Err(problem),
                 },
             };
-            let response = outcome.unwrap_or_else(render);
+            let mut response = outcome.unwrap_or_else(render);
+            if let Ok(v) = http::HeaderValue::from_str(&traceparent) {
+                response.headers_mut().insert("traceparent", v);
+            }
             tracing::info!(
                 method = %method,
                 route = %route,
@@ -84,8 +95,23 @@ where
             );
             Ok::<_, Infallible>(response)
         }
+        .instrument(span)
     }))
     .await
+}
+
+/// The trace a request belongs to: its `traceparent`, else its X-Ray header, else a new one.
+pub fn incoming_trace(headers: &http::HeaderMap) -> TraceContext {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("traceparent")
+        .and_then(TraceContext::parse)
+        .or_else(|| header("x-amzn-trace-id").and_then(TraceContext::from_xray))
+        .map_or_else(TraceContext::new_root, |t| t.child())
+}
+
+/// The trace of a request served by [`serve_keyed`] (a new one for a request built elsewhere).
+pub fn trace_of(req: &Request) -> TraceContext {
+    req.extensions().get::<TraceContext>().cloned().unwrap_or_else(TraceContext::new_root)
 }
 
 /// A problem as its response; server errors' internal cause is logged here.

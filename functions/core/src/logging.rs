@@ -1,5 +1,6 @@
 //! JSON logs. Each line carries the Lambda request id through the runtime's
-//! "Lambda runtime invoke" span; the level comes from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+//! "Lambda runtime invoke" span and, inside a request, a run or a batch's signal, the W3C trace id
+//! (`spans`: every open span's fields); the level comes from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 
 use lambda_runtime::tracing::subscriber::{self, EnvFilter, filter::LevelFilter};
 
@@ -19,7 +20,7 @@ pub fn init() {
     let _ = subscriber::fmt()
         .json()
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_target(false)
         .with_env_filter(filter)
         .try_init();

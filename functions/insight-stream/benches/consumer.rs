@@ -34,6 +34,7 @@ fn records(series: usize, minutes: i64) -> (Vec<String>, Vec<Vec<u8>>) {
                 attrs: Default::default(),
                 rq: None,
                 ix: None,
+                tp: None,
             })
             .unwrap()
         })

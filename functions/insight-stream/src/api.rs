@@ -47,8 +47,9 @@ pub async fn ingest<S: RecordSink, C: CounterStore, I: SeriesIndex>(
     let body = http::body_bytes(&req)?;
     // Checked by the idempotency layer before this handler runs (visible ASCII, ≤ 255).
     let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok());
+    let trace = http::trace_of(&req).traceparent();
     let accepted = ingest
-        .ingest_keyed(&principal, body, chrono::Utc::now().timestamp_millis(), key)
+        .ingest_traced(&principal, body, chrono::Utc::now().timestamp_millis(), key, Some(&trace))
         .await
         .map_err(ingest_problem)?;
     http::json(202, &accepted)

@@ -189,6 +189,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                 }
             }
             let minute = minute_of(rec.ts);
+            let trace: Option<std::sync::Arc<str>> = rec.tp.as_deref().map(std::sync::Arc::from);
             for (name, value) in rec.samples {
                 let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
                 let key = AggKey { tenant: rec.tenant.clone(), series_id: meta.id(), minute };
@@ -196,7 +197,7 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                     .entry(SeriesKey { tenant: key.tenant.clone(), series_id: key.series_id.clone() })
                     .or_insert_with(|| SeriesInput { meta: meta.clone(), samples: Vec::new() })
                     .samples
-                    .push(Sample { record: i, seq: seq.clone(), minute, value });
+                    .push(Sample { record: i, seq: seq.clone(), minute, value, trace: trace.clone() });
                 groups
                     .entry(key)
                     .or_insert_with(|| Group { meta, contributions: Vec::new() })
@@ -319,6 +320,7 @@ mod tests {
             attrs: Default::default(),
             rq: None,
             ix: None,
+            tp: None,
         })
         .unwrap()
     }

@@ -39,6 +39,9 @@ pub struct Pending {
     pub minute: i64,
     pub count: u64,
     pub sum: f64,
+    /// The trace of the minute's first sample that had one (P-4): a signal it raises carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// A raised signal, open until the series is calm again.
@@ -50,6 +53,9 @@ pub struct OpenSignal {
     /// Whether the run message has been put on the runs stream.
     pub sent: bool,
     pub calm: u32,
+    /// The `traceparent` of the telemetry that raised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,20 +99,25 @@ pub fn fold(
     new_run_id: &mut dyn FnMut() -> String,
 ) -> usize {
     let mut scored = 0;
+    let pending =
+        |s: &Sample| Pending { minute: s.minute, count: 1, sum: s.value, trace: s.trace.as_deref().map(str::to_owned) };
     for s in samples {
         match state.pending.as_mut() {
-            None => state.pending = Some(Pending { minute: s.minute, count: 1, sum: s.value }),
+            None => state.pending = Some(pending(s)),
             Some(p) if s.minute == p.minute => {
                 p.count += 1;
                 p.sum += s.value;
+                if p.trace.is_none() {
+                    p.trace = s.trace.as_deref().map(str::to_owned);
+                }
             }
             Some(p) if s.minute > p.minute => {
-                let (minute, mean) = (p.minute, p.sum / p.count as f64);
-                state.pending = Some(Pending { minute: s.minute, count: 1, sum: s.value });
+                let (minute, mean, trace) = (p.minute, p.sum / p.count as f64, p.trace.take());
+                state.pending = Some(pending(s));
                 let score = state.detector.update(params, minute, mean);
                 state.last_score = score;
                 scored += 1;
-                on_score(state, minute, score, new_run_id);
+                on_score(state, minute, score, trace, new_run_id);
             }
             // A late sample of a minute already scored: the aggregate has it; the detector does not.
             Some(_) => {}
@@ -125,15 +136,27 @@ pub fn fold_warnings(state: &mut SeriesState, samples: &[&Sample], new_run_id: &
             Some(open) => open.sent && quiet_since,
         };
         if new_incident {
-            state.open_signal =
-                Some(OpenSignal { run_id: new_run_id(), minute: s.minute, score: 1.0, sent: false, calm: 0 });
+            state.open_signal = Some(OpenSignal {
+                run_id: new_run_id(),
+                minute: s.minute,
+                score: 1.0,
+                sent: false,
+                calm: 0,
+                trace: s.trace.as_deref().map(str::to_owned),
+            });
         }
         state.last_warning = Some(state.last_warning.map_or(s.minute, |l| l.max(s.minute)));
         state.last_score = 1.0;
     }
 }
 
-fn on_score(state: &mut SeriesState, minute: i64, score: f64, new_run_id: &mut dyn FnMut() -> String) {
+fn on_score(
+    state: &mut SeriesState,
+    minute: i64,
+    score: f64,
+    trace: Option<String>,
+    new_run_id: &mut dyn FnMut() -> String,
+) {
     match state.open_signal.as_mut() {
         Some(open) if score >= CALM_BELOW => open.calm = 0,
         Some(open) => {
@@ -144,7 +167,7 @@ fn on_score(state: &mut SeriesState, minute: i64, score: f64, new_run_id: &mut d
             }
         }
         None if score >= 0.5 => {
-            state.open_signal = Some(OpenSignal { run_id: new_run_id(), minute, score, sent: false, calm: 0 });
+            state.open_signal = Some(OpenSignal { run_id: new_run_id(), minute, score, sent: false, calm: 0, trace });
         }
         None => {}
     }
@@ -172,6 +195,7 @@ pub fn signal_message(
             signal,
             resource: meta.source.clone(),
             requested_by: requested_by.into(),
+            trace: open.trace.clone(),
             telemetry: Some(json!({
                 "signal": {
                     "series": {"id": series_id, "source": meta.source, "name": meta.name, "labels": meta.labels},
@@ -314,7 +338,8 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
                 }
                 writes += 1;
                 raised = true;
-                tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, signal = %msg.start.as_ref().map_or("", |s| s.signal.as_str()), "signal raised");
+                let trace_id = open.trace.as_deref().and_then(naksha_contracts::trace::trace_id_of).unwrap_or_default();
+                tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, signal = %msg.start.as_ref().map_or("", |s| s.signal.as_str()), trace_id = %trace_id, "signal raised");
             }
             return Outcome::Done { scored, raised, writes };
         }
@@ -396,7 +421,13 @@ mod tests {
         let samples = (from..to)
             .enumerate()
             .filter_map(|(i, m)| {
-                Some(Sample { record: i, seq: SeqNo::parse(&(1000 + m).to_string())?, minute: m * 60, value: value(m) })
+                Some(Sample {
+                    record: i,
+                    seq: SeqNo::parse(&(1000 + m).to_string())?,
+                    minute: m * 60,
+                    value: value(m),
+                    trace: None,
+                })
             })
             .collect();
         BTreeMap::from([(key(), SeriesInput { meta: meta(), samples })])
@@ -411,7 +442,7 @@ mod tests {
     }
 
     fn sample(minute: i64, value: f64) -> Sample {
-        Sample { record: 0, seq: SeqNo::parse("1").unwrap_or_else(|| unreachable!()), minute, value }
+        Sample { record: 0, seq: SeqNo::parse("1").unwrap_or_else(|| unreachable!()), minute, value, trace: None }
     }
 
     struct Champion(Model);
@@ -496,11 +527,11 @@ mod tests {
         let mut ids = || "run".to_owned();
         let a = [sample(60, 1.0), sample(60, 3.0)];
         assert_eq!(fold(&mut state, &p, &a.iter().collect::<Vec<_>>(), &mut ids), 0, "minute 60 still open");
-        assert_eq!(state.pending, Some(Pending { minute: 60, count: 2, sum: 4.0 }));
+        assert_eq!(state.pending, Some(Pending { minute: 60, count: 2, sum: 4.0, trace: None }));
         let b = [sample(120, 5.0), sample(60, 100.0), sample(180, 5.0)];
         assert_eq!(fold(&mut state, &p, &b.iter().collect::<Vec<_>>(), &mut ids), 2);
         assert_eq!(state.detector.seen, 2, "the late sample for minute 60 is not scored again");
-        assert_eq!(state.pending, Some(Pending { minute: 180, count: 1, sum: 5.0 }));
+        assert_eq!(state.pending, Some(Pending { minute: 180, count: 1, sum: 5.0, trace: None }));
     }
 
     fn warnings(minutes: &[i64], reason: &str) -> BatchSeries {
@@ -513,7 +544,13 @@ mod tests {
             .iter()
             .enumerate()
             .filter_map(|(i, m)| {
-                Some(Sample { record: i, seq: SeqNo::parse(&(5000 + m).to_string())?, minute: m * 60, value: 1.0 })
+                Some(Sample {
+                    record: i,
+                    seq: SeqNo::parse(&(5000 + m).to_string())?,
+                    minute: m * 60,
+                    value: 1.0,
+                    trace: None,
+                })
             })
             .collect();
         BTreeMap::from([(key(), SeriesInput { meta, samples })])
@@ -544,6 +581,27 @@ mod tests {
             naksha_detector::detector::State::default(),
             "warnings never reach the detector"
         );
+    }
+
+    #[tokio::test]
+    async fn the_run_carries_the_trace_of_the_telemetry_that_raised_it() {
+        let d = detection();
+        d.observe("shard-0", &batch(0, 300, calm)).await;
+        let tp = |m: i64| format!("00-{:032x}-00f067aa0ba902b7-01", 0xabc0_0000 + m);
+        let mut jump = batch(300, 340, |m| 160.0 + noise(m));
+        for input in jump.values_mut() {
+            for s in &mut input.samples {
+                s.trace = Some(tp(s.minute / 60).into());
+            }
+        }
+        let r = d.observe("shard-0", &jump).await;
+        assert_eq!(r.raised, 1, "{r:?}");
+        let sent = d.sink.sent.lock().unwrap().clone();
+        let start = sent[0].0.start.as_ref().unwrap();
+        let minute = start.telemetry.as_ref().unwrap()["signal"]["window"]["to"].as_i64().unwrap() - 60;
+        assert_eq!(start.trace.as_deref(), Some(tp(minute / 60).as_str()), "the anomalous minute's own trace");
+        let stored = d.store.load("shard-0", &[key()]).await.unwrap();
+        assert_eq!(stored[&key()].state.open_signal.as_ref().unwrap().trace, start.trace);
     }
 
     #[tokio::test]

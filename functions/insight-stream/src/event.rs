@@ -82,6 +82,9 @@ pub struct StreamRecord {
     pub rq: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ix: Option<u16>,
+    /// The W3C `traceparent` of the request that put it (P-4): a signal it raises carries it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tp: Option<String>,
 }
 
 /// Why a body was refused: what is wrong, and each problem located by a JSON pointer.
@@ -385,6 +388,7 @@ impl Event {
             attrs,
             rq: None,
             ix: None,
+            tp: None,
         }
     }
 }

@@ -136,7 +136,7 @@ pub fn request_id(tenant: &TenantId, idempotency_key: Option<&str>) -> u64 {
 
 /// Parse, validate, anonymise and encode a body: the CPU-only part of ingest (a new request).
 pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
-    prepare_request(pii, tenant, body, now_ms, request_id(tenant, None))
+    prepare_request(pii, tenant, body, now_ms, request_id(tenant, None), None)
 }
 
 /// [`prepare`] for the request `rq`: each record carries `rq` and its index in the request.
@@ -146,6 +146,7 @@ pub fn prepare_request(
     body: &[u8],
     now_ms: i64,
     rq: u64,
+    traceparent: Option<&str>,
 ) -> Result<Vec<OutRecord>, IngestError> {
     let rq_hex = format!("{rq:016x}");
     let events: Vec<Event> = parse_body(body, now_ms)?;
@@ -163,6 +164,7 @@ pub fn prepare_request(
             let mut record = event.into_record(id.clone(), tenant, &p);
             record.rq = Some(rq_hex.clone());
             record.ix = u16::try_from(ix).ok();
+            record.tp = traceparent.map(str::to_owned);
             let data = serde_json::to_vec(&record).map_err(|e| IngestError::Encode(e.to_string()))?;
             let series = record
                 .samples
@@ -244,8 +246,20 @@ impl<S: RecordSink, C: CounterStore, I: SeriesIndex> Ingest<S, C, I> {
         now_ms: i64,
         idempotency_key: Option<&str>,
     ) -> Result<Accepted, IngestError> {
+        self.ingest_traced(principal, body, now_ms, idempotency_key, None).await
+    }
+
+    /// [`Ingest::ingest_keyed`] for a request in a trace: each record carries its `traceparent`.
+    pub async fn ingest_traced(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        now_ms: i64,
+        idempotency_key: Option<&str>,
+        traceparent: Option<&str>,
+    ) -> Result<Accepted, IngestError> {
         let rq = request_id(&principal.tenant, idempotency_key);
-        let records = prepare_request(&self.pii, &principal.tenant, body, now_ms, rq)?;
+        let records = prepare_request(&self.pii, &principal.tenant, body, now_ms, rq, traceparent)?;
         if let Some(admission) = &self.admission {
             let series: BTreeSet<&str> = records.iter().flat_map(|r| r.series.iter().map(String::as_str)).collect();
             admission.admit(&principal.tenant, series).await?;
@@ -417,7 +431,8 @@ mod tests {
         assert_eq!(rq, request_id(&acme, Some("retry-me")), "the same key names the same request");
         assert_ne!(rq, request_id(&globex, Some("retry-me")), "per tenant");
         assert_ne!(request_id(&acme, None), request_id(&acme, None), "unkeyed requests are all new");
-        let records = prepare_request(&key, &acme, body, NOW, rq).unwrap();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let records = prepare_request(&key, &acme, body, NOW, rq, Some(tp)).unwrap();
         let back: Vec<crate::event::StreamRecord> =
             records.iter().map(|r| serde_json::from_slice(&r.data).unwrap()).collect();
         let expected = format!("{rq:016x}");
@@ -425,5 +440,6 @@ mod tests {
             back.iter().map(|r| (r.rq.as_deref(), r.ix)).collect::<Vec<_>>(),
             [(Some(expected.as_str()), Some(0)), (Some(expected.as_str()), Some(1))]
         );
+        assert!(back.iter().all(|r| r.tp.as_deref() == Some(tp)), "every record carries the request's trace");
     }
 }

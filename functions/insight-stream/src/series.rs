@@ -62,6 +62,8 @@ pub struct Sample {
     pub seq: SeqNo,
     pub minute: i64,
     pub value: f64,
+    /// The `traceparent` of the record it came from (shared by the record's samples).
+    pub trace: Option<std::sync::Arc<str>>,
 }
 
 /// A series' samples in one batch, in sequence order.

@@ -101,7 +101,9 @@ where
             Principal { tenant: tenant.clone(), subject: "sim-exporter".into(), roles: [Role::Operator].into() };
         for chunk in events.chunks(MAX_EVENTS) {
             let body = json!({"events": chunk}).to_string();
-            match ingest.ingest(&exporter, body.as_bytes(), now_ms).await {
+            // Each export starts a trace: a fault the world reports is followed to the run that heals it.
+            let trace = naksha_contracts::trace::TraceContext::new_root().traceparent();
+            match ingest.ingest_traced(&exporter, body.as_bytes(), now_ms, None, Some(&trace)).await {
                 Ok(accepted) => {
                     out.events += accepted.accepted;
                     out.warnings += chunk.iter().filter(|e| e["kind"] == "event").count();

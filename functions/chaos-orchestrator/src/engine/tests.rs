@@ -100,6 +100,7 @@ impl Env {
             acted_at: Some(ts(9)),
             reason: Some("acted and verified".into()),
             audit_seq: Some(1),
+            trace_id: None,
         };
         self.agent.runs.lock().unwrap().push((t(), p));
     }
