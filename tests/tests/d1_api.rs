@@ -195,7 +195,10 @@ async fn every_request_logs_one_json_line_with_its_request_id() {
     let reply = stack.send(req, Some(&stack.token(&tenant, &["operator"]))).await;
     assert_eq!(reply.status, 202);
     let answered = reply.headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert!(answered.starts_with(&format!("00-{trace_id}-")) && !answered.contains("00f067aa0ba902b7"), "a child span of the same trace: {answered}");
+    assert!(
+        answered.starts_with(&format!("00-{trace_id}-")) && !answered.contains("00f067aa0ba902b7"),
+        "a child span of the same trace: {answered}"
+    );
     let log = stack.paths.local().join("logs/watch.log");
     let line = eventually("the request log line", Duration::from_secs(10), || async {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
