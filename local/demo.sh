@@ -11,7 +11,8 @@ echo "[demo] template lints" >&2
   SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1 -t template.yaml 2>&1
 } >reports/logs/D.1_lint.log 2>&1
 echo "[demo] unit, adapter and end-to-end tests" >&2
-cargo test --workspace >reports/logs/tests.log 2>&1
+# --no-fail-fast: one failing binary must not hide the counts of the others from the reports.
+cargo test --workspace --no-fail-fast >reports/logs/tests.log 2>&1
 echo "[demo] D.1 verification calls" >&2
 cargo run --quiet -p naksha-e2e --bin demo-d1
 echo "[demo] D.2 agent walk-through" >&2

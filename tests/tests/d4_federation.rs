@@ -233,8 +233,23 @@ async fn results_wait_out_a_partition_and_arrive_once_the_hub_answers_again() {
         "delivered",
         "the hub has not heard yet"
     );
-    assert!(n.log().iter().any(|l| l["fields"]["message"] == "result held for later"
-        || l["fields"]["message"].as_str().is_some_and(|m| m.contains("unreachable"))));
+    // The node says why it holds the result (its hub client retries before it gives up, so the
+    // line can come a few seconds after the act: wait for it rather than for a fixed time).
+    eventually("the node logs that it holds the result", Duration::from_secs(60), || async {
+        n.log()
+            .iter()
+            .any(|l| {
+                l["fields"]["message"] == "result held for later"
+                    || l["fields"]["message"].as_str().is_some_and(|m| m.contains("unreachable"))
+            })
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        execution(&trigger(&stack, &team, &id).await, "factory-1")["state"],
+        "delivered",
+        "still partitioned: the hub has not heard"
+    );
     // The network comes back: the result arrives, and nothing ran twice.
     proxy.set_down(false);
     let t = trigger_until(&stack, &team, &id, "the held result arrives", |t| t["state"] == "completed").await;

@@ -81,12 +81,15 @@ async fn the_walk_through_with_the_cli_alone() {
     let team = seeded(&stack, "cli").await;
 
     // Ingest a NAB series: every row is counted in the aggregates.
-    let rows = 600;
+    let rows = 300;
     let file = nab_csv(&team.tenant, rows);
-    let ingested =
-        ok(naksha(&stack, &team.operator).args(["-o", "json", "ingest"]).arg(&file).args(["--source", "nab"])).json();
+    let ingested = ok(naksha(&stack, &team.operator)
+        .args(["-o", "json", "ingest"])
+        .arg(&file)
+        .args(["--source", "nab", "--batch", "100"]))
+    .json();
     assert_eq!(ingested["accepted"].as_u64(), Some(rows as u64), "{ingested}");
-    assert_eq!(ingested["requests"].as_u64(), Some(rows.div_ceil(500) as u64));
+    assert_eq!(ingested["requests"].as_u64(), Some(rows.div_ceil(100) as u64), "batches of 100");
     eventually("every ingested row in the aggregates", Duration::from_secs(240), || async {
         // The scenario seeded telemetry of its own: count only the series ingested here.
         let aggregates = stack.aggregates_of(&team.tenant).await;
