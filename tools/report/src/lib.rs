@@ -111,6 +111,14 @@ const BLUE: RGBColor = RGBColor(50, 100, 180);
 const LIGHT_BLUE: RGBColor = RGBColor(160, 190, 230);
 const AMBER: RGBColor = RGBColor(230, 160, 40);
 
+/// The label of a segment on a category axis: its name, none for the end.
+fn segment_label(names: &[String], v: &SegmentValue<usize>) -> String {
+    match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i).cloned().unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    }
+}
+
 /// A run's steps as bars from start to end, seconds since the run was created.
 pub fn run_timeline(run: &Value) -> Result<String, String> {
     let steps = run["steps"].as_array().cloned().unwrap_or_default();
@@ -143,10 +151,7 @@ pub fn run_timeline(run: &Value) -> Result<String, String> {
             .disable_y_mesh()
             .x_desc("seconds since the run was created")
             .y_labels(n)
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(*i).cloned().unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            })
+            .y_label_formatter(&|v| segment_label(&labels, v))
             .draw()
             .map_err(err)?;
         chart
@@ -199,10 +204,7 @@ pub fn chaos_recovery(runs: &[Value]) -> Result<(String, Vec<SpecRecovery>), Str
             .disable_x_mesh()
             .y_desc("seconds")
             .x_labels(n)
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => names.get(*i).cloned().unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            })
+            .x_label_formatter(&|v| segment_label(&names, v))
             .draw()
             .map_err(err)?;
         let bar = |i: usize, v: f64, margin: u32, colour: RGBColor| {
@@ -434,10 +436,7 @@ pub fn fleet(doc: &Value) -> Result<(String, BTreeMap<String, usize>), String> {
             .disable_x_mesh()
             .y_desc("nodes")
             .x_labels(keys.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => keys.get(*i).cloned().unwrap_or_default(),
-                SegmentValue::Last => String::new(),
-            })
+            .x_label_formatter(&|v| segment_label(&keys, v))
             .draw()
             .map_err(err)?;
         chart
