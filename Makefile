@@ -18,6 +18,8 @@
 #   make lint    template linters, rustfmt, clippy
 
 SHELL := /bin/bash
+# No incremental caches: they doubled the target directory (25 GB) and a fresh build gains nothing.
+export CARGO_INCREMENTAL ?= 0
 comma := ,
 ROOT := $(CURDIR)
 export PATH := $(ROOT)/.venv/bin:$(PATH)
@@ -43,12 +45,12 @@ status:
 	@./local/stack.sh status
 
 token:
-	@cargo build --quiet -p naksha-local
+	@cargo build --quiet --bin naksha-local
 	@$(HARNESS) token --tenant "$(TENANT)" --sub "$(SUB)" --roles "$(ROLES)"
 
 # The operators' CLI: target/debug/naksha (README: export PATH=$PWD/target/debug:$PATH).
 cli:
-	@cargo build --quiet -p naksha-cli
+	@cargo build --quiet --bin naksha
 	@echo "built $(ROOT)/target/debug/naksha"
 
 # An edge node against the local stack (make up): a dev token for NODE, its state and a simulated
@@ -76,10 +78,11 @@ lint-template: tools
 	.venv-scan/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 lint: lint-template
+	./local/features-check.sh
 	cargo fmt --all -- --check
 	cargo clippy --quiet --workspace --all-targets -- -D warnings
-	cargo run --quiet -p naksha-local -- routes --check
-	cargo run --quiet -p naksha-local -- policy-check
+	cargo run --quiet --bin naksha-local -- routes --check
+	cargo run --quiet --bin naksha-local -- policy-check
 
 unit:
 	cargo test --workspace --exclude naksha-e2e

@@ -19,7 +19,7 @@ ST="$ROOT/.venv-api/bin/st"
 HARNESS="$ROOT/target/debug/naksha-local"
 mkdir -p "$OUT"
 [ -x "$ST" ] || "$ROOT/local/stack.sh" tools
-[ -x "$HARNESS" ] || cargo build --quiet -p naksha-local
+[ -x "$HARNESS" ] || cargo build --quiet --bin naksha-local
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 stamp=$(date +%s)

@@ -116,7 +116,7 @@ echo "[bench] D.4: trigger verification on one edge core, the release edge-node'
 log4=reports/logs/bench_D4.log
 cargo bench -p naksha-contracts --bench edge -- --warm-up-time 2 --measurement-time 8 2>&1 | tee "$log4" >&2
 cargo build --release -p edge-node >>"$log4" 2>&1
-cargo build -p naksha-local >>"$log4" 2>&1
+cargo build --bin naksha-local >>"$log4" 2>&1
 edge_bytes=$(stat -c %s target/release/edge-node)
 idle=$(./local/with-stack.sh ./local/edge-idle.sh 2>>"$log4" | tail -1)
 per_sec=$(grep -A3 '^edge/check_delivery' "$log4" | grep 'thrpt:' | sed -E 's/.*\[[^ ]+ [^ ]+ ([0-9.]+) ([KM]?)elem\/s.*/\1 \2/' | awk '{m = ($2 == "K") ? 1000 : (($2 == "M") ? 1000000 : 1); printf "%.0f", $1 * m}')

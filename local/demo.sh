@@ -42,7 +42,7 @@ cargo run --quiet -p naksha-e2e --bin demo-d5
 echo "[demo] D.6 policy learning: autonomy from the audit chain, CloudTrail and Kubernetes audit, the sample, compliance" >&2
 cargo run --quiet -p naksha-e2e --bin demo-d6
 echo "[demo] the operations report: reports/index.html" >&2
-cargo run --quiet -p naksha-report -- --out reports/index.html --run reports/data/run.json \
+cargo run --quiet --bin naksha-report -- --out reports/index.html --run reports/data/run.json \
   --chaos-dir reports/chaos_runs --compliance reports/data/compliance.json --nodes reports/federation_registry.json \
   --nab .local/nab/naksha/realAWSCloudwatch/naksha_ec2_cpu_utilization_5f5533.csv
 echo "[demo] the phase snapshot: reports/PhaseD_Snapshot.json" >&2
