@@ -152,6 +152,7 @@ async fn the_k8s_adapter_sends_exactly_the_kubernetes_requests() {
 
     let reqs = seen.lock().unwrap().clone();
     assert_eq!(reqs.len(), 6, "a target or namespace the adapter cannot handle is refused before any request");
+    assert!(reqs.iter().all(|r| !r.headers.contains_key("traceparent")), "no run, no trace to pass on");
     assert!(
         reqs.iter().any(|r| r.method == "GET" && r.path == "/apis/apps/v1/namespaces/prod/deployments/payments"),
         "{reqs:?}"
@@ -238,10 +239,21 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
         dry_run: false,
     };
     let mut s = RunState::new(uuid::Uuid::now_v7().to_string(), acme(), "olivia".into(), req, "now".into());
+    // The run answers a signal whose ingest request carried this trace (P-4).
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    s.trace = Some(format!("00-{trace_id}-00f067aa0ba902b7-01"));
     mem.create_run(&s).await.unwrap();
     agent.advance(&mut s).await.unwrap();
     assert_eq!(s.status, RunStatus::AwaitingApproval);
     let before_approval: Vec<Recorded> = seen.lock().unwrap().clone();
+    assert!(!before_approval.is_empty());
+    for r in &before_approval {
+        // Each call names the run's trace, as a span of its own (a child of the run's).
+        let tp = r.headers.get("traceparent").unwrap_or_else(|| panic!("no traceparent on {} {}", r.method, r.path));
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!((parts.len(), parts[1]), (4, trace_id), "{tp}");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "a new span id for the call");
+    }
     assert!(
         before_approval.iter().all(|r| r.method == "GET" || r.query == "dryRun=All"),
         "only reads and server dry-runs before approval"
@@ -252,4 +264,5 @@ async fn the_whole_graph_drives_kubernetes_dry_run_first_and_acts_only_after_app
     assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.outcome);
     let real = seen.lock().unwrap().iter().filter(|r| r.method == "PATCH" && r.query.is_empty()).count();
     assert_eq!(real, 1, "exactly one real rollout restart");
+    assert!(seen.lock().unwrap().iter().all(|r| r.headers.get("traceparent").is_some_and(|tp| tp.contains(trace_id))));
 }

@@ -76,6 +76,11 @@ impl K8sAdapter {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
+        // P-4: the run's trace, one hop further, so the API server's audit log can be joined to it.
+        let req = match crate::outgoing_traceparent() {
+            Some(tp) => req.header("traceparent", tp),
+            None => req,
+        };
         let resp = req
             .send()
             .await

@@ -6,6 +6,28 @@ pub mod faults;
 pub mod k8s;
 pub mod sim;
 
+use naksha_contracts::trace::TraceContext;
+
+tokio::task_local! {
+    /// The trace of the run whose steps are being carried out (P-4). The agent sets it around a
+    /// run's advance ([`with_trace`]); adapters that call out (the Kubernetes API) send it on as a
+    /// `traceparent` of a child span, so the system acted on can join its logs to the run's.
+    static RUN_TRACE: TraceContext;
+}
+
+/// Run `fut` with `trace` as the trace of the acts it carries out (`None`: no trace to pass on).
+pub async fn with_trace<F: Future>(trace: Option<TraceContext>, fut: F) -> F::Output {
+    match trace {
+        Some(t) => RUN_TRACE.scope(t, fut).await,
+        None => fut.await,
+    }
+}
+
+/// A `traceparent` for an outgoing call made on behalf of the current run: its trace, a new span.
+pub fn outgoing_traceparent() -> Option<String> {
+    RUN_TRACE.try_with(|t| t.child().traceparent()).ok()
+}
+
 use std::future::Future;
 
 use naksha_contracts::TenantId;

@@ -99,6 +99,12 @@ pub struct Agent<S, A, O, M> {
 impl<S: AgentStore, A: Actuator, O: Observer, M: RemediationModel> Agent<S, A, O, M> {
     /// Run from the cursor (or the start) until the run pauses for approval or ends.
     pub async fn advance(&self, state: &mut RunState) -> Result<(), StoreError> {
+        // P-4: the acts of this run carry its trace to the systems they call.
+        let trace = state.trace.as_deref().and_then(naksha_contracts::trace::TraceContext::parse);
+        naksha_act::with_trace(trace, self.advance_traced(state)).await
+    }
+
+    async fn advance_traced(&self, state: &mut RunState) -> Result<(), StoreError> {
         let mut node = state.cursor.clone().unwrap_or_else(|| self.graph.start.clone());
         state.status = RunStatus::Running;
         loop {
