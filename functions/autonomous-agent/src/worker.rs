@@ -110,7 +110,15 @@ where
     // P-4: every line logged while the run advances (its nodes, its acts) names its trace.
     let trace_id = state.trace.as_deref().and_then(naksha_contracts::trace::trace_id_of).unwrap_or_default();
     let span = tracing::info_span!("run", run_id = %state.run_id, trace_id = %trace_id);
+    let began = std::time::SystemTime::now();
     let advanced = agent.advance(&mut state).instrument(span.clone()).await;
+    // ... and X-Ray finds the advance under the worker's invocation by the same id.
+    naksha_core::xray::subsegment(
+        "run",
+        began,
+        &[("naksha_trace_id", &trace_id), ("run_id", &state.run_id), ("status", state.status.as_str())],
+        advanced.is_err(),
+    );
     match advanced {
         Ok(()) if state.audit_pending.is_some() => Next::Again,
         Ok(()) => {

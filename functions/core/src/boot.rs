@@ -129,5 +129,12 @@ where
     Fut: Future<Output = Result<R, BootError>> + Send,
 {
     let app = Arc::new(start::<F>().await?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| handler(Arc::clone(&app), event.payload))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<E>| {
+        // P-4: work inside the invocation is recorded under its X-Ray segment (crate::xray).
+        let xray = event.context.xray_trace_id.clone();
+        // Boxed: the scope around it would otherwise nest the handlers' deep future types further.
+        let work = Box::pin(handler(Arc::clone(&app), event.payload));
+        async move { crate::xray::in_invocation(xray.as_deref(), work).await }
+    }))
+    .await
 }

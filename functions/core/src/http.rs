@@ -61,8 +61,11 @@ where
         let trace = incoming_trace(req.headers());
         let span = tracing::info_span!("request", trace_id = %trace.trace_id());
         let traceparent = trace.traceparent();
+        let trace_id = trace.trace_id().to_owned();
+        let xray = req.lambda_context_ref().and_then(|c| c.xray_trace_id.clone());
         req.extensions_mut().insert(trace);
-        async move {
+        let began = std::time::SystemTime::now();
+        let work = async move {
             let mut replayed = false;
             let outcome = match idempotency.as_deref() {
                 None => handler(req).await,
@@ -93,9 +96,17 @@ where
                 replayed,
                 "request"
             );
+            let status = response.status();
+            crate::xray::subsegment(
+                "request",
+                began,
+                &[("naksha_trace_id", &trace_id), ("http_status", status.as_str())],
+                status.is_server_error(),
+            );
             Ok::<_, Infallible>(response)
         }
-        .instrument(span)
+        .instrument(span);
+        async move { crate::xray::in_invocation(xray.as_deref(), work).await }
     }))
     .await
 }

@@ -37,6 +37,7 @@ pub mod signing;
 pub mod sim;
 pub mod views;
 pub mod wpks;
+pub mod xray;
 
 pub use naksha_contracts as contracts;
 pub use problem::Problem;

@@ -340,6 +340,13 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
                 raised = true;
                 let trace_id = open.trace.as_deref().and_then(naksha_contracts::trace::trace_id_of).unwrap_or_default();
                 tracing::info!(tenant = %key.tenant, series = %key.series_id, run_id = %open.run_id, score = open.score, signal = %msg.start.as_ref().map_or("", |s| s.signal.as_str()), trace_id = %trace_id, "signal raised");
+                let signal = msg.start.as_ref().map_or("", |s| s.signal.as_str());
+                naksha_core::xray::subsegment(
+                    "signal",
+                    std::time::SystemTime::now(),
+                    &[("naksha_trace_id", &trace_id), ("run_id", &open.run_id), ("signal", signal)],
+                    false,
+                );
             }
             return Outcome::Done { scored, raised, writes };
         }
