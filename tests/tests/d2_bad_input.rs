@@ -197,6 +197,14 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         c("promote: manual WPK", "POST", "/wpk/restart/promote", ap, r#"{"version":1,"justification":"x"}"#, 409),
         c("sim put: bad body", "PUT", "/sim/resources/deployment/x", ad, r#"{"kind":"","replicas":-1}"#, 400),
         c(
+            "sim put: not kind/name",
+            "PUT",
+            "/sim/resources/%E1%B9%B0o%20the%20hive",
+            ad,
+            r#"{"kind":"deployment","replicas":1,"healthy":true,"version":"v1"}"#,
+            400,
+        ),
+        c(
             "sim put: operator lacks admin",
             "PUT",
             "/sim/resources/deployment/x",

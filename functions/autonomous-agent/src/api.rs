@@ -757,7 +757,14 @@ fn sim_resource_param(req: &Request) -> Result<String, Problem> {
 pub async fn put_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) -> Result<Response<Body>, Problem> {
     method(&req, "PUT")?;
     let p = verifier.authorize(req.headers(), Role::Admin).await?;
-    let resource = sim_resource_param(&req)?;
+    // Creating a resource under a name no resource can have is bad input (400), not a miss (404).
+    let resource = sim_resource_param(&req).map_err(|e| {
+        if e.status == 404 {
+            Problem::bad_request("the resource is not kind/name (e.g. deployment/payments)")
+        } else {
+            e
+        }
+    })?;
     let body: Value = http::json_body(&req)?;
     let r = SimResource::parse(&body).map_err(Problem::invalid_fields)?;
     sim.put(&p.tenant, &resource, &r)
