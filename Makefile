@@ -9,6 +9,8 @@
 #   make edge NODE=store-1 LABELS=site=store-1,tier=edge     run an edge node against the local stack
 #   make gameday TENANT=acme [SPECS=kill-pod,latency]   fire the chaos game day now (local stack)
 #   make bench   criterion benchmarks and the release bootstrap size
+#   make coldstart  every function's init (release build) beside Python's, against a stub Runtime API → reports/coldstart.md
+#   make release every Lambda for arm64 and the edge node for x86_64 and aarch64; sam build; reports/release.md
 #   make fuzz [FUZZ_SECONDS=60 FUZZ_TARGETS="wpk jwt_token"]   libFuzzer on every parser outside bytes reach
 #   make api-fuzz [API_FUZZ_EXAMPLES=60]   schemathesis: docs/openapi.yaml against the local stack, per role
 #   make load [LOAD_SECONDS=180 LOAD_CLIENTS=8]   ingest under faults; proves nothing lost (reports/load.md)
@@ -30,7 +32,7 @@ TENANT ?= acme
 SUB ?= alice
 ROLES ?= operator
 
-.PHONY: up down status tools token cli edge gameday demo test lint lint-template unit e2e api-fuzz load cost bench fuzz nab nab-loco clean
+.PHONY: up down status tools token cli edge gameday demo test lint lint-template unit e2e api-fuzz load cost bench fuzz nab nab-loco release coldstart clean
 
 tools:
 	@./local/stack.sh tools
@@ -129,6 +131,14 @@ fuzz:
 
 bench:
 	./local/bench.sh
+
+# Release builds (zig from PyPI as the cross linker): target/lambda/<function>/bootstrap for arm64,
+# target/release-artifacts/edge-node-{x86_64,aarch64}, .aws-sam/build (what sam deploy uploads), reports/release.md.
+release:
+	@./local/release.sh
+
+coldstart:
+	@./local/coldstart.sh
 
 # The production detector over every <category>/<file>.csv under DATA; NAB result files under
 # OUT/naksha/; with LABELS, the normalised NAB score of each profile (threshold 0.5, fixed).

@@ -10,6 +10,7 @@
 //! - [`poller`]: Kinesis event source mappings (real `KinesisEvent` payloads, partial failures);
 //! - [`schedules`]: the template's `rate(...)` schedules, fired as EventBridge would.
 
+pub mod coldstart;
 pub mod devauth;
 pub mod jwks;
 pub mod policy_check;
