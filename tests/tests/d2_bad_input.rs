@@ -197,9 +197,9 @@ async fn every_bad_agent_request_is_refused_clearly_and_writes_nothing() {
         c("promote: manual WPK", "POST", "/wpk/restart/promote", ap, r#"{"version":1,"justification":"x"}"#, 409),
         c("sim put: bad body", "PUT", "/sim/resources/deployment/x", ad, r#"{"kind":"","replicas":-1}"#, 400),
         c(
-            "sim put: not kind/name",
+            "sim put: a name with *",
             "PUT",
-            "/sim/resources/%E1%B9%B0o%20the%20hive",
+            "/sim/resources/deployment/a*b",
             ad,
             r#"{"kind":"deployment","replicas":1,"healthy":true,"version":"v1"}"#,
             400,

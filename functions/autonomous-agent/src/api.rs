@@ -760,7 +760,9 @@ pub async fn put_sim<S: SimStore>(verifier: &Verifier, sim: &S, req: Request) ->
     // Creating a resource under a name no resource can have is bad input (400), not a miss (404).
     let resource = sim_resource_param(&req).map_err(|e| {
         if e.status == 404 {
-            Problem::bad_request("the resource is not kind/name (e.g. deployment/payments)")
+            Problem::bad_request(
+                "a resource name is 1-256 visible ASCII characters without * or # (e.g. deployment/payments)",
+            )
         } else {
             e
         }
