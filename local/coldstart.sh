@@ -8,13 +8,9 @@ cd "$ROOT"
 say() { echo "[coldstart] $*" >&2; }
 ./local/stack.sh tools
 CVENV="$ROOT/.venv-coldstart"
-stamp="$CVENV/.installed-$(sha256sum local/requirements-coldstart.txt | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  say "installing the Python reference (boto3, FastAPI) into .venv-coldstart"
-  python3 -m venv "$CVENV"
-  "$CVENV/bin/pip" install --quiet --disable-pip-version-check -r local/requirements-coldstart.txt
-  rm -f "$CVENV"/.installed-*; touch "$stamp"
-fi
+# shellcheck source=local/venv.sh
+source "$ROOT/local/venv.sh"
+venv_install "$CVENV" "$ROOT/local/requirements-coldstart.txt" "the Python reference (boto3, FastAPI)"
 mapfile -t bins < <(awk '/^ *Binary: / { print $2 }' template.yaml | sort -u)
 args=(); for b in "${bins[@]}"; do args+=(--bin "$b"); done
 say "release builds of ${#bins[@]} functions for this machine"

@@ -13,13 +13,9 @@ say() { echo "[release] $*" >&2; }
 # Tools: the pinned stack tools (cargo-lambda, sam), zig in a venv of its own, both targets.
 ./local/stack.sh tools
 RVENV="$ROOT/.venv-release"
-stamp="$RVENV/.installed-$(sha256sum local/requirements-release.txt | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  say "installing zig (PyPI ziglang) into .venv-release"
-  python3 -m venv "$RVENV"
-  "$RVENV/bin/pip" install --quiet --disable-pip-version-check -r local/requirements-release.txt
-  rm -f "$RVENV"/.installed-*; touch "$stamp"
-fi
+# shellcheck source=local/venv.sh
+source "$ROOT/local/venv.sh"
+venv_install "$RVENV" "$ROOT/local/requirements-release.txt" "zig (PyPI ziglang)"
 export PATH="$RVENV/bin:$ROOT/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 rustup target add --toolchain stable aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu >/dev/null 2>&1 ||
   rustup target list --installed | grep -q aarch64-unknown-linux-gnu ||

@@ -69,16 +69,8 @@ stop() {
   rm -f "$PIDS/$name.pid"
 }
 
-# Install a pinned requirements file into its own venv, again only when the file changes.
-venv_install() {
-  local venv=$1 requirements=$2 what=$3
-  local stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
-  [ -f "$stamp" ] && return
-  say "installing $what into ${venv#"$ROOT"/}"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-  rm -f "$venv"/.installed-*; touch "$stamp"
-}
+# shellcheck source=local/venv.sh
+source "$ROOT/local/venv.sh"
 
 tools() {
   venv_install "$VENV" "$ROOT/local/requirements.txt" "Python tools (moto, cargo-lambda, cfn-lint, sam)"

@@ -108,9 +108,11 @@ fn document(parent: &Parent, name: &str, started: SystemTime, annotations: &[(&s
 
 /// Record `name` (begun at `started`, ending now) under the current invocation's segment.
 pub fn subsegment(name: &str, started: SystemTime, annotations: &[(&str, &str)], fault: bool) {
+    // One socket for the process, as the X-Ray SDKs keep one: bound on first use.
+    static SOCKET: std::sync::OnceLock<Option<UdpSocket>> = std::sync::OnceLock::new();
     let _ = INVOCATION.try_with(|inv| {
         let datagram = document(&inv.parent, name, started, annotations, fault);
-        if let Ok(sock) = UdpSocket::bind(("0.0.0.0", 0)) {
+        if let Some(sock) = SOCKET.get_or_init(|| UdpSocket::bind(("0.0.0.0", 0)).ok()) {
             let _ = sock.send_to(datagram.as_bytes(), inv.daemon);
         }
     });
