@@ -9,33 +9,68 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT/fuzz"
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 ONLY=${FUZZ_TARGETS:-}
+# FUZZ_RUNS=N stops each target after N executions (libFuzzer -runs); FUZZ_SECONDS still caps it.
+RUNS=${FUZZ_RUNS:-}
+# AddressSanitizer by default; FUZZ_SANITIZER=none runs faster, for long runs (the parsers are
+# safe Rust; debug assertions and overflow checks stay on either way).
+SANITIZER=${FUZZ_SANITIZER:-address}
 say() { echo "[fuzz] $*" >&2; }
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   say "installing cargo-fuzz (crates.io)"
   cargo install cargo-fuzz --locked --quiet
 fi
-say "building every target (nightly, sanitizer coverage, release; the first build takes a while)"
-cargo +nightly fuzz build -O >&2
+say "building every target (nightly, sanitizer coverage, $SANITIZER, release; the first build takes a while)"
+cargo +nightly fuzz build -O -s "$SANITIZER" >&2
 
 targets=$(cargo +nightly fuzz list)
+# Fastest first (by the last run's executions per second; new targets first of all), so a long
+# run cut short has the most targets done.
+targets=$(for t in $targets; do
+  r=$(grep -m1 'stat::average_exec_per_sec' "$ROOT/.local/fuzz-logs/$t.log" 2>/dev/null | awk '{print $2}')
+  echo "${r:-999999999} $t"
+done | sort -rn | awk '{print $2}')
 # Only a run over every target is the report; a run over some goes beside the logs.
 report="$ROOT/reports/fuzz.md"
 if [ -n "$ONLY" ]; then targets=$ONLY; report="$ROOT/.local/fuzz-logs/report.md"; fi
 mkdir -p "$ROOT/.local/fuzz-logs"
 rows=""
 open=0
+total_targets=$(echo $targets | wc -w)
+done_targets=0
+
+# The report, rewritten after each target: a long run shows its progress.
+write_report() {
+  {
+    echo "# Fuzzing"
+    echo
+    echo "Written by \`make fuzz\` on $(date -u +%Y-%m-%dT%H:%M:%SZ): each target up to ${SECONDS_EACH} s${RUNS:+ or $RUNS executions}, one after another on one core; $(nproc) cores ($(uname -m))."
+    echo "libFuzzer through \`cargo fuzz\` (nightly, release with debug assertions; sanitizer: $SANITIZER). Logs (not committed) in \`.local/fuzz-logs/<target>.log\`."
+    echo "What each target checks beyond \"no panic\" is in its crate's \`fuzzing\` module."
+    if [ "$done_targets" -lt "$total_targets" ]; then
+      echo
+      echo "**In progress: $done_targets of $total_targets targets run so far.**"
+    fi
+    echo
+    echo "| target | executions | per second | corpus (working) | crashes |"
+    echo "|---|---|---|---|---|"
+    printf '%s' "$rows"
+    echo
+    echo "Crashes are copied to \`fuzz/regressions/<target>/\`; \`make test\` replays every one on stable."
+  } >"$report"
+}
+
 for t in $targets; do
   work="$ROOT/.local/fuzz-corpus/$t"
   # Earlier finds are in regressions/ already; artifacts/ holds only this run's.
   rm -rf "artifacts/$t"
   mkdir -p "$work" "regressions/$t" "artifacts/$t"
   log="$ROOT/.local/fuzz-logs/$t.log"
-  say "$t for ${SECONDS_EACH}s"
+  say "$t for up to ${SECONDS_EACH}s${RUNS:+ or $RUNS executions}"
   # New inputs go to the first directory (the working corpus); the seeds are read only.
   set +e
-  cargo +nightly fuzz run -O "$t" "$work" "corpus/$t" -- \
-    -max_total_time="$SECONDS_EACH" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1
+  cargo +nightly fuzz run -O -s "$SANITIZER" "$t" "$work" "corpus/$t" -- \
+    -max_total_time="$SECONDS_EACH" ${RUNS:+-runs="$RUNS"} -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
@@ -49,22 +84,11 @@ for t in $targets; do
   if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes="run failed (exit $rc; see $log)"; fi
   [ "$crashes" != 0 ] && open=$((open + 1))
   corpus=$(find "$work" -type f | wc -l)
+  done_targets=$((done_targets + 1))
   rows+="| \`$t\` | ${execs:-?} | ${rate:-?} | $corpus | $crashes |"$'\n'
+  write_report
 done
-
-{
-  echo "# Fuzzing"
-  echo
-  echo "Written by \`make fuzz\` on $(date -u +%Y-%m-%dT%H:%M:%SZ): ${SECONDS_EACH} s per target, one core each, $(nproc) cores ($(uname -m)),"
-  echo "libFuzzer through \`cargo fuzz\` (nightly, release with debug assertions and AddressSanitizer). Logs (not committed) in \`.local/fuzz-logs/<target>.log\`."
-  echo "What each target checks beyond \"no panic\" is in its crate's \`fuzzing\` module."
-  echo
-  echo "| target | executions | per second | corpus (working) | crashes |"
-  echo "|---|---|---|---|---|"
-  printf '%s' "$rows"
-  echo
-  echo "Crashes are copied to \`fuzz/regressions/<target>/\`; \`make test\` replays every one on stable."
-} >"$report"
+write_report
 say "wrote ${report#"$ROOT"/}"
 cat "$report"
 [ "$open" -eq 0 ] || { say "$open target(s) with a finding"; exit 1; }

@@ -287,15 +287,31 @@ impl Stack {
         out
     }
 
-    /// Decoded records of one tenant, with their shard.
-    pub async fn tenant_records(&self, tenant: &str) -> Vec<(String, Record, Value)> {
+    /// One tenant's stream records, with their shard and the events each carries (ingest packs
+    /// a request's events of one partition key into a record, one JSON line each).
+    pub async fn tenant_records(&self, tenant: &str) -> Vec<(String, Record, Vec<Value>)> {
         self.stream_records()
             .await
             .into_iter()
             .filter_map(|(shard, r)| {
-                let doc: Value = serde_json::from_slice(r.data().as_ref()).ok()?;
-                (doc["tenant"] == tenant).then_some((shard, r, doc))
+                let events: Vec<Value> = r
+                    .data()
+                    .as_ref()
+                    .split(|b| *b == b'\n')
+                    .map(serde_json::from_slice)
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+                events.iter().all(|e| e["tenant"] == tenant).then_some((shard, r, events))
             })
+            .collect()
+    }
+
+    /// One tenant's events on the stream, each with its shard and the record that carries it.
+    pub async fn tenant_events(&self, tenant: &str) -> Vec<(String, Record, Value)> {
+        self.tenant_records(tenant)
+            .await
+            .into_iter()
+            .flat_map(|(shard, r, events)| events.into_iter().map(move |e| (shard.clone(), r.clone(), e)))
             .collect()
     }
 

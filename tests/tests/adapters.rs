@@ -121,16 +121,21 @@ async fn the_kinesis_sink_writes_every_record() {
     let sink = KinesisSink::new(stack.kinesis.clone(), stack.stream_name());
     let tenant = unique_tenant("sink");
     let records: Vec<OutRecord> = (0..3)
-        .map(|i| OutRecord {
-            event_id: format!("{tenant}-{i}"),
-            partition_key: format!("{tenant}/src-{i}"),
-            data: format!(r#"{{"v":1,"id":"{tenant}-{i}","tenant":"{tenant}","source":"src-{i}","kind":"event","ts":1764072000000}}"#)
-                .into_bytes(),
-            series: Vec::new(),
+        .map(|i| {
+            // Record i packs i + 1 events of its source, one JSON line each.
+            let line = |n: usize| {
+                format!(r#"{{"v":1,"id":"{tenant}-{i}-{n}","tenant":"{tenant}","source":"src-{i}","kind":"event","ts":1764072000000}}"#)
+            };
+            OutRecord {
+                event_ids: (0..=i).map(|n| format!("{tenant}-{i}-{n}")).collect(),
+                partition_key: format!("{tenant}/src-{i}"),
+                data: (0..=i).map(line).collect::<Vec<_>>().join("\n").into_bytes(),
+            }
         })
         .collect();
     sink.put(&records).await.unwrap();
     assert_eq!(stack.tenant_records(&tenant).await.len(), 3);
+    assert_eq!(stack.tenant_events(&tenant).await.len(), 6);
 }
 
 #[tokio::test]

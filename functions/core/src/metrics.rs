@@ -37,7 +37,7 @@ pub const CATALOG: &[MetricSpec] = &[
     },
     MetricSpec {
         name: "insight_duplicate_records_total",
-        help: "Stream records skipped as a second copy of an event already counted (a retried put).",
+        help: "Events skipped as a second copy of one already counted (a retried put).",
     },
     MetricSpec {
         name: "insight_detector_scored_total",

@@ -49,6 +49,11 @@ fn ingest(c: &mut Criterion) {
             let acme = naksha_contracts::TenantId::from_record("acme").unwrap();
             b.iter(|| prepare(&key, &acme, std::hint::black_box(&reference), now).unwrap())
         });
+        // Where the time goes: parsing and validating alone, the rest being pseudonymisation,
+        // series ids and encoding.
+        group.bench_function("parse_python_reference_batch", |b| {
+            b.iter(|| naksha_insight_stream::event::parse_body(std::hint::black_box(&reference), now).unwrap())
+        });
         eprintln!("python reference batch: {} bytes for 500 events", reference.len());
     }
     group.finish();

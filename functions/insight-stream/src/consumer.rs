@@ -26,10 +26,12 @@ pub struct BatchReport {
     /// Sequence number to report in `batchItemFailures` (Lambda retries from there).
     pub failed_from: Option<String>,
     pub records: usize,
+    /// Events the batch's records carried (a record packs one or more; poison ones not counted).
+    pub events: usize,
     pub applied_records: usize,
     pub applied_samples: usize,
     pub duplicate_samples: usize,
-    /// Records that were copies of an event already counted on this shard (an event put twice).
+    /// Events that were copies of one already counted on this shard (an event put twice).
     pub duplicate_records: usize,
     /// Requests the dedup window forgot before their horizon, to stay within its bound.
     pub dedup_evicted: usize,
@@ -71,10 +73,27 @@ async fn save_window<S: AggregateStore>(
     Err("the window kept changing under this invocation".into())
 }
 
-/// Decode one record; the error is the reason it is poison. The reason names what is wrong and
-/// where, never the text it found there (a record not written by our ingest may hold anything,
-/// PII included, and serde quotes what it did not expect).
-pub fn decode(data: &[u8]) -> Result<StreamRecord, String> {
+/// Decode one stream record into the events it carries (ingest packs a request's events of one
+/// partition key into a record, one JSON line each: [`crate::ingest::PACK_BYTES`]). All or
+/// nothing: when any line is not an event, the whole record is poison and none of it is counted.
+/// The error is the reason; it names what is wrong and where, never the text it found there (a
+/// record not written by our ingest may hold anything, PII included, and serde quotes what it
+/// did not expect).
+pub fn decode(data: &[u8]) -> Result<Vec<StreamRecord>, String> {
+    let lines = data.split(|b| *b == b'\n').count();
+    let mut events = Vec::with_capacity(lines);
+    for (n, line) in data.split(|b| *b == b'\n').enumerate() {
+        match decode_line(line) {
+            Ok(event) => events.push(event),
+            Err(why) if lines == 1 => return Err(why),
+            Err(why) => return Err(format!("event {} of {lines}: {why}", n + 1)),
+        }
+    }
+    Ok(events)
+}
+
+/// One event (one line of a record).
+fn decode_line(data: &[u8]) -> Result<StreamRecord, String> {
     let record: StreamRecord = serde_json::from_slice(data).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Io => "unreadable",
@@ -166,8 +185,8 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
         for (i, r) in records.iter().enumerate() {
             let decoded = SeqNo::parse(r.seq)
                 .ok_or_else(|| "sequence number is not decimal".to_owned())
-                .and_then(|seq| decode(r.data).map(|rec| (seq, rec)));
-            let (seq, rec) = match decoded {
+                .and_then(|seq| decode(r.data).map(|events| (seq, events)));
+            let (seq, events) = match decoded {
                 Ok(ok) => ok,
                 Err(reason) => {
                     poison.push(PoisonRecord {
@@ -181,28 +200,31 @@ impl<S: AggregateStore, D: DeadLetterStore, C: CounterStore, W: SeriesWatch> Con
                     continue;
                 }
             };
-            if let Some((rq, ix)) = rec.rq.as_deref().and_then(parse_request).zip(rec.ix) {
-                keyed.push((i, rq, ix));
-                if seen.seen(rq, ix) || !in_batch.insert((rq, ix)) {
-                    report.duplicate_records += 1;
-                    continue;
+            report.events += events.len();
+            for rec in events {
+                if let Some((rq, ix)) = rec.rq.as_deref().and_then(parse_request).zip(rec.ix) {
+                    keyed.push((i, rq, ix));
+                    if seen.seen(rq, ix) || !in_batch.insert((rq, ix)) {
+                        report.duplicate_records += 1;
+                        continue;
+                    }
                 }
-            }
-            let minute = minute_of(rec.ts);
-            let trace: Option<std::sync::Arc<str>> = rec.tp.as_deref().map(std::sync::Arc::from);
-            for (name, value) in rec.samples {
-                let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
-                let key = AggKey { tenant: rec.tenant.clone(), series_id: meta.id(), minute };
-                series
-                    .entry(SeriesKey { tenant: key.tenant.clone(), series_id: key.series_id.clone() })
-                    .or_insert_with(|| SeriesInput { meta: meta.clone(), samples: Vec::new() })
-                    .samples
-                    .push(Sample { record: i, seq: seq.clone(), minute, value, trace: trace.clone() });
-                groups
-                    .entry(key)
-                    .or_insert_with(|| Group { meta, contributions: Vec::new() })
-                    .contributions
-                    .push(Contribution { record: i, seq: seq.clone(), value, ts: rec.ts });
+                let minute = minute_of(rec.ts);
+                let trace: Option<std::sync::Arc<str>> = rec.tp.as_deref().map(std::sync::Arc::from);
+                for (name, value) in rec.samples {
+                    let meta = SeriesMeta { source: rec.source.clone(), name, labels: rec.labels.clone() };
+                    let key = AggKey { tenant: rec.tenant.clone(), series_id: meta.id(), minute };
+                    series
+                        .entry(SeriesKey { tenant: key.tenant.clone(), series_id: key.series_id.clone() })
+                        .or_insert_with(|| SeriesInput { meta: meta.clone(), samples: Vec::new() })
+                        .samples
+                        .push(Sample { record: i, seq: seq.clone(), minute, value, trace: trace.clone() });
+                    groups
+                        .entry(key)
+                        .or_insert_with(|| Group { meta, contributions: Vec::new() })
+                        .contributions
+                        .push(Contribution { record: i, seq: seq.clone(), value, ts: rec.ts });
+                }
             }
         }
         let (watched, folded) =
@@ -615,5 +637,54 @@ mod tests {
         save_window(c.store(), "shard-0", bucket, stale, v).await.unwrap();
         let (w, _) = current(&c);
         assert!(w.seen(0xaa, 0) && w.seen(0xcc, 7) && w.seen(0xdd, 0));
+    }
+
+    /// Records as ingest packs them: JSON lines in one record.
+    fn packed(lines: &[Vec<u8>]) -> Vec<u8> {
+        lines.join(&b'\n')
+    }
+
+    #[tokio::test]
+    async fn a_packed_record_counts_each_of_its_events_once_and_a_redelivery_none() {
+        const A: &str = "00000000000000aa";
+        let c = consumer();
+        let datas = vec![
+            packed(&[put(A, 0, 1.0), put(A, 1, 2.0), put(A, 2, 3.0)]),
+            packed(&[put(A, 3, 4.0), rec("acme", "web", "mem", 7.0, T0)]),
+        ];
+        let seqs: Vec<String> = (1..=2).map(|i| i.to_string()).collect();
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!((report.records, report.events, report.applied_samples), (2, 5, 5));
+        assert_eq!(count_of(&c), 5);
+        let rps = stats_of(&c).into_iter().find(|s| s.0 == "rps").unwrap().2;
+        assert_eq!((rps.count, rps.sum), (4, 10.0));
+        // Lambda redelivers the batch: the watermark skips both records whole.
+        let again = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!((again.applied_samples, again.failed_from), (0, None));
+        // The SDK re-put the first record under a new sequence number: its events are copies.
+        let seqs = vec!["3".to_owned()];
+        let copy = c.process("shard-0", &batch(&seqs, &datas[..1])).await;
+        assert_eq!(copy.duplicate_records, 3);
+        assert_eq!(count_of(&c), 5);
+    }
+
+    #[tokio::test]
+    async fn a_packed_record_with_one_bad_line_is_poison_whole_and_counts_nothing() {
+        const A: &str = "00000000000000aa";
+        let c = consumer();
+        let datas = vec![
+            packed(&[put(A, 0, 1.0), b"{\"v\":1}".to_vec(), put(A, 2, 3.0)]),
+            packed(&[put(A, 3, 4.0), Vec::new()]),
+            put(A, 4, 5.0),
+        ];
+        let seqs: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
+        let report = c.process("shard-0", &batch(&seqs, &datas)).await;
+        assert_eq!((report.poison, report.failed_from.clone()), (2, None));
+        assert_eq!(count_of(&c), 1, "only the good record's event is counted");
+        let letters = c.dead_letters().letters.lock().unwrap();
+        let mut reasons: Vec<&str> = letters.values().map(|l| l.reason.as_str()).collect();
+        reasons.sort();
+        assert!(reasons[0].starts_with("event 2 of 2:") && reasons[1].starts_with("event 2 of 3:"), "{reasons:?}");
+        assert!(decode(b"").is_err() && decode(b"\n").is_err());
     }
 }

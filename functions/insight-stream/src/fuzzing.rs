@@ -37,13 +37,28 @@ const NOW_MS: i64 = 1_796_083_200_000;
 pub fn ingest_body(data: &[u8]) {
     let key = PiiKey::from_secret(b"the fuzzing key, thirty-two byte");
     let Ok(tenant) = TenantId::from_record("acme") else { return };
-    let Ok(records) = prepare(&key, &tenant, data, NOW_MS) else { return };
+    let Ok(prepared) = prepare(&key, &tenant, data, NOW_MS) else { return };
     let p = key.for_tenant(tenant.as_str());
-    for r in records {
-        let record = decode(&r.data).unwrap_or_else(|e| panic!("ingest wrote a record the consumer refuses: {e}"));
-        assert_eq!(record.tenant, tenant, "a record of another tenant");
-        clean_record(&record, &p);
+    let mut carried = Vec::new();
+    for r in prepared.records {
+        let events = decode(&r.data).unwrap_or_else(|e| panic!("ingest wrote a record the consumer refuses: {e}"));
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, r.event_ids, "a record carries other events than it says");
+        for event in &events {
+            assert_eq!(event.tenant, tenant, "an event of another tenant");
+            assert_eq!(
+                crate::ingest::partition_key(&tenant, &event.source),
+                r.partition_key,
+                "an event under another key"
+            );
+            clean_record(event, &p);
+        }
+        carried.extend(r.event_ids);
     }
+    carried.sort();
+    let mut accepted = prepared.event_ids;
+    accepted.sort();
+    assert_eq!(carried, accepted, "every accepted event is in exactly one record");
 }
 
 fn clean(s: &str, p: &Pseudonymiser<'_>) {
@@ -76,13 +91,21 @@ fn clean_record(r: &StreamRecord, p: &Pseudonymiser<'_>) {
     });
 }
 
-/// A Kinesis record's data as the consumer reads it: refused cleanly, or a record that encodes
-/// and decodes back to itself (what a retried batch reads is what the first attempt read).
+/// A Kinesis record's data as the consumer reads it: refused cleanly, or events that encode and
+/// decode back to themselves, packed as ingest packs them (what a retried batch reads is what
+/// the first attempt read).
 pub fn stream_record(data: &[u8]) {
-    let Ok(r) = decode(data) else { return };
-    let again = serde_json::to_vec(&r).unwrap_or_else(|e| panic!("a decoded record does not encode: {e}"));
+    let Ok(events) = decode(data) else { return };
+    assert!(!events.is_empty(), "a record decoded to no event");
+    let mut again = Vec::new();
+    for (n, e) in events.iter().enumerate() {
+        if n > 0 {
+            again.push(b'\n');
+        }
+        serde_json::to_writer(&mut again, e).unwrap_or_else(|e| panic!("a decoded record does not encode: {e}"));
+    }
     match decode(&again) {
-        Ok(back) => assert_eq!(back, r, "a record changed on its way through JSON"),
+        Ok(back) => assert_eq!(back, events, "a record changed on its way through JSON"),
         Err(e) => panic!("a re-encoded record is refused: {e}"),
     }
 }

@@ -11,7 +11,7 @@ use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::{PiiKey, PseudonymMemo};
 use serde::Serialize;
 
-use crate::event::{Event, InvalidBody, MAX_EVENTS, parse_body};
+use crate::event::{Event, InvalidBody, parse_body};
 use crate::ports::{RecordSink, SeriesIndex, SinkError};
 
 /// Series ids one instance remembers as seen (known or counted), before it forgets them all.
@@ -23,14 +23,28 @@ const MAX_PARTITION_KEY: usize = 256;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Kinesis's largest `PutRecords` request: all records' data and partition keys.
 pub const MAX_PUT_BYTES: usize = 5 * 1024 * 1024;
+/// Kinesis bills one PUT payload unit per started 25 KB of a record (data and partition key).
+/// A request's events of one partition key are packed into records up to this size, one JSON
+/// line per event, so 500 small events cost a few units instead of 500. An event larger than
+/// this goes alone into a record of its own.
+pub const PACK_BYTES: usize = 25 * 1024;
 
-/// One record for the stream.
+/// One record for the stream: one or more events of one partition key, as JSON lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRecord {
-    pub event_id: String,
     pub partition_key: String,
     pub data: Vec<u8>,
-    /// The series the record's samples belong to (as the consumer will name them).
+    /// The events the record carries, in order.
+    pub event_ids: Vec<String>,
+}
+
+/// A request made ready for the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub records: Vec<OutRecord>,
+    /// Every event's id, in the order the request gave the events.
+    pub event_ids: Vec<String>,
+    /// The distinct series the events' samples belong to (as the consumer will name them).
     pub series: Vec<String>,
 }
 
@@ -134,12 +148,30 @@ pub fn request_id(tenant: &TenantId, idempotency_key: Option<&str>) -> u64 {
     }
 }
 
+/// The id of event `ix` of the request whose first id is `base` (a UUIDv7): `base` with `ix` in
+/// its 12 `rand_a` bits, the counter RFC 9562 (6.2, method 1) puts there. A request's ids are
+/// distinct and ordered, and cost one clock read and one random draw for the whole request.
+pub fn event_id(base: &uuid::Uuid, ix: usize) -> String {
+    let mut bytes = *base.as_bytes();
+    let counter = (ix & 0x0fff) as u16;
+    bytes[6] = (bytes[6] & 0xf0) | (counter >> 8) as u8;
+    bytes[7] = (counter & 0xff) as u8;
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::from_bytes(bytes).hyphenated().encode_lower(&mut buf).to_owned()
+}
+
 /// Parse, validate, anonymise and encode a body: the CPU-only part of ingest (a new request).
-pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Vec<OutRecord>, IngestError> {
+pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Result<Prepared, IngestError> {
     prepare_request(pii, tenant, body, now_ms, request_id(tenant, None), None)
 }
 
-/// [`prepare`] for the request `rq`: each record carries `rq` and its index in the request.
+/// A partition key's record being filled.
+struct Open {
+    key: String,
+    record: usize,
+}
+
+/// [`prepare`] for the request `rq`: each event carries `rq` and its index in the request.
 pub fn prepare_request(
     pii: &PiiKey,
     tenant: &TenantId,
@@ -147,7 +179,7 @@ pub fn prepare_request(
     now_ms: i64,
     rq: u64,
     traceparent: Option<&str>,
-) -> Result<Vec<OutRecord>, IngestError> {
+) -> Result<Prepared, IngestError> {
     let rq_hex = format!("{rq:016x}");
     let events: Vec<Event> = parse_body(body, now_ms)?;
     // Values repeat within a batch (one client address on every event): each distinct one is
@@ -156,46 +188,77 @@ pub fn prepare_request(
     let p = pii.for_memo(&memo);
     // So are series: their ids (a SHA-256 each) are computed once per batch.
     let mut series_ids: HashMap<SeriesMeta, String> = HashMap::new();
-    let records = events
-        .into_iter()
-        .enumerate()
-        .map(|(ix, event)| {
-            let id = uuid::Uuid::now_v7().to_string();
-            let mut record = event.into_record(id.clone(), tenant, &p);
-            record.rq = Some(rq_hex.clone());
-            record.ix = u16::try_from(ix).ok();
-            record.tp = traceparent.map(str::to_owned);
-            let data = serde_json::to_vec(&record).map_err(|e| IngestError::Encode(e.to_string()))?;
-            let series = record
-                .samples
-                .iter()
-                .map(|(name, _)| {
-                    let meta =
-                        SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() };
-                    if let Some(id) = series_ids.get(&meta) {
-                        return id.clone();
-                    }
-                    let id = meta.id();
-                    if series_ids.len() < MAX_EVENTS * 4 {
-                        series_ids.insert(meta, id.clone());
-                    }
-                    id
-                })
-                .collect();
-            Ok(OutRecord { partition_key: partition_key(tenant, &record.source), event_id: id, data, series })
-        })
-        .collect::<Result<Vec<_>, IngestError>>()?;
+    let mut series: Vec<String> = Vec::new();
+    let base = uuid::Uuid::now_v7();
+    let mut event_ids = Vec::with_capacity(events.len());
+    let mut records: Vec<OutRecord> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
+    let mut line = Vec::with_capacity(512);
+    for (ix, event) in events.into_iter().enumerate() {
+        let id = event_id(&base, ix);
+        let mut record = event.into_record(id.clone(), tenant, &p);
+        record.rq = Some(rq_hex.clone());
+        record.ix = u16::try_from(ix).ok();
+        record.tp = traceparent.map(str::to_owned);
+        line.clear();
+        serde_json::to_writer(&mut line, &record).map_err(|e| IngestError::Encode(e.to_string()))?;
+        for (name, _) in &record.samples {
+            let meta = SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() };
+            if series_ids.contains_key(&meta) {
+                continue;
+            }
+            let sid = meta.id();
+            series.push(sid.clone());
+            series_ids.insert(meta, sid);
+        }
+        let key = partition_key(tenant, &record.source);
+        if line.len() + key.len() > MAX_RECORD_BYTES {
+            return Err(IngestError::TooLarge(format!(
+                "event {ix} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
+                line.len() + key.len()
+            )));
+        }
+        // The key's open record takes the line if it stays within a payload unit (or holds
+        // nothing yet); otherwise the key gets a new record.
+        let slot = open.iter().position(|o| o.key == key);
+        let target = slot.map(|s| open[s].record).filter(|&r| {
+            let rec = &records[r];
+            rec.data.len() + 1 + line.len() + rec.partition_key.len() <= PACK_BYTES
+        });
+        let r = match target {
+            Some(r) => {
+                records[r].data.push(b'\n');
+                r
+            }
+            None => {
+                records.push(OutRecord {
+                    partition_key: key.clone(),
+                    data: Vec::with_capacity(line.len().max(PACK_BYTES.min(4096))),
+                    event_ids: Vec::new(),
+                });
+                let r = records.len() - 1;
+                match slot {
+                    Some(s) => open[s].record = r,
+                    None => open.push(Open { key, record: r }),
+                }
+                r
+            }
+        };
+        records[r].data.extend_from_slice(&line);
+        records[r].event_ids.push(id.clone());
+        event_ids.push(id);
+    }
     fits_the_stream(&records)?;
-    Ok(records)
+    Ok(Prepared { records, event_ids, series })
 }
 
-/// Whether the records fit Kinesis's limits as they will be sent (after pseudonymisation, which
-/// can make an event longer than it arrived): each record, and the request as a whole.
+/// Whether the request as a whole fits what one `PutRecords` takes (after pseudonymisation,
+/// which can make events longer than they arrived; each event was checked as it was packed).
 fn fits_the_stream(records: &[OutRecord]) -> Result<(), IngestError> {
     let size = |r: &OutRecord| r.data.len() + r.partition_key.len();
-    if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| size(r) > MAX_RECORD_BYTES) {
+    if let Some(r) = records.iter().find(|r| size(r) > MAX_RECORD_BYTES) {
         return Err(IngestError::TooLarge(format!(
-            "event {i} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
+            "a stream record of {} bytes (after pseudonymisation) is over the {MAX_RECORD_BYTES} bytes a record may be: split or shorten the events",
             size(r)
         )));
     }
@@ -259,23 +322,25 @@ impl<S: RecordSink, C: CounterStore, I: SeriesIndex> Ingest<S, C, I> {
         traceparent: Option<&str>,
     ) -> Result<Accepted, IngestError> {
         let rq = request_id(&principal.tenant, idempotency_key);
-        let records = prepare_request(&self.pii, &principal.tenant, body, now_ms, rq, traceparent)?;
+        let prepared = prepare_request(&self.pii, &principal.tenant, body, now_ms, rq, traceparent)?;
         if let Some(admission) = &self.admission {
-            let series: BTreeSet<&str> = records.iter().flat_map(|r| r.series.iter().map(String::as_str)).collect();
+            let series: BTreeSet<&str> = prepared.series.iter().map(String::as_str).collect();
             admission.admit(&principal.tenant, series).await?;
         }
-        match self.sink.put(&records).await {
+        let total = prepared.event_ids.len();
+        match self.sink.put(&prepared.records).await {
             Ok(()) => {}
             Err(SinkError::Failed(cause)) => return Err(IngestError::Unavailable(cause)),
             Err(SinkError::Partial { failed_event_ids, cause }) => {
+                let failed: HashSet<&String> = failed_event_ids.iter().collect();
                 let accepted: Vec<String> =
-                    records.iter().map(|r| &r.event_id).filter(|id| !failed_event_ids.contains(id)).cloned().collect();
+                    prepared.event_ids.iter().filter(|id| !failed.contains(id)).cloned().collect();
                 self.count(accepted.len()).await;
-                return Err(IngestError::Partial { accepted, failed: failed_event_ids, total: records.len(), cause });
+                return Err(IngestError::Partial { accepted, failed: failed_event_ids, total, cause });
             }
         }
-        self.count(records.len()).await;
-        Ok(Accepted { accepted: records.len(), event_ids: records.into_iter().map(|r| r.event_id).collect() })
+        self.count(total).await;
+        Ok(Accepted { accepted: total, event_ids: prepared.event_ids })
     }
 
     /// Counting is best effort: the events are already on the stream, so a counter outage
@@ -313,8 +378,11 @@ mod tests {
         assert_eq!(accepted.accepted, 3);
         let puts = ingest.sink.puts.lock().unwrap();
         assert_eq!(puts.len(), 1);
-        assert_eq!(puts[0].len(), 3);
-        assert_eq!(puts[0][2].partition_key, "acme/db");
+        // Two partition keys: the two `unknown` events share a record, the `db` one has its own.
+        assert_eq!(puts[0].len(), 2);
+        assert_eq!(puts[0][1].partition_key, "acme/db");
+        assert_eq!(puts[0][0].event_ids, accepted.event_ids[..2]);
+        assert_eq!(puts[0][1].event_ids, accepted.event_ids[2..]);
         assert_eq!(ingest.counters.get("insight_ingested_total"), 3);
         assert_eq!(ingest.counters.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
@@ -337,13 +405,16 @@ mod tests {
         assert_eq!(err, IngestError::Unavailable("throttled".into()));
 
         let sink = MemorySink {
-            fail: Some(|r| SinkError::Partial { failed_event_ids: vec![r[1].event_id.clone()], cause: "x".into() }),
+            fail: Some(|r| SinkError::Partial { failed_event_ids: r[1].event_ids.clone(), cause: "x".into() }),
             ..Default::default()
         };
         let ingest = Ingest::new(sink, MemoryCounters::default(), PiiKey::from_secret(b"k"));
-        let err = ingest.ingest(&principal("acme"), br#"{"events":[{"m":1},{"m":2},{"m":3}]}"#, NOW).await.unwrap_err();
+        // Three sources, three records; the second record (its one event) is refused.
+        let body = br#"{"events":[{"source":"a","m":1},{"source":"b","m":2},{"source":"c","m":3}]}"#;
+        let err = ingest.ingest(&principal("acme"), body, NOW).await.unwrap_err();
         let IngestError::Partial { accepted, failed, total, .. } = err else { panic!("{err:?}") };
         assert_eq!((accepted.len(), failed.len(), total), (2, 1, 3));
+        assert!(!accepted.contains(&failed[0]));
         assert_eq!(ingest.counters.get("insight_ingested_total"), 2);
     }
 
@@ -397,12 +468,8 @@ mod tests {
 
     #[test]
     fn records_that_fit_one_by_one_but_not_in_one_request_are_refused() {
-        let record = |n: usize| OutRecord {
-            event_id: "e".into(),
-            partition_key: "acme/s".into(),
-            data: vec![b'x'; n],
-            series: Vec::new(),
-        };
+        let record =
+            |n: usize| OutRecord { event_ids: vec!["e".into()], partition_key: "acme/s".into(), data: vec![b'x'; n] };
         assert!(fits_the_stream(&[record(MAX_RECORD_BYTES - 6)]).is_ok());
         assert!(matches!(fits_the_stream(&[record(MAX_RECORD_BYTES - 5)]), Err(IngestError::TooLarge(_))));
         let six: Vec<_> = (0..6).map(|_| record(MAX_RECORD_BYTES - 6)).collect();
@@ -432,14 +499,86 @@ mod tests {
         assert_ne!(rq, request_id(&globex, Some("retry-me")), "per tenant");
         assert_ne!(request_id(&acme, None), request_id(&acme, None), "unkeyed requests are all new");
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let records = prepare_request(&key, &acme, body, NOW, rq, Some(tp)).unwrap();
+        let prepared = prepare_request(&key, &acme, body, NOW, rq, Some(tp)).unwrap();
         let back: Vec<crate::event::StreamRecord> =
-            records.iter().map(|r| serde_json::from_slice(&r.data).unwrap()).collect();
+            prepared.records.iter().flat_map(|r| crate::consumer::decode(&r.data).unwrap()).collect();
         let expected = format!("{rq:016x}");
         assert_eq!(
             back.iter().map(|r| (r.rq.as_deref(), r.ix)).collect::<Vec<_>>(),
             [(Some(expected.as_str()), Some(0)), (Some(expected.as_str()), Some(1))]
         );
         assert!(back.iter().all(|r| r.tp.as_deref() == Some(tp)), "every record carries the request's trace");
+    }
+
+    /// The events of a body, as the consumer reads them back from the records: (partition key,
+    /// event id, ix) in record order.
+    fn unpacked(prepared: &Prepared) -> Vec<(String, String, u16)> {
+        prepared
+            .records
+            .iter()
+            .flat_map(|r| {
+                let events = crate::consumer::decode(&r.data).unwrap();
+                assert_eq!(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), r.event_ids);
+                events.into_iter().map(|e| (r.partition_key.clone(), e.id, e.ix.unwrap()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_of_one_source_are_packed_into_few_records_in_order_within_a_payload_unit() {
+        let acme = TenantId::from_record("acme").unwrap();
+        let key = PiiKey::from_secret(b"k");
+        let events: Vec<_> = (0..500)
+            .map(|i| serde_json::json!({"source": format!("web-{}", i % 3), "name": "latency", "value": i, "note": "x".repeat(100)}))
+            .collect();
+        let body = serde_json::json!({ "events": events }).to_string();
+        let prepared = prepare(&key, &acme, body.as_bytes(), NOW).unwrap();
+        assert_eq!(prepared.event_ids.len(), 500);
+        assert_eq!(prepared.event_ids.iter().collect::<HashSet<_>>().len(), 500, "every event has its own id");
+        // About 230 bytes an event: about 110 to a record, so each of the three sources needs two.
+        assert!((6..=9).contains(&prepared.records.len()), "{} records", prepared.records.len());
+        for r in &prepared.records {
+            assert!(r.data.len() + r.partition_key.len() <= PACK_BYTES, "a record is one payload unit at most");
+        }
+        let events = unpacked(&prepared);
+        assert_eq!(events.len(), 500, "every event is in exactly one record");
+        // Each source's events keep the order they were sent in (one source, one shard).
+        for source in 0..3 {
+            let ixs: Vec<u16> =
+                events.iter().filter(|(k, ..)| k.ends_with(&format!("web-{source}"))).map(|e| e.2).collect();
+            assert_eq!(ixs, (0..500u16).filter(|i| i % 3 == source).collect::<Vec<_>>());
+        }
+        // Ids are the request's, in its order: the event at index i has id i.
+        for (_, id, ix) in &events {
+            assert_eq!(&prepared.event_ids[*ix as usize], id);
+        }
+    }
+
+    #[test]
+    fn event_ids_are_uuid_v7s_that_share_the_request_and_count_its_events() {
+        let base = uuid::Uuid::now_v7();
+        let ids: Vec<uuid::Uuid> = (0..500).map(|i| event_id(&base, i).parse().unwrap()).collect();
+        assert!(ids.iter().all(|u| u.get_version_num() == 7 && u.get_variant() == uuid::Variant::RFC4122));
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered as sent");
+        assert!(ids.iter().all(|u| u.get_timestamp() == base.get_timestamp()));
+        let other = uuid::Uuid::now_v7();
+        assert_ne!(event_id(&base, 7), event_id(&other, 7), "another request, other ids");
+    }
+
+    #[test]
+    fn an_event_larger_than_a_payload_unit_goes_alone_and_the_next_starts_a_new_record() {
+        let acme = TenantId::from_record("acme").unwrap();
+        let key = PiiKey::from_secret(b"k");
+        let body = serde_json::json!({"events": [
+            {"source": "s", "m": 1},
+            {"source": "s", "m": 2, "blob": "y".repeat(30_000)},
+            {"source": "s", "m": 3},
+        ]})
+        .to_string();
+        let prepared = prepare(&key, &acme, body.as_bytes(), NOW).unwrap();
+        let sizes: Vec<usize> = prepared.records.iter().map(|r| r.event_ids.len()).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+        assert!(prepared.records[1].data.len() > PACK_BYTES);
+        assert_eq!(unpacked(&prepared).iter().map(|e| e.2).collect::<Vec<_>>(), [0, 1, 2]);
     }
 }

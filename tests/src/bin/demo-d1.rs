@@ -87,9 +87,10 @@ async fn main() {
     let records = stack.tenant_records(&tenant).await;
     let _ = writeln!(
         md,
-        "What the stream `{}` holds for this tenant ({} records):\n\n```",
+        "What the stream `{}` holds for this tenant ({} records, {} events; a record packs a request's events of one source, one JSON line each):\n\n```",
         stack.stream_name(),
-        records.len()
+        records.len(),
+        records.iter().map(|(_, _, events)| events.len()).sum::<usize>()
     );
     for (shard, r, _) in &records {
         let _ = writeln!(

@@ -1,5 +1,6 @@
 //! Accepted events onto Kinesis `naksha.telemetry` with `PutRecords` (one request per ingest).
-//! Partition key: [`crate::ingest::partition_key`] = `<tenant>/<source>`.
+//! Partition key: [`crate::ingest::partition_key`] = `<tenant>/<source>`; a record carries one or
+//! more events of its key ([`crate::ingest::PACK_BYTES`]).
 
 use std::time::Duration;
 
@@ -70,7 +71,7 @@ impl RecordSink for KinesisSink {
             Err(SinkError::Failed(last_error))
         } else {
             Err(SinkError::Partial {
-                failed_event_ids: pending.iter().map(|r| r.event_id.clone()).collect(),
+                failed_event_ids: pending.iter().flat_map(|r| r.event_ids.iter().cloned()).collect(),
                 cause: last_error,
             })
         }
