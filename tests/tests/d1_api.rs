@@ -139,6 +139,50 @@ async fn a_batch_of_500_is_accepted_whole_and_sources_spread_over_shards() {
     assert!(shards.len() >= 2, "16 sources of one tenant should use more than one shard: {shards:?}");
 }
 
+/// A client that lost the answer to a 500-event request resends it with its `Idempotency-Key`:
+/// the same 202 (the same event ids) comes back, nothing reaches the stream twice, and the kept
+/// answer is stored deflated (500 ids of one request share all but three hex digits).
+#[tokio::test]
+async fn a_keyed_batch_sent_again_gets_its_first_answer_and_is_kept_small() {
+    let stack = Stack::connect().await;
+    let tenant = unique_tenant("keyed-bulk");
+    let token = stack.token(&tenant, &["operator"]);
+    let events: Vec<Value> = (0..500)
+        .map(|i| json!({"source": format!("host-{}", i % 4), "cpu": i as f64, "client_ip": "10.9.8.7"}))
+        .collect();
+    let body = json!({ "events": events }).to_string();
+    let send = || {
+        let req = stack
+            .http
+            .post(format!("{}/ingest", naksha_e2e::API_URL))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "bulk-1")
+            .body(body.clone());
+        stack.send(req, Some(&token))
+    };
+    let first = send().await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let again = send().await;
+    assert_eq!((again.status, again.json()), (202, first.json()), "the retry is the first answer");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(stack.tenant_events(&tenant).await.len(), 500, "put once");
+    // The kept answer in the table: deflated, and it inflates to exactly what was answered.
+    let kept: Vec<_> = stack
+        .scan(&stack.table("LimitsTable"))
+        .await
+        .into_iter()
+        .filter(|i| s(i, "pk").starts_with("idem#") && i.get("enc").is_some())
+        .filter_map(|i| {
+            let stored = i.get("body")?.as_b().ok()?.as_ref().to_vec();
+            let raw = miniz_oxide::inflate::decompress_to_vec(&stored).ok()?;
+            (raw == first.text.as_bytes()).then(|| (s(&i, "enc").to_owned(), stored.len()))
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "one kept answer for the key");
+    assert_eq!(kept[0].0, "deflate");
+    assert!(kept[0].1 * 4 < first.text.len(), "kept in {} bytes for a {}-byte answer", kept[0].1, first.text.len());
+}
+
 #[tokio::test]
 async fn one_tenant_never_reads_or_writes_anothers_aggregates() {
     let stack = Stack::connect().await;

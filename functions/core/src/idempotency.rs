@@ -38,6 +38,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const TTL_SECS: i64 = 24 * 3600;
 /// Largest body kept for a replay.
 pub const MAX_KEPT_BODY: usize = 300 * 1024;
+/// Kept bodies from this size up are stored deflated (`enc = "deflate"`): answers that list ids
+/// (500 event ids of one request share all but three hex digits) shrink about sixfold, and
+/// DynamoDB bills a write unit per started KB.
+const DEFLATE_FROM: usize = 1024;
 /// Longest a claim lasts when the invocation has no deadline (Lambda's own maximum).
 const MAX_LEASE_MS: i64 = 15 * 60 * 1000;
 
@@ -164,6 +168,25 @@ fn kept_of(response: &Response<Body>) -> Kept {
     }
 }
 
+/// A kept body as stored: deflated when that pays, with the encoding to name.
+fn stored_body(body: &[u8]) -> (Vec<u8>, Option<&'static str>) {
+    if body.len() < DEFLATE_FROM {
+        return (body.to_vec(), None);
+    }
+    let packed = miniz_oxide::deflate::compress_to_vec(body, 6);
+    if packed.len() < body.len() { (packed, Some("deflate")) } else { (body.to_vec(), None) }
+}
+
+/// A stored body back as kept; `None` when it does not inflate within [`MAX_KEPT_BODY`] (the
+/// item was not written by this code: anyone who can write the table can write anything).
+fn kept_body(stored: &[u8], encoding: Option<&str>) -> Option<Vec<u8>> {
+    match encoding {
+        None => Some(stored.to_vec()),
+        Some("deflate") => miniz_oxide::inflate::decompress_to_vec_with_limit(stored, MAX_KEPT_BODY).ok(),
+        Some(_) => None,
+    }
+}
+
 fn replay(kept: Kept) -> Response<Body> {
     if kept.dropped {
         return Problem::conflict(
@@ -273,23 +296,38 @@ impl Idempotency {
             }
             Store::Dynamo { db, table } => {
                 let outcome = match kept {
-                    Some(k) => db
-                        .update_item()
-                        .table_name(table)
-                        .key("pk", s(&claim.pk))
-                        .condition_expression("fp = :fp")
-                        .update_expression("SET st = :done, code = :code, ctype = :ctype, body = :body, txt = :txt, dropped = :dropped")
-                        .expression_attribute_values(":fp", s(&claim.fingerprint))
-                        .expression_attribute_values(":done", s("done"))
-                        .expression_attribute_values(":code", n(k.status))
-                        .expression_attribute_values(":ctype", s(k.content_type))
-                        .expression_attribute_values(":body", AttributeValue::B(Blob::new(k.body)))
-                        .expression_attribute_values(":txt", AttributeValue::Bool(k.text))
-                        .expression_attribute_values(":dropped", AttributeValue::Bool(k.dropped))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| describe_error(&e)),
+                    Some(k) => {
+                        let (body, encoding) = stored_body(&k.body);
+                        let (set_enc, enc) = match encoding {
+                            Some(e) => (", enc = :enc", Some(s(e))),
+                            None => (" REMOVE enc", None),
+                        };
+                        db.update_item()
+                            .table_name(table)
+                            .key("pk", s(&claim.pk))
+                            .condition_expression("fp = :fp")
+                            .update_expression(format!(
+                                "SET st = :done, code = :code, ctype = :ctype, body = :body, txt = :txt, dropped = :dropped{set_enc}"
+                            ))
+                            .set_expression_attribute_values(Some(
+                                [
+                                    (":fp".to_owned(), s(&claim.fingerprint)),
+                                    (":done".to_owned(), s("done")),
+                                    (":code".to_owned(), n(k.status)),
+                                    (":ctype".to_owned(), s(&k.content_type)),
+                                    (":body".to_owned(), AttributeValue::B(Blob::new(body))),
+                                    (":txt".to_owned(), AttributeValue::Bool(k.text)),
+                                    (":dropped".to_owned(), AttributeValue::Bool(k.dropped)),
+                                ]
+                                .into_iter()
+                                .chain(enc.map(|e| (":enc".to_owned(), e)))
+                                .collect(),
+                            ))
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| describe_error(&e))
+                    }
                     None => db
                         .delete_item()
                         .table_name(table)
@@ -415,12 +453,15 @@ async fn dynamo_claim_as(
     }
     let record = item.item().map(|i| {
         let state = if get_s(i, "st") == Some("done") {
+            let stored = i.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref()).unwrap_or_default();
+            // A body that cannot be read back is answered as one too large to keep (409).
+            let body = kept_body(stored, get_s(i, "enc"));
             State::Done(Kept {
                 status: get_n(i, "code").unwrap_or(500),
                 content_type: get_s(i, "ctype").unwrap_or("application/json").to_owned(),
-                body: i.get("body").and_then(|b| b.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+                dropped: body.is_none() || i.get("dropped").and_then(|b| b.as_bool().ok()).copied().unwrap_or(false),
+                body: body.unwrap_or_default(),
                 text: i.get("txt").and_then(|b| b.as_bool().ok()).copied().unwrap_or(true),
-                dropped: i.get("dropped").and_then(|b| b.as_bool().ok()).copied().unwrap_or(false),
             })
         } else {
             State::Pending { lease_until_ms: get_n(i, "lease").unwrap_or(0) }
@@ -462,6 +503,25 @@ mod tests {
             .header("content-type", "application/json")
             .body(Body::Text(body.to_owned()))
             .unwrap()
+    }
+
+    #[test]
+    fn long_answers_are_kept_deflated_and_read_back_whole_and_a_bomb_is_not_inflated() {
+        let ids: Vec<String> = (0..500).map(|i| format!("0193a4f0-1c2d-7{i:03x}-8a9b-0c1d2e3f4a5b")).collect();
+        let body = serde_json::json!({"accepted": 500, "event_ids": ids}).to_string().into_bytes();
+        let (stored, enc) = stored_body(&body);
+        assert_eq!(enc, Some("deflate"));
+        assert!(stored.len() * 4 < body.len(), "{} of {} bytes", stored.len(), body.len());
+        assert_eq!(kept_body(&stored, enc).unwrap(), body);
+        // Short answers are kept as they are.
+        assert_eq!(stored_body(b"{\"state\":\"dryrun\"}"), (b"{\"state\":\"dryrun\"}".to_vec(), None));
+        // Someone with write access to the table: more than a kept answer may be, an unknown
+        // encoding, or bytes that are not deflate. None is read back as an answer.
+        let bomb = miniz_oxide::deflate::compress_to_vec(&vec![b'x'; MAX_KEPT_BODY + 1], 6);
+        assert!(bomb.len() < 4096);
+        assert_eq!(kept_body(&bomb, Some("deflate")), None);
+        assert_eq!(kept_body(&stored, Some("zstd")), None);
+        assert_eq!(kept_body(b"not deflate at all", Some("deflate")), None);
     }
 
     #[tokio::test]
