@@ -10,8 +10,11 @@ use chrono::DateTime;
 use naksha_contracts::TenantId;
 use naksha_core::privacy::{Pseudonymiser, is_identifier_key};
 use naksha_core::problem::FieldError;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 500;
@@ -105,12 +108,156 @@ impl InvalidBody {
     }
 }
 
+/// An event object's fields in key order, each key once: the order and the choice among
+/// repeated keys that a [`Map`] makes (keys borrowed from the body where it has no escapes).
+type Fields<'de> = Vec<(Cow<'de, str>, Value)>;
+
+/// A batch's element: an object's fields, or what else it was (for the error).
+enum Item<'de> {
+    Object(Fields<'de>),
+    Other(&'static str),
+}
+
+/// A key, borrowed from the body when it can be.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields: Fields<'de> = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(key) = map.next_key_seed(Key)? {
+            fields.push((key, map.next_value::<Value>()?));
+        }
+        // A map's order, and its last value of a repeated key: sort stably, keep each run's last.
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept: Fields<'de> = Vec::with_capacity(fields.len());
+        for field in fields {
+            match kept.last_mut() {
+                Some(last) if last.0 == field.0 => *last = field,
+                _ => kept.push(field),
+            }
+        }
+        Ok(Item::Object(kept))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Item::Other("an array"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Item::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Item::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Item::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Item::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Item::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Item::Other("null"))
+    }
+}
+
+/// The common body, `{"events": [...]}` and nothing else, read straight into fields: no
+/// document tree, no map per event. `None` for any other shape, which [`parse_body`] reads the
+/// general way (and which gives every error its message): this path only ever agrees with it.
+fn fast_batch(body: &[u8]) -> Option<Vec<Item<'_>>> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        events: Vec<Item<'a>>,
+    }
+    let batch: Batch<'_> = serde_json::from_slice(body).ok()?;
+    (1..=MAX_EVENTS).contains(&batch.events.len()).then_some(batch.events)
+}
+
 /// Parse a request body: one event object, or `{"events": [...]}` with 1 to 500 events.
 /// All or nothing: any problem in any event fails the whole body.
 pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event>, InvalidBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(InvalidBody::new("the body is empty; send one event object or {\"events\": [...]}"));
     }
+    if let Some(items) = fast_batch(body) {
+        let mut errors = Vec::new();
+        let mut events = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Item::Object(fields) => {
+                    if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
+                        events.push(e);
+                    }
+                }
+                Item::Other(what) => {
+                    errors.push(FieldError::new(At::Event(i).base(), format!("must be an object, not {what}")))
+                }
+            }
+        }
+        return if errors.is_empty() {
+            Ok(events)
+        } else {
+            errors.truncate(100);
+            Err(InvalidBody::fields(errors))
+        };
+    }
+    parse_general(body, now_ms)
+}
+
+/// [`parse_body`] for any shape: through a document tree.
+fn parse_general(body: &[u8], now_ms: i64) -> Result<Vec<Event>, InvalidBody> {
     let doc: Value =
         serde_json::from_slice(body).map_err(|e| InvalidBody::new(format!("the body is not valid JSON: {e}")))?;
     let mut errors = Vec::new();
@@ -258,8 +405,13 @@ fn depth(v: &Value) -> usize {
 }
 
 fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event> {
+    parse_fields(map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect(), at, now_ms, errors)
+}
+
+/// An event from its fields in key order, each key once (as a [`Map`] iterates them).
+fn parse_fields(fields: Fields<'_>, at: At, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event> {
     let before = errors.len();
-    if map.is_empty() {
+    if fields.is_empty() {
         errors.push(FieldError::new(at.base(), "an event needs at least one field"));
         return None;
     }
@@ -271,9 +423,9 @@ fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<Fi
     let mut labels = Map::new();
     let mut samples = Vec::new();
     let mut attrs = Map::new();
-    for (key, v) in map {
+    for (key, v) in fields {
         let mut fail = |detail: String| errors.push(FieldError::new(at.to(&[&key]), detail));
-        match key.as_str() {
+        match &*key {
             "source" => source = text_field(v).map_err(&mut fail).ok(),
             "name" => name = text_field(v).map_err(&mut fail).ok(),
             "value" => match number(&v) {
@@ -303,7 +455,7 @@ fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<Fi
             }
             // Identifier fields are attributes (to be pseudonymised), never samples.
             _ if v.is_number() && !is_identifier_key(&key) => match number(&v).map(sample) {
-                Some(Ok(n)) => samples.push((key, n)),
+                Some(Ok(n)) => samples.push((key.into_owned(), n)),
                 Some(Err(e)) => fail(e),
                 None => fail(sample_range()),
             },
@@ -311,7 +463,7 @@ fn parse_event(map: Map<String, Value>, at: At, now_ms: i64, errors: &mut Vec<Fi
                 if depth(&v) > MAX_DEPTH {
                     fail(format!("nests deeper than {MAX_DEPTH} levels"));
                 } else {
-                    attrs.insert(key, v);
+                    attrs.insert(key.into_owned(), v);
                 }
             }
         }
@@ -361,34 +513,133 @@ fn parse_labels(l: Map<String, Value>, at: At, out: &mut Map<String, Value>, err
     }
 }
 
+/// An event pseudonymised for its tenant: the parts of its stream record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrubbed {
+    pub source: String,
+    pub name: Option<String>,
+    pub kind: Kind,
+    pub ts: i64,
+    pub samples: Vec<(String, f64)>,
+    pub labels: BTreeMap<String, String>,
+    pub attrs: Map<String, Value>,
+}
+
+/// `s` scrubbed, reusing `s` when there was nothing to replace.
+fn scrub_owned(p: &Pseudonymiser<'_>, s: String) -> String {
+    let replaced = match p.scrub_text(&s) {
+        std::borrow::Cow::Borrowed(_) => None,
+        std::borrow::Cow::Owned(o) => Some(o),
+    };
+    replaced.unwrap_or(s)
+}
+
 impl Event {
-    /// Anonymise for `tenant` and turn into the stream record.
-    pub fn into_record(self, id: String, tenant: &TenantId, p: &Pseudonymiser<'_>) -> StreamRecord {
-        let mut labels = self.labels;
-        p.scrub_object(&mut labels);
-        let labels = labels
-            .into_iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect();
+    /// Anonymise for `tenant` (what [`Pseudonymiser::scrub_object`] does to a document, field by
+    /// field: keys scanned, identifier labels replaced whole, other text scanned).
+    pub fn scrub(self, p: &Pseudonymiser<'_>) -> Scrubbed {
+        let mut labels = BTreeMap::new();
+        for (k, v) in self.labels {
+            let k = scrub_owned(p, k);
+            let v = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let v = if is_identifier_key(&k) { p.pseudonym(&v) } else { scrub_owned(p, v) };
+            labels.insert(k, v);
+        }
         let mut attrs = self.attrs;
         p.scrub_object(&mut attrs);
+        Scrubbed {
+            source: scrub_owned(p, self.source),
+            name: self.name.map(|n| scrub_owned(p, n)),
+            kind: self.kind,
+            ts: self.ts_ms,
+            samples: self.samples.into_iter().map(|(n, v)| (scrub_owned(p, n), v)).collect(),
+            labels,
+            attrs,
+        }
+    }
+
+    /// Anonymise for `tenant` and turn into the stream record.
+    pub fn into_record(self, id: String, tenant: &TenantId, p: &Pseudonymiser<'_>) -> StreamRecord {
+        let s = self.scrub(p);
         StreamRecord {
             v: RECORD_VERSION,
             id,
             tenant: tenant.clone(),
-            source: p.scrub_text(&self.source).into_owned(),
-            name: self.name.map(|n| p.scrub_text(&n).into_owned()),
-            kind: self.kind,
-            ts: self.ts_ms,
-            samples: self.samples.into_iter().map(|(n, v)| (p.scrub_text(&n).into_owned(), v)).collect(),
-            labels,
-            attrs,
+            source: s.source,
+            name: s.name,
+            kind: s.kind,
+            ts: s.ts,
+            samples: s.samples,
+            labels: s.labels,
+            attrs: s.attrs,
             rq: None,
             ix: None,
             tp: None,
+        }
+    }
+}
+
+/// A [`StreamRecord`] as ingest writes it, borrowing every part: the same JSON, field for field,
+/// without copying the request's id, tenant and trace into each event.
+#[derive(Debug, Serialize)]
+pub struct RecordLine<'a> {
+    pub v: u8,
+    pub id: &'a str,
+    pub tenant: &'a TenantId,
+    pub source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    pub kind: Kind,
+    pub ts: i64,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub samples: &'a [(String, f64)],
+    #[serde(skip_serializing_if = "no_labels")]
+    pub labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "no_attrs")]
+    pub attrs: &'a Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rq: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ix: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp: Option<&'a str>,
+}
+
+fn no_labels(l: &&BTreeMap<String, String>) -> bool {
+    l.is_empty()
+}
+
+fn no_attrs(a: &&Map<String, Value>) -> bool {
+    a.is_empty()
+}
+
+impl<'a> RecordLine<'a> {
+    /// The line of `event` (scrubbed), number `ix` of request `rq`.
+    pub fn new(
+        event: &'a Scrubbed,
+        id: &'a str,
+        tenant: &'a TenantId,
+        rq: Option<&'a str>,
+        ix: Option<u16>,
+        tp: Option<&'a str>,
+    ) -> Self {
+        Self {
+            v: RECORD_VERSION,
+            id,
+            tenant,
+            source: &event.source,
+            name: event.name.as_deref(),
+            kind: event.kind,
+            ts: event.ts,
+            samples: &event.samples,
+            labels: &event.labels,
+            attrs: &event.attrs,
+            rq,
+            ix,
+            tp,
         }
     }
 }
@@ -407,6 +658,28 @@ mod tests {
 
     fn pointers(p: &InvalidBody) -> Vec<&str> {
         p.errors.iter().map(|e| e.pointer.as_str()).collect()
+    }
+
+    #[test]
+    fn a_record_line_is_the_stream_record_byte_for_byte() {
+        let key = PiiKey::from_secret(b"k");
+        let p = key.for_tenant("acme");
+        let acme = TenantId::from_record("acme").unwrap();
+        let events = parse(json!({"events": [
+            {"m": 1},
+            {"source": "web", "name": "lat", "value": 2.5, "labels": {"client_ip": "10.0.0.1", "r": "eu"},
+             "msg": "from 10.1.2.3", "user": {"id": 7}, "kind": "metric", "ts": "2025-11-25T11:59:00Z"},
+            {"source": "log", "kind": "log", "text": "x"},
+        ]}))
+        .unwrap();
+        for (ix, event) in events.into_iter().enumerate() {
+            let mut record = event.clone().into_record(format!("id-{ix}"), &acme, &p);
+            let scrubbed = event.scrub(&p);
+            let line = RecordLine::new(&scrubbed, &record.id, &acme, Some("00000000000000aa"), Some(ix as u16), None);
+            record.rq = Some("00000000000000aa".into());
+            record.ix = Some(ix as u16);
+            assert_eq!(serde_json::to_vec(&line).unwrap(), serde_json::to_vec(&record).unwrap());
+        }
     }
 
     #[test]
@@ -525,6 +798,8 @@ mod tests {
         }
     }
 
+    use proptest::strategy::Strategy as _;
+
     proptest::proptest! {
         /// Whatever ingest accepts, the consumer can store: the value, its square and the sums of
         /// up to a whole request of them are 0 or inside DynamoDB's range (1e-130 to 1e126).
@@ -542,6 +817,43 @@ mod tests {
                 proptest::prop_assert!(storable(v) && storable(v * v), "{v}");
                 proptest::prop_assert!(storable(sumsq) && sum.is_finite(), "{sum} {sumsq}");
             }
+        }
+
+        /// The fast path for `{"events": [...]}` reads every body exactly as the general path
+        /// does: the same events, or the same errors in the same order. Bodies are written as
+        /// text, so keys repeat, come escaped, and come in any order.
+        #[test]
+        fn the_fast_path_reads_every_body_as_the_general_path_does(
+            items in proptest::collection::vec(
+                proptest::prop_oneof![
+                    8 => proptest::collection::vec(
+                        (
+                            proptest::sample::select(vec![
+                                "\"source\"", "\"name\"", "\"value\"", "\"ts\"", "\"kind\"", "\"labels\"",
+                                "\"tenant\"", "\"m\"", "\"user\"", "\"a~b/c\"", "\"\"", "\"zz\"",
+                                "\"so\\u0075rce\"", "\"events\"",
+                            ]),
+                            proptest::sample::select(vec![
+                                "\"web-1\"", "\"\"", "3", "-2.5", "1e60", "1e-60", "0", "null", "true", "[1,2]",
+                                "{\"r\":\"eu\"}", "{\"r\":1}", "\"2026-11-25T12:00:00Z\"", "\"log\"",
+                                "\"metric\"", "\"10.1.2.3\"", "{\"a\":{\"b\":[{\"c\":1}]}}", "1795600000",
+                            ]),
+                        ),
+                        0..7,
+                    )
+                    .prop_map(|fields| {
+                        let inner: Vec<String> = fields.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                        format!("{{{}}}", inner.join(","))
+                    }),
+                    1 => proptest::sample::select(vec!["5".to_owned(), "\"s\"".to_owned(), "null".to_owned(), "[1]".to_owned(), "true".to_owned()]),
+                ],
+                0..6,
+            ),
+            extra in proptest::sample::select(vec!["", ",\"x\":1", ",\"events\":[]"]),
+        ) {
+            let body = format!("{{\"events\":[{}]{extra}}}", items.join(","));
+            let now = 1_796_083_200_000;
+            proptest::prop_assert_eq!(parse_body(body.as_bytes(), now), parse_general(body.as_bytes(), now), "{}", body);
         }
     }
 

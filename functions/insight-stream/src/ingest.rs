@@ -1,6 +1,7 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use naksha_contracts::signing::{hex, sha256};
@@ -11,7 +12,7 @@ use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::{PiiKey, PseudonymMemo};
 use serde::Serialize;
 
-use crate::event::{Event, InvalidBody, parse_body};
+use crate::event::{Event, InvalidBody, RecordLine, parse_body};
 use crate::ports::{RecordSink, SeriesIndex, SinkError};
 
 /// Series ids one instance remembers as seen (known or counted), before it forgets them all.
@@ -165,10 +166,27 @@ pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Res
     prepare_request(pii, tenant, body, now_ms, request_id(tenant, None), None)
 }
 
-/// A partition key's record being filled.
-struct Open {
-    key: String,
-    record: usize,
+/// Series ids of one batch, computed once per distinct series (a SHA-256 each) and looked up
+/// from the borrowed parts of each event, without copying them.
+#[derive(Default)]
+struct SeriesIds {
+    by_hash: HashMap<u64, Vec<SeriesMeta>>,
+    /// Every distinct series' id, in the order first seen.
+    ids: Vec<String>,
+}
+
+impl SeriesIds {
+    fn see(&mut self, source: &str, name: &str, labels: &BTreeMap<String, String>) {
+        let mut h = std::hash::DefaultHasher::new();
+        (source, name, labels).hash(&mut h);
+        let known = self.by_hash.entry(h.finish()).or_default();
+        if known.iter().any(|m| m.source == source && m.name == name && &m.labels == labels) {
+            return;
+        }
+        let meta = SeriesMeta { source: source.to_owned(), name: name.to_owned(), labels: labels.clone() };
+        self.ids.push(meta.id());
+        known.push(meta);
+    }
 }
 
 /// [`prepare`] for the request `rq`: each event carries `rq` and its index in the request.
@@ -183,65 +201,50 @@ pub fn prepare_request(
     let rq_hex = format!("{rq:016x}");
     let events: Vec<Event> = parse_body(body, now_ms)?;
     // Values repeat within a batch (one client address on every event): each distinct one is
-    // hashed once.
+    // hashed once, and each distinct text scanned once.
     let memo = PseudonymMemo::new(tenant.as_str());
     let p = pii.for_memo(&memo);
-    // So are series: their ids (a SHA-256 each) are computed once per batch.
-    let mut series_ids: HashMap<SeriesMeta, String> = HashMap::new();
-    let mut series: Vec<String> = Vec::new();
+    let mut series = SeriesIds::default();
     let base = uuid::Uuid::now_v7();
     let mut event_ids = Vec::with_capacity(events.len());
     let mut records: Vec<OutRecord> = Vec::new();
-    let mut open: Vec<Open> = Vec::new();
+    // Per source: the record its events are being packed into.
+    let mut open: HashMap<String, usize> = HashMap::new();
     let mut line = Vec::with_capacity(512);
     for (ix, event) in events.into_iter().enumerate() {
         let id = event_id(&base, ix);
-        let mut record = event.into_record(id.clone(), tenant, &p);
-        record.rq = Some(rq_hex.clone());
-        record.ix = u16::try_from(ix).ok();
-        record.tp = traceparent.map(str::to_owned);
+        let event = event.scrub(&p);
         line.clear();
+        let record = RecordLine::new(&event, &id, tenant, Some(&rq_hex), u16::try_from(ix).ok(), traceparent);
         serde_json::to_writer(&mut line, &record).map_err(|e| IngestError::Encode(e.to_string()))?;
-        for (name, _) in &record.samples {
-            let meta = SeriesMeta { source: record.source.clone(), name: name.clone(), labels: record.labels.clone() };
-            if series_ids.contains_key(&meta) {
-                continue;
-            }
-            let sid = meta.id();
-            series.push(sid.clone());
-            series_ids.insert(meta, sid);
+        for (name, _) in &event.samples {
+            series.see(&event.source, name, &event.labels);
         }
-        let key = partition_key(tenant, &record.source);
-        if line.len() + key.len() > MAX_RECORD_BYTES {
-            return Err(IngestError::TooLarge(format!(
-                "event {ix} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
-                line.len() + key.len()
-            )));
-        }
-        // The key's open record takes the line if it stays within a payload unit (or holds
-        // nothing yet); otherwise the key gets a new record.
-        let slot = open.iter().position(|o| o.key == key);
-        let target = slot.map(|s| open[s].record).filter(|&r| {
-            let rec = &records[r];
-            rec.data.len() + 1 + line.len() + rec.partition_key.len() <= PACK_BYTES
-        });
-        let r = match target {
-            Some(r) => {
+        // The source's open record takes the line if it stays within a payload unit (or holds
+        // nothing yet); otherwise the source gets a new record.
+        let r = match open.get(&event.source).copied() {
+            Some(r) if records[r].data.len() + 1 + line.len() + records[r].partition_key.len() <= PACK_BYTES => {
                 records[r].data.push(b'\n');
                 r
             }
-            None => {
+            known => {
+                let key = match known {
+                    Some(r) => records[r].partition_key.clone(),
+                    None => partition_key(tenant, &event.source),
+                };
+                if line.len() + key.len() > MAX_RECORD_BYTES {
+                    return Err(IngestError::TooLarge(format!(
+                        "event {ix} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
+                        line.len() + key.len()
+                    )));
+                }
                 records.push(OutRecord {
-                    partition_key: key.clone(),
-                    data: Vec::with_capacity(line.len().max(PACK_BYTES.min(4096))),
+                    partition_key: key,
+                    data: Vec::with_capacity(line.len().max(4096)),
                     event_ids: Vec::new(),
                 });
-                let r = records.len() - 1;
-                match slot {
-                    Some(s) => open[s].record = r,
-                    None => open.push(Open { key, record: r }),
-                }
-                r
+                open.insert(event.source, records.len() - 1);
+                records.len() - 1
             }
         };
         records[r].data.extend_from_slice(&line);
@@ -249,7 +252,7 @@ pub fn prepare_request(
         event_ids.push(id);
     }
     fits_the_stream(&records)?;
-    Ok(Prepared { records, event_ids, series })
+    Ok(Prepared { records, event_ids, series: series.ids })
 }
 
 /// Whether the request as a whole fits what one `PutRecords` takes (after pseudonymisation,

@@ -95,6 +95,7 @@ struct Tally {
     attempt_ms: f64,
     /// Sum of the 202 answers' lengths.
     answer_bytes: u64,
+    kept_answer_bytes: u64,
     /// Answers by kind ("202", "emulator 500", "409 pending", "503", "transport error", ...).
     answers: BTreeMap<String, u64>,
     /// The first answer that was not a 202: seconds into the run and what it was.
@@ -185,6 +186,7 @@ async fn send_until_answered(http: &reqwest::Client, token: &str, source: &str, 
                 *t.accepted.entry(source.to_owned()).or_default() += accepted;
                 t.latency_ms.push(ms);
                 t.answer_bytes += text.len() as u64;
+                t.kept_answer_bytes += naksha_core::idempotency::stored_body(text.as_bytes()).0.len() as u64;
                 if accepted != count {
                     t.wrong.push(format!("202 accepted {accepted} of {count}: {text}"));
                 }
@@ -417,6 +419,11 @@ async fn measure(
             0.0
         } else {
             tally.answer_bytes as f64 / tally.latency_ms.len() as f64
+        },
+        kept_answer_bytes: if tally.latency_ms.is_empty() {
+            0.0
+        } else {
+            tally.kept_answer_bytes as f64 / tally.latency_ms.len() as f64
         },
         telemetry_shards: stack
             .template
