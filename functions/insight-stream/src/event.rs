@@ -57,7 +57,7 @@ pub struct Event {
     pub kind: Kind,
     pub ts_ms: i64,
     pub samples: Vec<(String, f64)>,
-    pub labels: Map<String, Value>,
+    pub labels: BTreeMap<String, String>,
     pub attrs: Map<String, Value>,
 }
 
@@ -420,7 +420,7 @@ fn parse_fields(fields: Fields<'_>, at: At, now_ms: i64, errors: &mut Vec<FieldE
     let mut value = None;
     let mut ts = None;
     let mut kind = None;
-    let mut labels = Map::new();
+    let mut labels = BTreeMap::new();
     let mut samples = Vec::new();
     let mut attrs = Map::new();
     for (key, v) in fields {
@@ -492,7 +492,7 @@ fn parse_fields(fields: Fields<'_>, at: At, now_ms: i64, errors: &mut Vec<FieldE
     })
 }
 
-fn parse_labels(l: Map<String, Value>, at: At, out: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+fn parse_labels(l: Map<String, Value>, at: At, out: &mut BTreeMap<String, String>, errors: &mut Vec<FieldError>) {
     if l.len() > MAX_LABELS {
         errors.push(FieldError::new(at.to(&["labels"]), format!("at most {MAX_LABELS} labels; got {}", l.len())));
         return;
@@ -505,7 +505,7 @@ fn parse_labels(l: Map<String, Value>, at: At, out: &mut Map<String, Value>, err
         }
         match v {
             Value::String(s) if fits(&s, MAX_TEXT) => {
-                out.insert(k, Value::String(s));
+                out.insert(k, s);
             }
             Value::String(_) => fail(format!("label values must be at most {MAX_TEXT} characters")),
             other => fail(format!("label values must be strings, not {}", type_name(&other))),
@@ -538,16 +538,23 @@ impl Event {
     /// Anonymise for `tenant` (what [`Pseudonymiser::scrub_object`] does to a document, field by
     /// field: keys scanned, identifier labels replaced whole, other text scanned).
     pub fn scrub(self, p: &Pseudonymiser<'_>) -> Scrubbed {
-        let mut labels = BTreeMap::new();
-        for (k, v) in self.labels {
-            let k = scrub_owned(p, k);
-            let v = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            let v = if is_identifier_key(&k) { p.pseudonym(&v) } else { scrub_owned(p, v) };
-            labels.insert(k, v);
-        }
+        // Most labels hold nothing to replace: then the map is kept as it is.
+        let untouched = self.labels.iter().all(|(k, v)| {
+            !naksha_core::privacy::could_hold_pii(k)
+                && !is_identifier_key(k)
+                && !naksha_core::privacy::could_hold_pii(v)
+        });
+        let labels = if untouched {
+            self.labels
+        } else {
+            let mut labels = BTreeMap::new();
+            for (k, v) in self.labels {
+                let k = scrub_owned(p, k);
+                let v = if is_identifier_key(&k) { p.pseudonym(&v) } else { scrub_owned(p, v) };
+                labels.insert(k, v);
+            }
+            labels
+        };
         let mut attrs = self.attrs;
         p.scrub_object(&mut attrs);
         Scrubbed {
