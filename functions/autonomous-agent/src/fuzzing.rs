@@ -20,11 +20,21 @@ pub fn agentspec(data: &[u8]) {
     }
 }
 
-/// A Prometheus `/api/v1/query` answer: each vector sample's value is a finite number or null.
+/// A Prometheus `/api/v1/query` answer: every value it yields (a vector sample's, each of a
+/// matrix series', a scalar) is a finite number or null.
 pub fn prometheus_answer(data: &[u8]) {
-    let Ok(Value::Array(samples)) = decode_answer(data) else { return };
-    for s in samples {
-        let v = &s["value"];
-        assert!(v.is_null() || v.as_f64().is_some_and(f64::is_finite), "a sample value {v}");
+    let finite = |v: &Value| v.is_null() || v.as_f64().is_some_and(f64::is_finite);
+    match decode_answer(data) {
+        Ok(Value::Array(samples)) => {
+            for s in samples {
+                let v = &s["value"];
+                assert!(finite(v), "a sample value {v}");
+                for v in s["values"].as_array().into_iter().flatten() {
+                    assert!(finite(v), "a series value {v}");
+                }
+            }
+        }
+        Ok(v @ (Value::Number(_) | Value::Null)) => assert!(finite(&v), "a scalar {v}"),
+        _ => {}
     }
 }
