@@ -27,7 +27,7 @@ echo "[bench] release bootstrap of the ingest function (arm64, provided.al2023)"
 size_line="(not built)"
 if cargo lambda build --release --arm64 --bin ingest >reports/logs/bench_D1_build.log 2>&1; then
   bytes=$(stat -c %s target/lambda/ingest/bootstrap)
-  size_line="$bytes bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')), \`target/lambda/ingest/bootstrap\` (aarch64, LTO, stripped, panic=abort)"
+  size_line="$bytes bytes ($(awk -v b="$bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')), \`target/lambda/ingest/bootstrap\` (aarch64, release profile: no LTO, stripped, panic=abort)"
 else
   size_line="build failed; see reports/logs/bench_D1_build.log"
 fi
@@ -126,7 +126,7 @@ per_sec=$(grep -A3 '^edge/check_delivery' "$log4" | grep 'thrpt:' | sed -E 's/.*
   echo "Written by \`make bench\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores ($(uname -m)); raw output in \`$log4\`."
   echo
   echo "- triggers verified per second by one edge core: ${per_sec:-?} (\`check_delivery\`: the hub's ECDSA P-256 signature, the WPK's sha256 and its own signature, every other check)"
-  echo "- release edge-node binary: $edge_bytes bytes ($(awk -v b="$edge_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'), x86_64, LTO, stripped, SQLite bundled)"
+  echo "- release edge-node binary: $edge_bytes bytes ($(awk -v b="$edge_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }'), x86_64, release profile: no LTO, stripped, SQLite bundled)"
   echo "- $idle"
   echo
   echo '```'

@@ -21,7 +21,11 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet
 fi
 say "building every target (nightly, sanitizer coverage, $SANITIZER, release; the first build takes a while)"
-cargo +nightly fuzz build -O -s "$SANITIZER" >&2
+# -O with -a: optimised, with debug assertions and overflow checks (-O alone turns them off).
+cargo +nightly fuzz build -O -a -s "$SANITIZER" >&2
+# The targets run from the binaries just built (not `cargo fuzz run`, which builds again before
+# each target: an edit to the sources during a long run would change what is fuzzed).
+bindir="$ROOT/fuzz/target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 
 targets=$(cargo +nightly fuzz list)
 # Fastest first (by the last run's executions per second; new targets first of all), so a long
@@ -45,7 +49,7 @@ write_report() {
     echo "# Fuzzing"
     echo
     echo "Written by \`make fuzz\` on $(date -u +%Y-%m-%dT%H:%M:%SZ): each target up to ${SECONDS_EACH} s${RUNS:+ or $RUNS executions}, one after another on one core; $(nproc) cores ($(uname -m))."
-    echo "libFuzzer through \`cargo fuzz\` (nightly, release with debug assertions; sanitizer: $SANITIZER). Logs (not committed) in \`.local/fuzz-logs/<target>.log\`."
+    echo "libFuzzer through \`cargo fuzz\` (nightly, optimised with debug assertions and overflow checks; sanitizer: $SANITIZER). Logs (not committed) in \`.local/fuzz-logs/<target>.log\`."
     echo "What each target checks beyond \"no panic\" is in its crate's \`fuzzing\` module."
     if [ "$done_targets" -lt "$total_targets" ]; then
       echo
@@ -69,12 +73,12 @@ for t in $targets; do
   say "$t for up to ${SECONDS_EACH}s${RUNS:+ or $RUNS executions}"
   # New inputs go to the first directory (the working corpus); the seeds are read only.
   set +e
-  cargo +nightly fuzz run -O -s "$SANITIZER" "$t" "$work" "corpus/$t" -- \
+  "$bindir/$t" -artifact_prefix="artifacts/$t/" "$work" "corpus/$t" \
     -max_total_time="$SECONDS_EACH" ${RUNS:+-runs="$RUNS"} -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1
   rc=$?
-  set -e
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
   rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
+  set -e
   crashes=0
   for a in artifacts/"$t"/crash-* artifacts/"$t"/oom-* artifacts/"$t"/timeout-*; do
     [ -e "$a" ] || continue
