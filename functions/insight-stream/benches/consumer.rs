@@ -72,6 +72,23 @@ fn consumer(c: &mut Criterion) {
         );
         assert_eq!(report.applied_samples, 1000);
     }
+    // The same 1,000 events (10 series, 1 minute) as ingest packs them: one record per source,
+    // 100 JSON lines each.
+    let (seqs, datas) = records(10, 1);
+    let mut packed: Vec<Vec<u8>> = vec![Vec::new(); 10];
+    for (i, d) in datas.iter().enumerate() {
+        let record = &mut packed[i % 10];
+        if !record.is_empty() {
+            record.push(b'\n');
+        }
+        record.extend_from_slice(d);
+    }
+    let batch: Vec<InRecord<'_>> = seqs.iter().zip(&packed).map(|(s, d)| InRecord { seq: s, data: d }).collect();
+    group.bench_function("fold_1000_events_packed_in_10_records_10_series_1_min", |b| {
+        b.iter_batched(fresh, |c| rt.block_on(c.process("shardId-000000000000", &batch)), BatchSize::SmallInput)
+    });
+    let report = rt.block_on(fresh().process("shardId-000000000000", &batch));
+    assert_eq!((report.records, report.events, report.applied_samples), (10, 1000, 1000));
     group.finish();
 }
 
