@@ -90,9 +90,11 @@ pub const MEMO_SLOTS: usize = 512;
 /// Longest value a memo remembers, in bytes (longer ones are rare and hashed every time).
 pub const MEMO_MAX_VALUE: usize = 256;
 
-/// Pseudonyms already made for one tenant in one piece of work. It holds raw values, so it lives
-/// only as long as the request it serves, never prints them, and is bounded by
-/// [`MEMO_SLOTS`] × [`MEMO_MAX_VALUE`]. It is bound to one tenant, so it cannot answer for another.
+/// Pseudonyms (and scrubbed texts) already made for one tenant in one piece of work. It holds
+/// raw values, so it lives only as long as the request it serves and never prints them. It is
+/// bounded: two tables of [`MEMO_SLOTS`] entries, each input at most [`MEMO_MAX_VALUE`] bytes (a
+/// scrubbed text can be a few times longer than its input: under 1 MB in all). It is bound to one
+/// tenant and one key, so it cannot answer for another.
 pub struct PseudonymMemo {
     tenant: String,
     slots: Mutex<Vec<(String, String)>>,
