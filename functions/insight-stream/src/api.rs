@@ -17,7 +17,6 @@ pub fn ingest_problem(e: IngestError) -> Problem {
     match e {
         IngestError::Invalid(body) if body.errors.is_empty() => Problem::bad_request(body.detail),
         IngestError::Invalid(body) => Problem::invalid_fields(body.errors),
-        IngestError::Encode(cause) => Problem::internal(cause),
         IngestError::TooLarge(detail) => Problem::too_large(detail),
         IngestError::Limited(refused) => refused.into(),
         IngestError::Unavailable(cause) => {

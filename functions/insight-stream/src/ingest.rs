@@ -1,6 +1,7 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::{PiiKey, PseudonymMemo};
 use serde::Serialize;
 
-use crate::event::{Event, InvalidBody, RecordLine, parse_body};
+use crate::event::{InvalidBody, KeyMemo, parse_body};
 use crate::ports::{RecordSink, SeriesIndex, SinkError};
 
 /// Series ids one instance remembers as seen (known or counted), before it forgets them all.
@@ -118,9 +119,6 @@ pub enum IngestError {
     /// The body is not valid; nothing was written.
     #[error("{0}")]
     Invalid(#[from] InvalidBody),
-    /// An event could not be encoded as a stream record; nothing was written.
-    #[error("encoding a record failed: {0}")]
-    Encode(String),
     /// The records, as pseudonymised and encoded, exceed what the stream takes; nothing was
     /// written, and sending the same again can never succeed.
     #[error("{0}")]
@@ -176,14 +174,21 @@ struct SeriesIds {
 }
 
 impl SeriesIds {
-    fn see(&mut self, source: &str, name: &str, labels: &BTreeMap<String, String>) {
+    fn see(&mut self, source: &str, name: &str, labels: &[(Cow<'_, str>, Cow<'_, str>)]) {
         let mut h = std::hash::DefaultHasher::new();
-        (source, name, labels).hash(&mut h);
+        (source, name).hash(&mut h);
+        for (k, v) in labels {
+            (k.as_ref(), v.as_ref()).hash(&mut h);
+        }
         let known = self.by_hash.entry(h.finish()).or_default();
-        if known.iter().any(|m| m.source == source && m.name == name && &m.labels == labels) {
+        let same_labels = |m: &SeriesMeta| {
+            m.labels.len() == labels.len() && m.labels.iter().zip(labels).all(|((a, b), (c, d))| a == c && b == d)
+        };
+        if known.iter().any(|m| m.source == source && m.name == name && same_labels(m)) {
             return;
         }
-        let meta = SeriesMeta { source: source.to_owned(), name: name.to_owned(), labels: labels.clone() };
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let meta = SeriesMeta { source: source.to_owned(), name: name.to_owned(), labels };
         self.ids.push(meta.id());
         known.push(meta);
     }
@@ -199,24 +204,24 @@ pub fn prepare_request(
     traceparent: Option<&str>,
 ) -> Result<Prepared, IngestError> {
     let rq_hex = format!("{rq:016x}");
-    let events: Vec<Event> = parse_body(body, now_ms)?;
+    let events = parse_body(body, now_ms)?;
     // Values repeat within a batch (one client address on every event): each distinct one is
     // hashed once, and each distinct text scanned once.
     let memo = PseudonymMemo::new(tenant.as_str());
     let p = pii.for_memo(&memo);
     let mut series = SeriesIds::default();
+    let mut keys = KeyMemo::default();
     let base = uuid::Uuid::now_v7();
     let mut event_ids = Vec::with_capacity(events.len());
     let mut records: Vec<OutRecord> = Vec::new();
     // Per source: the record its events are being packed into.
-    let mut open: HashMap<String, usize> = HashMap::new();
+    let mut open: HashMap<Cow<'_, str>, usize> = HashMap::new();
     let mut line = Vec::with_capacity(512);
-    for (ix, event) in events.into_iter().enumerate() {
+    for (ix, mut event) in events.into_iter().enumerate() {
         let id = event_id(&base, ix);
-        let event = event.scrub(&p);
+        event.scrub(&p, &mut keys);
         line.clear();
-        let record = RecordLine::new(&event, &id, tenant, Some(&rq_hex), u16::try_from(ix).ok(), traceparent);
-        serde_json::to_writer(&mut line, &record).map_err(|e| IngestError::Encode(e.to_string()))?;
+        event.write_line(&mut line, &id, tenant, Some(&rq_hex), u16::try_from(ix).ok(), traceparent);
         for (name, _) in &event.samples {
             series.see(&event.source, name, &event.labels);
         }

@@ -1,7 +1,8 @@
 //! D.1 insight-stream: telemetry in over HTTP, anonymised, streamed, aggregated, watched by the
 //! streaming detector (D.3).
 //!
-//! - [`event`]: the ingest contract (parse and validate bodies; the telemetry stream record).
+//! - [`event`]: the ingest contract (parse and validate bodies; the telemetry stream record);
+//!   [`val`]: the JSON value it reads them into, borrowing the body's text.
 //! - [`ingest`]: `POST /ingest` — anonymise and put one batch on Kinesis.
 //! - [`series`]: a batch as the consumer sees it (sequence numbers, each series' samples).
 //! - [`aggregate`]: fold a batch into per-minute aggregates, idempotently.
@@ -30,5 +31,6 @@ pub mod ports;
 pub mod series;
 pub mod sim_exporter;
 pub mod store;
+pub mod val;
 pub mod warnings;
 pub mod wiring;
