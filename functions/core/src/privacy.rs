@@ -18,11 +18,11 @@
 //!   dotted, quoted or non-ASCII local part and an ASCII, IDN or punycode domain.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::net::Ipv6Addr;
-use std::sync::Mutex;
 
-use aws_lc_rs::hmac;
+use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value};
 use unicode_normalization::UnicodeNormalization;
 
@@ -42,7 +42,9 @@ pub enum PrivacyError {
 /// The pseudonymisation key. Its bytes are never printed.
 #[derive(Clone)]
 pub struct PiiKey {
-    key: hmac::Key,
+    /// HMAC-SHA256 with the key's inner and outer pads already hashed: each pseudonym clones
+    /// it (a copy of two hash states) and hashes only its own input.
+    mac: hmac::Hmac<sha2::Sha256>,
 }
 
 impl fmt::Debug for PiiKey {
@@ -68,7 +70,9 @@ impl PiiKey {
 
     /// A key from raw secret bytes (tests and benchmarks).
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        // HMAC takes a key of any length (longer ones are hashed first), so this cannot fail.
+        let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+        Self { mac }
     }
 
     /// Pseudonymiser for one tenant's data.
@@ -94,13 +98,14 @@ pub const MEMO_MAX_VALUE: usize = 256;
 /// raw values, so it lives only as long as the request it serves and never prints them. It is
 /// bounded: two tables of [`MEMO_SLOTS`] entries, each input at most [`MEMO_MAX_VALUE`] bytes (a
 /// scrubbed text can be a few times longer than its input: under 1 MB in all). It is bound to one
-/// tenant and one key, so it cannot answer for another.
+/// tenant and one key, so it cannot answer for another. It serves one thread (a request's
+/// parsing is synchronous): a plain `RefCell`, no lock to take per value.
 pub struct PseudonymMemo {
     tenant: String,
-    slots: Mutex<Vec<(String, String)>>,
+    slots: RefCell<Vec<(String, String)>>,
     /// Scrubbed forms of texts that could hold an address (a direct-mapped cache like `slots`):
     /// the same message or time string on every event of a batch is scanned once.
-    texts: Mutex<Vec<TextSlot>>,
+    texts: RefCell<Vec<TextSlot>>,
 }
 
 /// A text and its scrubbed form (`None`: nothing to replace).
@@ -113,12 +118,12 @@ struct TextSlot {
 
 impl PseudonymMemo {
     pub fn new(tenant: &str) -> Self {
-        Self { tenant: tenant.to_owned(), slots: Mutex::new(Vec::new()), texts: Mutex::new(Vec::new()) }
+        Self { tenant: tenant.to_owned(), slots: RefCell::new(Vec::new()), texts: RefCell::new(Vec::new()) }
     }
 
     /// The scrubbed form of `text` remembered for this batch: `Some(None)` when it was clean.
     fn scrubbed(&self, text: &str) -> Option<Option<String>> {
-        let texts = self.texts.lock().ok()?;
+        let texts = self.texts.try_borrow().ok()?;
         let slot = texts.get(Self::slot(text))?;
         (slot.used && slot.text == text).then(|| slot.scrubbed.clone())
     }
@@ -127,7 +132,7 @@ impl PseudonymMemo {
         if text.len() > MEMO_MAX_VALUE {
             return;
         }
-        let Ok(mut texts) = self.texts.lock() else { return };
+        let Ok(mut texts) = self.texts.try_borrow_mut() else { return };
         if texts.is_empty() {
             texts.resize_with(MEMO_SLOTS, TextSlot::default);
         }
@@ -148,7 +153,7 @@ impl PseudonymMemo {
 
     /// How many values it remembers.
     pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.iter().filter(|(_, p)| !p.is_empty()).count()).unwrap_or(0)
+        self.slots.try_borrow().map(|s| s.iter().filter(|(_, p)| !p.is_empty()).count()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -165,7 +170,7 @@ impl PseudonymMemo {
     }
 
     fn get(&self, value: &str) -> Option<String> {
-        let slots = self.slots.lock().ok()?;
+        let slots = self.slots.try_borrow().ok()?;
         let (k, p) = slots.get(Self::slot(value))?;
         (!p.is_empty() && k == value).then(|| p.clone())
     }
@@ -174,7 +179,7 @@ impl PseudonymMemo {
         if value.len() > MEMO_MAX_VALUE {
             return;
         }
-        let Ok(mut slots) = self.slots.lock() else { return };
+        let Ok(mut slots) = self.slots.try_borrow_mut() else { return };
         if slots.is_empty() {
             slots.resize_with(MEMO_SLOTS, Default::default);
         }
@@ -219,14 +224,14 @@ impl Pseudonymiser<'_> {
     }
 
     fn keyed_hash(&self, value: &str) -> String {
-        let mut ctx = hmac::Context::with_key(&self.key.key);
-        ctx.update(self.tenant.as_bytes());
-        ctx.update(&[0x1f]);
-        ctx.update(value.as_bytes());
-        let tag = ctx.sign();
+        let mut mac = self.key.mac.clone();
+        mac.update(self.tenant.as_bytes());
+        mac.update(&[0x1f]);
+        mac.update(value.as_bytes());
+        let tag = mac.finalize().into_bytes();
         let mut out = String::with_capacity(PSEUDONYM_PREFIX.len() + 24);
         out.push_str(PSEUDONYM_PREFIX);
-        for b in &tag.as_ref()[..12] {
+        for b in &tag[..12] {
             out.push(HEX[(b >> 4) as usize] as char);
             out.push(HEX[(b & 0xf) as usize] as char);
         }
@@ -866,6 +871,29 @@ mod tests {
         assert!(find_pii(&a).is_empty(), "a pseudonym must not look like PII itself");
     }
 
+    /// A pseudonym is `anon_` and the first 12 bytes of HMAC-SHA256(key, tenant ‖ 0x1f ‖ value),
+    /// computed independently here with aws-lc: changing how it is computed must never change
+    /// a pseudonym (that would split every user's history in two).
+    fn reference_pseudonym(secret: &[u8], tenant: &str, value: &str) -> String {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        let tag = hmac::sign(&key, &[tenant.as_bytes(), &[0x1f], value.as_bytes()].concat());
+        let hex: String = tag.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{PSEUDONYM_PREFIX}{hex}")
+    }
+
+    #[test]
+    fn pseudonyms_are_the_published_hmac() {
+        // A fixed answer (Python's hmac module gives the same), so the reference cannot drift either.
+        assert_eq!(PiiKey::from_secret(b"k").for_tenant("acme").pseudonym("10.0.0.1"), "anon_be8e2a52ce1fb149c96c15f0");
+        assert_eq!(reference_pseudonym(b"k", "acme", "10.0.0.1"), "anon_be8e2a52ce1fb149c96c15f0");
+        let long_key = [7u8; 100];
+        assert_eq!(
+            PiiKey::from_secret(&long_key).for_tenant("t").pseudonym(""),
+            reference_pseudonym(&long_key, "t", "")
+        );
+    }
+
     #[test]
     fn a_memo_gives_the_same_pseudonyms_once_each_is_bounded_and_never_prints_values() {
         let k = key();
@@ -1178,6 +1206,13 @@ mod tests {
                 let mut doc = json!({ name.clone(): value });
                 p.scrub_json(&mut doc);
                 prop_assert!(!doc.to_string().contains(&raw), "{} = {} survived: {}", name, raw, doc);
+            }
+
+            /// Pseudonyms are HMAC-SHA256 as aws-lc computes it, for any key, tenant and value.
+            #[test]
+            fn pseudonyms_match_the_reference_hmac(secret in proptest::collection::vec(any::<u8>(), 0..130), tenant in "[a-z0-9-]{1,40}", value in any::<String>()) {
+                let made = PiiKey::from_secret(&secret).for_tenant(&tenant).pseudonym(&value);
+                prop_assert_eq!(made, reference_pseudonym(&secret, &tenant, &value));
             }
 
             /// Text the one-pass check calls clean is text the full scan leaves alone; and a batch's
