@@ -18,7 +18,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::val::{Fields, Val, into_map_order, read_fields, write_f64, write_fields, write_i64, write_str};
+use crate::val::{Fields, Val, into_map_order, read_fields, write_cow, write_f64, write_fields, write_i64, write_str};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 500;
@@ -586,10 +586,10 @@ impl<'a> Event<'a> {
         out.extend_from_slice(b",\"tenant\":");
         write_str(out, tenant.as_str());
         out.extend_from_slice(b",\"source\":");
-        write_str(out, &self.source);
+        write_cow(out, &self.source);
         if let Some(name) = &self.name {
             out.extend_from_slice(b",\"name\":");
-            write_str(out, name);
+            write_cow(out, name);
         }
         out.extend_from_slice(match self.kind {
             Kind::Metric => b",\"kind\":\"metric\",\"ts\":",
@@ -601,7 +601,7 @@ impl<'a> Event<'a> {
             out.extend_from_slice(b",\"samples\":[");
             for (i, (name, x)) in self.samples.iter().enumerate() {
                 out.extend_from_slice(if i == 0 { b"[" } else { b",[" });
-                write_str(out, name);
+                write_cow(out, name);
                 out.push(b',');
                 write_f64(out, *x);
                 out.push(b']');
@@ -614,9 +614,9 @@ impl<'a> Event<'a> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, k);
+                write_cow(out, k);
                 out.push(b':');
-                write_str(out, v);
+                write_cow(out, v);
             }
             out.push(b'}');
         }

@@ -107,7 +107,7 @@ impl<'a> Val<'a> {
             Val::Bool(true) => out.extend_from_slice(b"true"),
             Val::Bool(false) => out.extend_from_slice(b"false"),
             Val::Num(n) => write_number(out, n),
-            Val::Str(s) => write_str(out, s),
+            Val::Str(s) => write_cow(out, s),
             Val::Arr(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
@@ -130,7 +130,7 @@ pub fn write_fields(out: &mut Vec<u8>, fields: &[(Cow<'_, str>, Val<'_>)]) {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, k);
+        write_cow(out, k);
         out.push(b':');
         v.write_json(out);
     }
@@ -165,6 +165,26 @@ fn word_needs_escape(w: u64) -> bool {
     let b = w ^ (ONES * u64::from(b'\\'));
     let backslash = b.wrapping_sub(ONES) & !b;
     (control | quote | backslash) & HIGH != 0
+}
+
+/// Append a string of a [`Val`] or an event as a JSON string. A borrowed one is a slice of a
+/// body that serde_json read without escapes (it refuses raw control characters, and a string
+/// with `"` or `\\` in it has escapes, so is decoded into an owned one), or a literal of ours:
+/// it is written as it is, without looking for what to escape. An owned one (decoded from
+/// escapes, or made by scrubbing) is escaped.
+#[inline]
+#[allow(clippy::ptr_arg, reason = "whether the text is borrowed is what decides")]
+pub fn write_cow(out: &mut Vec<u8>, s: &Cow<'_, str>) {
+    match s {
+        Cow::Borrowed(text) => {
+            debug_assert!(!needs_escape(text.as_bytes()), "a borrowed string needs escaping: {text:?}");
+            out.reserve(text.len() + 2);
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }
+        Cow::Owned(text) => write_str(out, text),
+    }
 }
 
 /// Whether any byte of `b` must be escaped in a JSON string (eight at a time).
