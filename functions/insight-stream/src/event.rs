@@ -18,7 +18,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::val::{Fields, Val, into_map_order, read_fields, write_cow, write_f64, write_fields, write_i64, write_str};
+use crate::val::{
+    Fields, Val, into_map_order, read_fields_as_sent, write_cow, write_f64, write_fields, write_i64, write_str,
+};
 
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 500;
@@ -137,7 +139,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        read_fields(map).map(Item::Object)
+        read_fields_as_sent(map).map(Item::Object)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -197,7 +199,11 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBod
         let mut events = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             match item {
-                Item::Object(fields) => {
+                Item::Object(mut fields) => {
+                    // An event's fields as sent; put in a map's order only when a key repeats.
+                    if !unique_keys(&fields) {
+                        into_map_order(&mut fields);
+                    }
                     if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
                         events.push(e);
                     }
@@ -348,7 +354,20 @@ fn parse_ts(v: &Val<'_>, now_ms: i64) -> Result<i64, String> {
     Ok(ms)
 }
 
-/// An event from its fields in key order, each key once (as a [`Map`] iterates them).
+/// Whether no key of `fields` repeats (a few fields: compared pairwise, no sorting).
+fn unique_keys(fields: &Fields<'_>) -> bool {
+    fields.len() <= 16 && fields.iter().enumerate().all(|(i, (k, _))| fields[..i].iter().all(|(other, _)| other != k))
+}
+
+/// What a field becomes when it is not one of the event's own.
+enum Keep<'a> {
+    Nothing,
+    Sample(f64),
+    Attr(Val<'a>),
+}
+
+/// An event from its fields, each key once, in any order: the event, samples, attributes and
+/// errors are what the fields in key order (as a [`Map`] iterates them) make.
 fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event<'a>> {
     let before = errors.len();
     if fields.is_empty() {
@@ -363,52 +382,91 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
     let mut labels = Vec::new();
     let mut samples = Vec::new();
     let mut attrs = Vec::new();
+    // Each failing field's key and where its errors start, to give them in key order.
+    let mut failed: Vec<(Cow<'a, str>, usize)> = Vec::new();
     for (key, v) in fields {
+        let start = errors.len();
         let mut fail = |detail: String| errors.push(FieldError::new(at.to(&[&key]), detail));
-        match &*key {
-            "source" => source = text_field(v).map_err(&mut fail).ok(),
-            "name" => name = text_field(v).map_err(&mut fail).ok(),
-            "value" => match number(&v) {
-                Some(n) => match sample(n) {
-                    Ok(n) => value = Some(n),
+        let keep = match &*key {
+            "source" => {
+                source = text_field(v).map_err(&mut fail).ok();
+                Keep::Nothing
+            }
+            "name" => {
+                name = text_field(v).map_err(&mut fail).ok();
+                Keep::Nothing
+            }
+            "value" => {
+                match number(&v) {
+                    Some(n) => match sample(n) {
+                        Ok(n) => value = Some(n),
+                        Err(e) => fail(e),
+                    },
+                    None => fail(format!("must be a number, not {}", v.type_name())),
+                }
+                Keep::Nothing
+            }
+            "ts" => {
+                match parse_ts(&v, now_ms) {
+                    Ok(ms) => ts = Some(ms),
                     Err(e) => fail(e),
-                },
-                None => fail(format!("must be a number, not {}", v.type_name())),
-            },
-            "ts" => match parse_ts(&v, now_ms) {
-                Ok(ms) => ts = Some(ms),
-                Err(e) => fail(e),
-            },
-            "kind" => match v.as_str() {
-                Some("metric") => kind = Some(Kind::Metric),
-                Some("log") => kind = Some(Kind::Log),
-                Some("event") => kind = Some(Kind::Event),
-                _ => fail("must be one of metric, log, event".into()),
-            },
-            "labels" => match v {
-                Val::Obj(l) => parse_labels(l, at, &mut labels, errors),
-                other => fail(format!("must be an object of strings, not {}", other.type_name())),
-            },
-            "tenant" => fail("the tenant comes from the token and cannot be set in an event".into()),
+                }
+                Keep::Nothing
+            }
+            "kind" => {
+                match v.as_str() {
+                    Some("metric") => kind = Some(Kind::Metric),
+                    Some("log") => kind = Some(Kind::Log),
+                    Some("event") => kind = Some(Kind::Event),
+                    _ => fail("must be one of metric, log, event".into()),
+                }
+                Keep::Nothing
+            }
+            "labels" => {
+                match v {
+                    Val::Obj(l) => parse_labels(l, at, &mut labels, errors),
+                    other => fail(format!("must be an object of strings, not {}", other.type_name())),
+                }
+                Keep::Nothing
+            }
+            "tenant" => {
+                fail("the tenant comes from the token and cannot be set in an event".into());
+                Keep::Nothing
+            }
             _ if key.is_empty() || !fits(&key, MAX_TEXT) => {
-                fail(format!("field names must be 1 to {MAX_TEXT} characters"))
+                fail(format!("field names must be 1 to {MAX_TEXT} characters"));
+                Keep::Nothing
             }
             // Identifier fields are attributes (to be pseudonymised), never samples.
             _ if matches!(v, Val::Num(_)) && !is_identifier_key(&key) => match number(&v).map(sample) {
-                Some(Ok(n)) => samples.push((key, n)),
-                Some(Err(e)) => fail(e),
-                None => fail(sample_range()),
-            },
-            _ => {
-                if v.depth() > MAX_DEPTH {
-                    fail(format!("nests deeper than {MAX_DEPTH} levels"));
-                } else {
-                    // The fields come in key order, each once: so do the attributes.
-                    attrs.push((key, v));
+                Some(Ok(n)) => Keep::Sample(n),
+                Some(Err(e)) => {
+                    fail(e);
+                    Keep::Nothing
                 }
+                None => {
+                    fail(sample_range());
+                    Keep::Nothing
+                }
+            },
+            _ if v.depth() > MAX_DEPTH => {
+                fail(format!("nests deeper than {MAX_DEPTH} levels"));
+                Keep::Nothing
             }
+            _ => Keep::Attr(v),
+        };
+        if errors.len() > start {
+            failed.push((key.clone(), start));
+        }
+        match keep {
+            Keep::Sample(n) => samples.push((key, n)),
+            Keep::Attr(v) => attrs.push((key, v)),
+            Keep::Nothing => {}
         }
     }
+    in_key_order(errors, &mut failed);
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(v) = value {
         match &name {
             Some(n) => samples.insert(0, (n.clone(), v)),
@@ -431,6 +489,26 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
         labels,
         attrs,
     })
+}
+
+/// Reorder the errors of the fields that `failed` lists (each field's errors start where it
+/// says, in the order the fields came) into the fields' key order, each field's own in order.
+fn in_key_order(errors: &mut Vec<FieldError>, failed: &mut [(Cow<'_, str>, usize)]) {
+    if failed.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return;
+    }
+    let Some(&(_, first)) = failed.first() else { return };
+    let all: Vec<FieldError> = errors.drain(first..).collect();
+    let mut chunks: Vec<(&str, &[FieldError])> = failed
+        .iter()
+        .enumerate()
+        .map(|(i, (key, start))| {
+            let end = failed.get(i + 1).map_or(first + all.len(), |next| next.1);
+            (key.as_ref(), &all[start - first..end - first])
+        })
+        .collect();
+    chunks.sort_by(|a, b| a.0.cmp(b.0));
+    errors.extend(chunks.into_iter().flat_map(|(_, e)| e.iter().cloned()));
 }
 
 /// `l` is an object's fields (a map's order), so the labels come out sorted, each key once.

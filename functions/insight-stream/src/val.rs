@@ -298,12 +298,18 @@ impl<'de> Visitor<'de> for Key {
 }
 
 /// An object's fields read from `map`, in a map's order.
-pub fn read_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Fields<'de>, A::Error> {
+pub fn read_fields<'de, A: MapAccess<'de>>(map: A) -> Result<Fields<'de>, A::Error> {
+    let mut fields = read_fields_as_sent(map)?;
+    into_map_order(&mut fields);
+    Ok(fields)
+}
+
+/// An object's fields read from `map` as they came: in the sender's order, keys as repeated.
+pub fn read_fields_as_sent<'de, A: MapAccess<'de>>(mut map: A) -> Result<Fields<'de>, A::Error> {
     let mut fields: Fields<'de> = Vec::with_capacity(map.size_hint().unwrap_or(8));
     while let Some(key) = map.next_key_seed(Key)? {
         fields.push((key, map.next_value::<Val<'de>>()?));
     }
-    into_map_order(&mut fields);
     Ok(fields)
 }
 
