@@ -14,7 +14,7 @@ use chrono::DateTime;
 use naksha_contracts::TenantId;
 use naksha_core::privacy::{Pseudonymiser, could_hold_pii, is_identifier_key};
 use naksha_core::problem::FieldError;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -117,15 +117,13 @@ impl InvalidBody {
     }
 }
 
-/// A batch's element: an object's fields, or what else it was (for the error).
-enum Item<'de> {
-    Object(Fields<'de>),
-    Other(&'static str),
-}
+/// A batch's element when it is an object: its fields as sent. Anything else fails the fast
+/// path, and the general path names what it was.
+struct Item<'de>(Fields<'de>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Item<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ItemVisitor)
+        d.deserialize_map(ItemVisitor)
     }
 }
 
@@ -139,36 +137,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        read_fields_as_sent(map).map(Item::Object)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(Item::Other("an array"))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Item::Other("a boolean"))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Item::Other("a number"))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Item::Other("a number"))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Item::Other("a number"))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Item::Other("a string"))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Item::Other("null"))
+        read_fields_as_sent(map).map(Item)
     }
 }
 
@@ -197,20 +166,13 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBod
     if let Some(items) = fast_batch(body) {
         let mut errors = Vec::new();
         let mut events = Vec::with_capacity(items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            match item {
-                Item::Object(mut fields) => {
-                    // An event's fields as sent; put in a map's order only when a key repeats.
-                    if !unique_keys(&fields) {
-                        into_map_order(&mut fields);
-                    }
-                    if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
-                        events.push(e);
-                    }
-                }
-                Item::Other(what) => {
-                    errors.push(FieldError::new(At::Event(i).base(), format!("must be an object, not {what}")))
-                }
+        for (i, Item(mut fields)) in items.into_iter().enumerate() {
+            // An event's fields as sent; put in a map's order only when a key repeats.
+            if !unique_keys(&fields) {
+                into_map_order(&mut fields);
+            }
+            if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
+                events.push(e);
             }
         }
         return if errors.is_empty() {
@@ -717,7 +679,8 @@ impl<'a> Event<'a> {
         out.push(b'}');
     }
 
-    /// The same event, owning its text.
+    /// The same event, owning its text (for tests that outlive their body).
+    #[cfg(test)]
     pub fn into_owned(self) -> Event<'static> {
         let own = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
         Event {

@@ -86,6 +86,7 @@ impl<'a> Val<'a> {
     }
 
     /// The same value, owning its text.
+    #[cfg(test)]
     pub fn into_owned(self) -> Val<'static> {
         match self {
             Val::Null => Val::Null,
