@@ -96,7 +96,7 @@ pub const MEMO_MAX_VALUE: usize = 256;
 
 /// Pseudonyms (and scrubbed texts) already made for one tenant in one piece of work. It holds
 /// raw values, so it lives only as long as the request it serves and never prints them. It is
-/// bounded: two tables of [`MEMO_SLOTS`] entries, each input at most [`MEMO_MAX_VALUE`] bytes (a
+/// bounded: three tables of [`MEMO_SLOTS`] entries, each input at most [`MEMO_MAX_VALUE`] bytes (a
 /// scrubbed text can be a few times longer than its input: under 1 MB in all). It is bound to one
 /// tenant and one key, so it cannot answer for another. It serves one thread (a request's
 /// parsing is synchronous): a plain `RefCell`, no lock to take per value.
@@ -106,6 +106,9 @@ pub struct PseudonymMemo {
     /// Scrubbed forms of texts that could hold an address (a direct-mapped cache like `slots`):
     /// the same message or time string on every event of a batch is scanned once.
     texts: RefCell<Vec<TextSlot>>,
+    /// Which field names are identifier keys ([`is_identifier_key`]): the same few names come
+    /// on every event of a batch.
+    keys: RefCell<Vec<Option<(String, bool)>>>,
 }
 
 /// A text and its scrubbed form (`None`: nothing to replace).
@@ -118,7 +121,12 @@ struct TextSlot {
 
 impl PseudonymMemo {
     pub fn new(tenant: &str) -> Self {
-        Self { tenant: tenant.to_owned(), slots: RefCell::new(Vec::new()), texts: RefCell::new(Vec::new()) }
+        Self {
+            tenant: tenant.to_owned(),
+            slots: RefCell::new(Vec::new()),
+            texts: RefCell::new(Vec::new()),
+            keys: RefCell::new(Vec::new()),
+        }
     }
 
     /// The scrubbed form of `text` remembered for this batch: `Some(None)` when it was clean.
@@ -169,6 +177,25 @@ impl PseudonymMemo {
         (h as usize) % MEMO_SLOTS
     }
 
+    /// [`is_identifier_key`], remembered.
+    fn is_identifier(&self, key: &str) -> bool {
+        let Ok(mut keys) = self.keys.try_borrow_mut() else { return is_identifier_key(key) };
+        if key.len() > MEMO_MAX_VALUE {
+            return is_identifier_key(key);
+        }
+        if keys.is_empty() {
+            keys.resize(MEMO_SLOTS, None);
+        }
+        match &mut keys[Self::slot(key)] {
+            Some((k, answer)) if k == key => *answer,
+            slot => {
+                let answer = is_identifier_key(key);
+                *slot = Some((key.to_owned(), answer));
+                answer
+            }
+        }
+    }
+
     fn get(&self, value: &str) -> Option<String> {
         let slots = self.slots.try_borrow().ok()?;
         let (k, p) = slots.get(Self::slot(value))?;
@@ -212,6 +239,15 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 const MAX_SCRUB_PASSES: usize = 4;
 
 impl Pseudonymiser<'_> {
+    /// Whether a field named `key` holds an identifier ([`is_identifier_key`], remembered in
+    /// the memo when there is one).
+    pub fn is_identifier(&self, key: &str) -> bool {
+        match self.memo {
+            Some(memo) => memo.is_identifier(key),
+            None => is_identifier_key(key),
+        }
+    }
+
     /// The pseudonym of `value` for this tenant.
     pub fn pseudonym(&self, value: &str) -> String {
         let Some(memo) = self.memo else { return self.keyed_hash(value) };
@@ -329,7 +365,7 @@ impl Pseudonymiser<'_> {
             }
         }
         for (k, v) in map.iter_mut() {
-            if is_identifier_key(k) {
+            if self.is_identifier(k) {
                 self.pseudonymise_whole(v);
             } else {
                 self.scrub_json(v);

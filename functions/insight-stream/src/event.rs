@@ -493,40 +493,6 @@ fn parse_labels<'a>(l: Fields<'a>, at: At, out: &mut Vec<(Cow<'a, str>, Cow<'a, 
     }
 }
 
-/// Which keys are identifier keys ([`is_identifier_key`]), remembered for one batch: the same
-/// few keys come on every event. Direct-mapped and bounded; a collision only costs a recheck.
-#[derive(Debug, Default)]
-pub struct KeyMemo {
-    slots: Vec<Option<(String, bool)>>,
-}
-
-const KEY_SLOTS: usize = 256;
-
-impl KeyMemo {
-    pub fn is_identifier(&mut self, key: &str) -> bool {
-        if key.len() > 64 {
-            return is_identifier_key(key);
-        }
-        // FNV-1a over the key's bytes.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.as_bytes() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        if self.slots.is_empty() {
-            self.slots.resize(KEY_SLOTS, None);
-        }
-        let slot = &mut self.slots[(h as usize) % KEY_SLOTS];
-        match slot {
-            Some((k, answer)) if k == key => *answer,
-            _ => {
-                let answer = is_identifier_key(key);
-                *slot = Some((key.to_owned(), answer));
-                answer
-            }
-        }
-    }
-}
-
 /// Replace `s` by its scrubbed form, if scrubbing changed it.
 fn scrub_cow(p: &Pseudonymiser<'_>, s: &mut Cow<'_, str>) {
     if let Cow::Owned(clean) = p.scrub_text(s) {
@@ -536,7 +502,7 @@ fn scrub_cow(p: &Pseudonymiser<'_>, s: &mut Cow<'_, str>) {
 
 /// [`Pseudonymiser::scrub_object`] for borrowed fields: keys scanned (the fields put in a map's
 /// order again if that changed one), identifier fields pseudonymised whole, other text scanned.
-fn scrub_fields(p: &Pseudonymiser<'_>, keys: &mut KeyMemo, fields: &mut Fields<'_>) {
+fn scrub_fields(p: &Pseudonymiser<'_>, fields: &mut Fields<'_>) {
     if fields.iter().any(|(k, _)| matches!(p.scrub_text(k), Cow::Owned(_))) {
         for (k, _) in fields.iter_mut() {
             scrub_cow(p, k);
@@ -544,20 +510,20 @@ fn scrub_fields(p: &Pseudonymiser<'_>, keys: &mut KeyMemo, fields: &mut Fields<'
         into_map_order(fields);
     }
     for (k, v) in fields.iter_mut() {
-        if keys.is_identifier(k) {
+        if p.is_identifier(k) {
             pseudonymise_whole(p, v);
         } else {
-            scrub_val(p, keys, v);
+            scrub_val(p, v);
         }
     }
 }
 
 /// [`Pseudonymiser::scrub_json`] for a borrowed value.
-fn scrub_val(p: &Pseudonymiser<'_>, keys: &mut KeyMemo, v: &mut Val<'_>) {
+fn scrub_val(p: &Pseudonymiser<'_>, v: &mut Val<'_>) {
     match v {
         Val::Str(s) => scrub_cow(p, s),
-        Val::Arr(items) => items.iter_mut().for_each(|v| scrub_val(p, keys, v)),
-        Val::Obj(fields) => scrub_fields(p, keys, fields),
+        Val::Arr(items) => items.iter_mut().for_each(|v| scrub_val(p, v)),
+        Val::Obj(fields) => scrub_fields(p, fields),
         Val::Null | Val::Bool(_) | Val::Num(_) => {}
     }
 }
@@ -583,14 +549,14 @@ impl<'a> Event<'a> {
     /// Anonymise for the pseudonymiser's tenant (what [`Pseudonymiser::scrub_object`] does to a
     /// document, field by field: keys scanned, identifier labels replaced whole, other text
     /// scanned). Text with nothing to replace stays borrowed.
-    pub fn scrub(&mut self, p: &Pseudonymiser<'_>, keys: &mut KeyMemo) {
+    pub fn scrub(&mut self, p: &Pseudonymiser<'_>) {
         // Most labels hold nothing to replace: then they are kept as they are.
         let untouched =
-            self.labels.iter().all(|(k, v)| !could_hold_pii(k) && !keys.is_identifier(k) && !could_hold_pii(v));
+            self.labels.iter().all(|(k, v)| !could_hold_pii(k) && !p.is_identifier(k) && !could_hold_pii(v));
         if !untouched {
             for (k, v) in &mut self.labels {
                 scrub_cow(p, k);
-                if keys.is_identifier(k) {
+                if p.is_identifier(k) {
                     *v = Cow::Owned(p.pseudonym(v));
                 } else {
                     scrub_cow(p, v);
@@ -598,7 +564,7 @@ impl<'a> Event<'a> {
             }
             into_map_order(&mut self.labels);
         }
-        scrub_fields(p, keys, &mut self.attrs);
+        scrub_fields(p, &mut self.attrs);
         scrub_cow(p, &mut self.source);
         if let Some(name) = &mut self.name {
             scrub_cow(p, name);
@@ -765,7 +731,7 @@ mod tests {
             key.for_tenant("acme").scrub_object(&mut doc);
             key.for_tenant("acme").scrub_object(&mut labels);
             doc.insert("(labels)".into(), Value::Object(labels));
-            event.scrub(&p, &mut KeyMemo::default());
+            event.scrub(&p);
             let id = format!("id-{ix}");
             let tp = (ix % 2 == 0).then_some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
             let mut line = Vec::new();
@@ -1059,7 +1025,7 @@ mod tests {
         .unwrap()
         .remove(0);
         let mut e = e;
-        e.scrub(&p, &mut KeyMemo::default());
+        e.scrub(&p);
         let r = e.to_record("id-1", &TenantId::from_record("acme").unwrap(), None, None, None);
         let text = serde_json::to_string(&r).unwrap();
         for raw in ["10.0.0.9", "alice", "192.168.1.20", "2001:db8::1"] {

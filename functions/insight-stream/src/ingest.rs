@@ -13,7 +13,7 @@ use naksha_core::metrics::CounterStore;
 use naksha_core::privacy::{PiiKey, PseudonymMemo};
 use serde::Serialize;
 
-use crate::event::{InvalidBody, KeyMemo, parse_body};
+use crate::event::{InvalidBody, parse_body};
 use crate::ports::{RecordSink, SeriesIndex, SinkError};
 
 /// Series ids one instance remembers as seen (known or counted), before it forgets them all.
@@ -210,7 +210,6 @@ pub fn prepare_request(
     let memo = PseudonymMemo::new(tenant.as_str());
     let p = pii.for_memo(&memo);
     let mut series = SeriesIds::default();
-    let mut keys = KeyMemo::default();
     let base = uuid::Uuid::now_v7();
     let mut event_ids = Vec::with_capacity(events.len());
     let mut records: Vec<OutRecord> = Vec::new();
@@ -219,7 +218,7 @@ pub fn prepare_request(
     let mut line = Vec::with_capacity(512);
     for (ix, mut event) in events.into_iter().enumerate() {
         let id = event_id(&base, ix);
-        event.scrub(&p, &mut keys);
+        event.scrub(&p);
         line.clear();
         event.write_line(&mut line, &id, tenant, Some(&rq_hex), u16::try_from(ix).ok(), traceparent);
         for (name, _) in &event.samples {
