@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::net::Ipv6Addr;
 
+pub use bumpalo::Bump;
 use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value};
 use unicode_normalization::UnicodeNormalization;
@@ -32,6 +33,8 @@ pub const DERIVATION_MESSAGE: &[u8] = b"naksha/pii-pseudonym/v1";
 
 /// Prefix of every pseudonym, so readers can tell a pseudonym from data.
 pub const PSEUDONYM_PREFIX: &str = "anon_";
+/// Length of a pseudonym: the prefix and 24 hex digits (96 bits of the keyed hash).
+const PSEUDONYM_LEN: usize = PSEUDONYM_PREFIX.len() + 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrivacyError {
@@ -83,7 +86,7 @@ impl PiiKey {
     /// Pseudonymiser for the tenant `memo` was made for, remembering the pseudonyms it makes
     /// there (one batch's worth of work): values repeat within a batch, and each distinct one
     /// then costs one HMAC. One memo serves one key.
-    pub fn for_memo<'a>(&'a self, memo: &'a PseudonymMemo) -> Pseudonymiser<'a> {
+    pub fn for_memo<'a>(&'a self, memo: &'a PseudonymMemo<'a>) -> Pseudonymiser<'a> {
         Pseudonymiser { key: self, tenant: &memo.tenant, memo: Some(memo) }
     }
 }
@@ -94,18 +97,30 @@ pub const MEMO_SLOTS: usize = 512;
 /// Longest value a memo remembers, in bytes (longer ones are rare and hashed every time).
 pub const MEMO_MAX_VALUE: usize = 256;
 
+/// Most bytes a memo's arena takes (made pseudonyms and scrubbed texts): beyond it, results are
+/// still right but handed out as new strings, not lent.
+pub const MEMO_ARENA_BYTES: usize = 4 << 20;
+
 /// Pseudonyms (and scrubbed texts) already made for one tenant in one piece of work. It holds
-/// raw values, so it lives only as long as the request it serves and never prints them. It is
-/// bounded: three tables of [`MEMO_SLOTS`] entries, each input at most [`MEMO_MAX_VALUE`] bytes (a
-/// scrubbed text can be a few times longer than its input: under 1 MB in all). It is bound to one
+/// raw values, so it lives only as long as the request it serves and never prints them.
+///
+/// What it makes goes into an arena the caller owns, and is **lent** from there: a value seen
+/// again costs a lookup, not a copy. A lent text needs no escaping in a JSON string (pseudonyms
+/// are hex; a scrubbed text with `"`, `\\` or a control character in it is handed out as a new
+/// string instead), so a writer may copy it as it is.
+///
+/// It is bounded: three direct-mapped tables of [`MEMO_SLOTS`] entries, each input at most
+/// [`MEMO_MAX_VALUE`] bytes, and at most [`MEMO_ARENA_BYTES`] in the arena. It is bound to one
 /// tenant and one key, so it cannot answer for another. It serves one thread (a request's
 /// parsing is synchronous): a plain `RefCell`, no lock to take per value.
-pub struct PseudonymMemo {
+pub struct PseudonymMemo<'m> {
     tenant: String,
-    slots: RefCell<Vec<(String, String)>>,
+    arena: &'m Bump,
+    /// A value and its pseudonym (`""`: an empty slot).
+    slots: RefCell<Vec<(String, &'m str)>>,
     /// Scrubbed forms of texts that could hold an address (a direct-mapped cache like `slots`):
     /// the same message or time string on every event of a batch is scanned once.
-    texts: RefCell<Vec<TextSlot>>,
+    texts: RefCell<Vec<TextSlot<'m>>>,
     /// Which field names are identifier keys ([`is_identifier_key`]): the same few names come
     /// on every event of a batch.
     keys: RefCell<Vec<Option<(String, bool)>>>,
@@ -113,33 +128,83 @@ pub struct PseudonymMemo {
 
 /// A text and its scrubbed form (`None`: nothing to replace).
 #[derive(Default)]
-struct TextSlot {
+struct TextSlot<'m> {
     used: bool,
     text: String,
-    scrubbed: Option<String>,
+    scrubbed: Option<Kept<'m>>,
 }
 
-impl PseudonymMemo {
-    pub fn new(tenant: &str) -> Self {
+/// A result the memo keeps: lent from the arena, or (not safe to copy into JSON as it is, or
+/// the arena full) kept as a string of its own and copied out.
+enum Kept<'m> {
+    Lent(&'m str),
+    Copied(String),
+}
+
+impl<'m> Kept<'m> {
+    fn hand_out(&self) -> Cow<'m, str> {
+        match self {
+            Kept::Lent(s) => Cow::Borrowed(s),
+            Kept::Copied(s) => Cow::Owned(s.clone()),
+        }
+    }
+}
+
+/// Whether `s` can stand in a JSON string as it is (no `"`, `\\` or control character).
+fn json_plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
+impl<'m> PseudonymMemo<'m> {
+    /// A memo for `tenant` that keeps what it makes in `arena` (one request's; it limits the
+    /// arena to [`MEMO_ARENA_BYTES`]).
+    pub fn new(tenant: &str, arena: &'m Bump) -> Self {
+        arena.set_allocation_limit(Some(MEMO_ARENA_BYTES));
         Self {
             tenant: tenant.to_owned(),
+            arena,
             slots: RefCell::new(Vec::new()),
             texts: RefCell::new(Vec::new()),
             keys: RefCell::new(Vec::new()),
         }
     }
 
-    /// The scrubbed form of `text` remembered for this batch: `Some(None)` when it was clean.
-    fn scrubbed(&self, text: &str) -> Option<Option<String>> {
-        let texts = self.texts.try_borrow().ok()?;
-        let slot = texts.get(Self::slot(text))?;
-        (slot.used && slot.text == text).then(|| slot.scrubbed.clone())
+    /// `text` in the arena, if it has room.
+    fn lend(&self, text: &str) -> Option<&'m str> {
+        let arena: &'m Bump = self.arena;
+        arena.try_alloc_str(text).ok().map(|lent| &*lent)
     }
 
-    fn remember_scrubbed(&self, text: &str, scrubbed: Option<&str>) {
+    /// The scrubbed form of `text` remembered for this batch: `Some(None)` when it was clean.
+    fn scrubbed(&self, text: &str) -> Option<Option<Cow<'m, str>>> {
+        let texts = self.texts.try_borrow().ok()?;
+        let slot = texts.get(Self::slot(text))?;
+        (slot.used && slot.text == text).then(|| slot.scrubbed.as_ref().map(Kept::hand_out))
+    }
+
+    /// Remember `text`'s scrubbed form; what to hand out for it (`None`: it was clean).
+    fn remember_scrubbed(&self, text: &str, scrubbed: Option<String>) -> Option<Cow<'m, str>> {
         if text.len() > MEMO_MAX_VALUE {
-            return;
+            return scrubbed.map(Cow::Owned);
         }
+        let Some(scrubbed) = scrubbed else {
+            self.keep_scrubbed(text, None);
+            return None;
+        };
+        let lent = if json_plain(&scrubbed) { self.lend(&scrubbed) } else { None };
+        match lent {
+            Some(lent) => {
+                self.keep_scrubbed(text, Some(Kept::Lent(lent)));
+                Some(Cow::Borrowed(lent))
+            }
+            None => {
+                self.keep_scrubbed(text, Some(Kept::Copied(scrubbed.clone())));
+                Some(Cow::Owned(scrubbed))
+            }
+        }
+    }
+
+    fn keep_scrubbed(&self, text: &str, scrubbed: Option<Kept<'m>>) {
         let Ok(mut texts) = self.texts.try_borrow_mut() else { return };
         if texts.is_empty() {
             texts.resize_with(MEMO_SLOTS, TextSlot::default);
@@ -148,14 +213,7 @@ impl PseudonymMemo {
             slot.used = true;
             slot.text.clear();
             slot.text.push_str(text);
-            match (scrubbed, &mut slot.scrubbed) {
-                (Some(s), Some(kept)) => {
-                    kept.clear();
-                    kept.push_str(s);
-                }
-                (Some(s), kept) => *kept = Some(s.to_owned()),
-                (None, kept) => *kept = None,
-            }
+            slot.scrubbed = scrubbed;
         }
     }
 
@@ -169,11 +227,9 @@ impl PseudonymMemo {
     }
 
     fn slot(value: &str) -> usize {
-        // FNV-1a: a few ns for a short value; collisions only cost a recomputation.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in value.as_bytes() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        // foldhash (hashbrown's hash) reads eight bytes or more at a time: a few ns for a
+        // short value. A fixed seed is enough: a collision only costs a recomputation.
+        let h = std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), value);
         (h as usize) % MEMO_SLOTS
     }
 
@@ -196,30 +252,32 @@ impl PseudonymMemo {
         }
     }
 
-    fn get(&self, value: &str) -> Option<String> {
+    fn get(&self, value: &str) -> Option<&'m str> {
         let slots = self.slots.try_borrow().ok()?;
         let (k, p) = slots.get(Self::slot(value))?;
-        (!p.is_empty() && k == value).then(|| p.clone())
+        (!p.is_empty() && k == value).then_some(*p)
     }
 
-    fn put(&self, value: &str, pseudonym: &str) {
+    /// Remember `pseudonym` for `value`; the pseudonym lent from the arena (`None`: not kept).
+    fn put(&self, value: &str, pseudonym: &str) -> Option<&'m str> {
         if value.len() > MEMO_MAX_VALUE {
-            return;
+            return None;
         }
-        let Ok(mut slots) = self.slots.try_borrow_mut() else { return };
+        let mut slots = self.slots.try_borrow_mut().ok()?;
+        let lent = self.lend(pseudonym)?;
         if slots.is_empty() {
-            slots.resize_with(MEMO_SLOTS, Default::default);
+            slots.resize_with(MEMO_SLOTS, || (String::new(), ""));
         }
         if let Some((k, p)) = slots.get_mut(Self::slot(value)) {
             k.clear();
             k.push_str(value);
-            p.clear();
-            p.push_str(pseudonym);
+            *p = lent;
         }
+        Some(lent)
     }
 }
 
-impl fmt::Debug for PseudonymMemo {
+impl fmt::Debug for PseudonymMemo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PseudonymMemo({} values, <redacted>)", self.len())
     }
@@ -230,7 +288,7 @@ impl fmt::Debug for PseudonymMemo {
 pub struct Pseudonymiser<'a> {
     key: &'a PiiKey,
     tenant: &'a str,
-    memo: Option<&'a PseudonymMemo>,
+    memo: Option<&'a PseudonymMemo<'a>>,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -238,7 +296,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// Passes over text whose replacements made new addresses, before the value is replaced whole.
 const MAX_SCRUB_PASSES: usize = 4;
 
-impl Pseudonymiser<'_> {
+impl<'a> Pseudonymiser<'a> {
     /// Whether a field named `key` holds an identifier ([`is_identifier_key`], remembered in
     /// the memo when there is one).
     pub fn is_identifier(&self, key: &str) -> bool {
@@ -250,28 +308,41 @@ impl Pseudonymiser<'_> {
 
     /// The pseudonym of `value` for this tenant.
     pub fn pseudonym(&self, value: &str) -> String {
-        let Some(memo) = self.memo else { return self.keyed_hash(value) };
-        if let Some(known) = memo.get(value) {
-            return known;
-        }
-        let made = self.keyed_hash(value);
-        memo.put(value, &made);
-        made
+        self.pseudonym_lent(value).into_owned()
     }
 
-    fn keyed_hash(&self, value: &str) -> String {
+    /// The pseudonym of `value`, lent by the memo when there is one (see [`PseudonymMemo`]).
+    pub fn pseudonym_lent(&self, value: &str) -> Cow<'a, str> {
+        let Some(memo) = self.memo else {
+            let mut buf = [0u8; PSEUDONYM_LEN];
+            return Cow::Owned(self.keyed_hash(value, &mut buf).to_owned());
+        };
+        if let Some(known) = memo.get(value) {
+            return Cow::Borrowed(known);
+        }
+        let mut buf = [0u8; PSEUDONYM_LEN];
+        let made = self.keyed_hash(value, &mut buf);
+        match memo.put(value, made) {
+            Some(lent) => Cow::Borrowed(lent),
+            None => Cow::Owned(made.to_owned()),
+        }
+    }
+
+    /// The pseudonym of `value`, written into `buf`.
+    fn keyed_hash<'b>(&self, value: &str, buf: &'b mut [u8; PSEUDONYM_LEN]) -> &'b str {
         let mut mac = self.key.mac.clone();
         mac.update(self.tenant.as_bytes());
         mac.update(&[0x1f]);
         mac.update(value.as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(PSEUDONYM_PREFIX.len() + 24);
-        out.push_str(PSEUDONYM_PREFIX);
-        for b in &tag[..12] {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
+        let (prefix, hex) = buf.split_at_mut(PSEUDONYM_PREFIX.len());
+        prefix.copy_from_slice(PSEUDONYM_PREFIX.as_bytes());
+        for (pair, b) in hex.chunks_exact_mut(2).zip(&tag[..12]) {
+            pair[0] = HEX[(b >> 4) as usize];
+            pair[1] = HEX[(b & 0xf) as usize];
         }
-        out
+        // The prefix and hex digits are ASCII.
+        std::str::from_utf8(buf).unwrap_or_else(|_| unreachable!())
     }
 
     /// `s` with every IP and e-mail address replaced; borrowed when there was nothing to replace.
@@ -281,26 +352,33 @@ impl Pseudonymiser<'_> {
     /// (found by fuzzing: a pseudonym next to `@domain`), the text is scanned again, and a value
     /// that does not settle within a few passes is replaced whole.
     pub fn scrub_text<'s>(&self, s: &'s str) -> Cow<'s, str> {
+        match self.scrubbed(s) {
+            None => Cow::Borrowed(s),
+            Some(clean) => Cow::Owned(clean.into_owned()),
+        }
+    }
+
+    /// [`Self::scrub_text`], saying `None` when there is nothing to replace, and otherwise
+    /// handing out the scrubbed text, lent by the memo when there is one (see
+    /// [`PseudonymMemo`]).
+    pub fn scrubbed(&self, s: &str) -> Option<Cow<'a, str>> {
         // Most text has none of the characters an address or an encoding needs: one pass says so.
         if !could_hold_pii(s) {
-            return Cow::Borrowed(s);
+            return None;
         }
         if let Some(memo) = self.memo
             && let Some(known) = memo.scrubbed(s)
         {
-            return known.map_or(Cow::Borrowed(s), Cow::Owned);
+            return known;
         }
-        let scrubbed = self.scrub_passes(s);
-        if let Some(memo) = self.memo {
-            memo.remember_scrubbed(
-                s,
-                match &scrubbed {
-                    Cow::Borrowed(_) => None,
-                    Cow::Owned(text) => Some(text.as_str()),
-                },
-            );
+        let scrubbed = match self.scrub_passes(s) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(text) => Some(text),
+        };
+        match self.memo {
+            Some(memo) => memo.remember_scrubbed(s, scrubbed),
+            None => scrubbed.map(Cow::Owned),
         }
-        scrubbed
     }
 
     fn scrub_passes<'s>(&self, s: &'s str) -> Cow<'s, str> {
@@ -333,7 +411,7 @@ impl Pseudonymiser<'_> {
         let mut at = 0;
         for (start, end) in spans {
             out.push_str(&s[at..start]);
-            out.push_str(&self.pseudonym(&s[start..end]));
+            out.push_str(&self.pseudonym_lent(&s[start..end]));
             at = end;
         }
         out.push_str(&s[at..]);
@@ -931,9 +1009,44 @@ mod tests {
     }
 
     #[test]
+    fn a_memo_lends_only_text_that_needs_no_escaping_and_stays_right_when_its_arena_is_full() {
+        let k = key();
+        let arena = Bump::new();
+        let memo = PseudonymMemo::new("acme", &arena);
+        let p = k.for_memo(&memo);
+        let plain = k.for_tenant("acme");
+        let quoted = "said \"hi\" from 10.0.0.1";
+        for _ in 0..2 {
+            let s = p.scrubbed(quoted).expect("an address to replace");
+            assert!(matches!(s, Cow::Owned(_)), "a text with a quote in it is not lent: {s}");
+            assert_eq!(s, plain.scrub_text(quoted));
+            let s = p.scrubbed("from 10.0.0.1").expect("an address to replace");
+            assert!(matches!(s, Cow::Borrowed(_)), "a plain text is lent");
+            assert_eq!(s, plain.scrub_text("from 10.0.0.1"));
+            let s = p.pseudonym_lent("bob");
+            assert!(matches!(s, Cow::Borrowed(_)), "a pseudonym is lent");
+            assert_eq!(s, plain.pseudonym("bob"));
+        }
+        assert_eq!(p.scrubbed("nothing to see"), None);
+        assert_eq!(p.scrubbed("mail bob@example.com"), Some(plain.scrub_text("mail bob@example.com")));
+        // Fill the arena: values are still right, made anew and handed out as strings.
+        let mut i = 0;
+        while !matches!(p.pseudonym_lent(&format!("v{i}")), Cow::Owned(_)) {
+            i += 1;
+        }
+        assert!(i > 10_000, "the arena holds many pseudonyms before it is full ({i})");
+        assert!(arena.allocated_bytes() <= MEMO_ARENA_BYTES, "{}", arena.allocated_bytes());
+        for v in ["carol", "10.0.0.9", "bob"] {
+            assert_eq!(p.pseudonym_lent(v), plain.pseudonym(v));
+        }
+        assert_eq!(p.scrubbed("by carol@example.com"), Some(plain.scrub_text("by carol@example.com")));
+    }
+
+    #[test]
     fn a_memo_gives_the_same_pseudonyms_once_each_is_bounded_and_never_prints_values() {
         let k = key();
-        let memo = PseudonymMemo::new("acme");
+        let arena = Bump::new();
+        let memo = PseudonymMemo::new("acme", &arena);
         let p = k.for_memo(&memo);
         let plain = k.for_tenant("acme");
         for v in ["bob@example.com", "10.0.0.1", "bob@example.com", "10.0.0.1"] {
@@ -947,7 +1060,7 @@ mod tests {
         assert_eq!(doc, plain_doc);
         assert!(!format!("{memo:?} {p:?}").contains("bob"), "{memo:?}");
         // A memo is its tenant's: another tenant's pseudonyms come from another memo.
-        let other = PseudonymMemo::new("globex");
+        let other = PseudonymMemo::new("globex", &arena);
         assert_ne!(k.for_memo(&other).pseudonym("bob@example.com"), plain.pseudonym("bob@example.com"));
         for i in 0..MEMO_SLOTS * 4 {
             assert_eq!(p.pseudonym(&format!("user-{i}")), plain.pseudonym(&format!("user-{i}")));
@@ -1267,7 +1380,8 @@ mod tests {
             ) {
                 let k = key();
                 let plain = k.for_tenant("t");
-                let memo = PseudonymMemo::new("t");
+                let arena = Bump::new();
+                let memo = PseudonymMemo::new("t", &arena);
                 let memoised = k.for_memo(&memo);
                 for text in &texts {
                     if !could_hold_pii(text) {

@@ -494,16 +494,16 @@ fn parse_labels<'a>(l: Fields<'a>, at: At, out: &mut Vec<(Cow<'a, str>, Cow<'a, 
 }
 
 /// Replace `s` by its scrubbed form, if scrubbing changed it.
-fn scrub_cow(p: &Pseudonymiser<'_>, s: &mut Cow<'_, str>) {
-    if let Cow::Owned(clean) = p.scrub_text(s) {
-        *s = Cow::Owned(clean);
+fn scrub_cow<'a>(p: &Pseudonymiser<'a>, s: &mut Cow<'a, str>) {
+    if let Some(clean) = p.scrubbed(s) {
+        *s = clean;
     }
 }
 
 /// [`Pseudonymiser::scrub_object`] for borrowed fields: keys scanned (the fields put in a map's
 /// order again if that changed one), identifier fields pseudonymised whole, other text scanned.
-fn scrub_fields(p: &Pseudonymiser<'_>, fields: &mut Fields<'_>) {
-    if fields.iter().any(|(k, _)| matches!(p.scrub_text(k), Cow::Owned(_))) {
+fn scrub_fields<'a>(p: &Pseudonymiser<'a>, fields: &mut Fields<'a>) {
+    if fields.iter().any(|(k, _)| p.scrubbed(k).is_some()) {
         for (k, _) in fields.iter_mut() {
             scrub_cow(p, k);
         }
@@ -519,7 +519,7 @@ fn scrub_fields(p: &Pseudonymiser<'_>, fields: &mut Fields<'_>) {
 }
 
 /// [`Pseudonymiser::scrub_json`] for a borrowed value.
-fn scrub_val(p: &Pseudonymiser<'_>, v: &mut Val<'_>) {
+fn scrub_val<'a>(p: &Pseudonymiser<'a>, v: &mut Val<'a>) {
     match v {
         Val::Str(s) => scrub_cow(p, s),
         Val::Arr(items) => items.iter_mut().for_each(|v| scrub_val(p, v)),
@@ -530,26 +530,26 @@ fn scrub_val(p: &Pseudonymiser<'_>, v: &mut Val<'_>) {
 
 /// [`Pseudonymiser::pseudonymise_whole`] for a borrowed value: the same pseudonym of the same
 /// text (a structure's compact JSON in a map's order).
-fn pseudonymise_whole(p: &Pseudonymiser<'_>, v: &mut Val<'_>) {
+fn pseudonymise_whole<'a>(p: &Pseudonymiser<'a>, v: &mut Val<'a>) {
     let replacement = match &*v {
         Val::Null | Val::Bool(_) => return,
-        Val::Str(s) => p.pseudonym(s),
-        Val::Num(n) => p.pseudonym(&n.to_string()),
+        Val::Str(s) => p.pseudonym_lent(s),
+        Val::Num(n) => p.pseudonym_lent(&n.to_string()),
         other => {
             let mut text = Vec::new();
             other.write_json(&mut text);
             // What a Val writes is UTF-8: it writes only `str`s and ASCII.
-            p.pseudonym(std::str::from_utf8(&text).unwrap_or_default())
+            p.pseudonym_lent(std::str::from_utf8(&text).unwrap_or_default())
         }
     };
-    *v = Val::Str(Cow::Owned(replacement));
+    *v = Val::Str(replacement);
 }
 
 impl<'a> Event<'a> {
     /// Anonymise for the pseudonymiser's tenant (what [`Pseudonymiser::scrub_object`] does to a
     /// document, field by field: keys scanned, identifier labels replaced whole, other text
     /// scanned). Text with nothing to replace stays borrowed.
-    pub fn scrub(&mut self, p: &Pseudonymiser<'_>) {
+    pub fn scrub(&mut self, p: &Pseudonymiser<'a>) {
         // Most labels hold nothing to replace: then they are kept as they are.
         let untouched =
             self.labels.iter().all(|(k, v)| !could_hold_pii(k) && !p.is_identifier(k) && !could_hold_pii(v));
@@ -557,7 +557,7 @@ impl<'a> Event<'a> {
             for (k, v) in &mut self.labels {
                 scrub_cow(p, k);
                 if p.is_identifier(k) {
-                    *v = Cow::Owned(p.pseudonym(v));
+                    *v = p.pseudonym_lent(v);
                 } else {
                     scrub_cow(p, v);
                 }
@@ -716,7 +716,8 @@ mod tests {
     /// scrubbed by [`Pseudonymiser::scrub_object`].
     fn lines_three_ways(body: &str) -> Vec<(Vec<u8>, Vec<u8>, Value, Value)> {
         let key = PiiKey::from_secret(b"k");
-        let memo = naksha_core::privacy::PseudonymMemo::new("acme");
+        let arena = naksha_core::privacy::Bump::new();
+        let memo = naksha_core::privacy::PseudonymMemo::new("acme", &arena);
         let p = key.for_memo(&memo);
         let acme = TenantId::from_record("acme").unwrap();
         let Ok(events) = parse_body(body.as_bytes(), NOW) else { return Vec::new() };

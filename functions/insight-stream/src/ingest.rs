@@ -1,8 +1,8 @@
 //! `POST /ingest`: parse, validate, anonymise, then one `PutRecords` for the whole request.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use naksha_contracts::signing::{hex, sha256};
@@ -10,7 +10,7 @@ use naksha_contracts::telemetry::SeriesMeta;
 use naksha_contracts::{Principal, TenantId};
 use naksha_core::limits::{Limits, Refused};
 use naksha_core::metrics::CounterStore;
-use naksha_core::privacy::{PiiKey, PseudonymMemo};
+use naksha_core::privacy::{Bump, PiiKey, PseudonymMemo};
 use serde::Serialize;
 
 use crate::event::{InvalidBody, parse_body};
@@ -168,14 +168,14 @@ pub fn prepare(pii: &PiiKey, tenant: &TenantId, body: &[u8], now_ms: i64) -> Res
 /// from the borrowed parts of each event, without copying them.
 #[derive(Default)]
 struct SeriesIds {
-    by_hash: HashMap<u64, Vec<SeriesMeta>>,
+    by_hash: foldhash::HashMap<u64, Vec<SeriesMeta>>,
     /// Every distinct series' id, in the order first seen.
     ids: Vec<String>,
 }
 
 impl SeriesIds {
     fn see(&mut self, source: &str, name: &str, labels: &[(Cow<'_, str>, Cow<'_, str>)]) {
-        let mut h = std::hash::DefaultHasher::new();
+        let mut h = foldhash::fast::FixedState::default().build_hasher();
         (source, name).hash(&mut h);
         for (k, v) in labels {
             (k.as_ref(), v.as_ref()).hash(&mut h);
@@ -207,52 +207,53 @@ pub fn prepare_request(
     let events = parse_body(body, now_ms)?;
     // Values repeat within a batch (one client address on every event): each distinct one is
     // hashed once, and each distinct text scanned once.
-    let memo = PseudonymMemo::new(tenant.as_str());
+    // Pseudonyms and scrubbed texts are made once per batch and lent from this arena.
+    let arena = Bump::new();
+    let memo = PseudonymMemo::new(tenant.as_str(), &arena);
     let p = pii.for_memo(&memo);
     let mut series = SeriesIds::default();
     let base = uuid::Uuid::now_v7();
     let mut event_ids = Vec::with_capacity(events.len());
     let mut records: Vec<OutRecord> = Vec::new();
     // Per source: the record its events are being packed into.
-    let mut open: HashMap<Cow<'_, str>, usize> = HashMap::new();
-    let mut line = Vec::with_capacity(512);
+    let mut open: foldhash::HashMap<Cow<'_, str>, usize> = foldhash::HashMap::default();
     for (ix, mut event) in events.into_iter().enumerate() {
         let id = event_id(&base, ix);
         event.scrub(&p);
-        line.clear();
-        event.write_line(&mut line, &id, tenant, Some(&rq_hex), u16::try_from(ix).ok(), traceparent);
         for (name, _) in &event.samples {
             series.see(&event.source, name, &event.labels);
         }
-        // The source's open record takes the line if it stays within a payload unit (or holds
-        // nothing yet); otherwise the source gets a new record.
-        let r = match open.get(&event.source).copied() {
-            Some(r) if records[r].data.len() + 1 + line.len() + records[r].partition_key.len() <= PACK_BYTES => {
-                records[r].data.push(b'\n');
-                r
+        let ix16 = u16::try_from(ix).ok();
+        // The line is written straight onto the source's open record; if that takes the record
+        // past a payload unit, it moves out to a new record of its own (the source's next one).
+        let mut moved = None;
+        if let Some(&r) = open.get(&event.source) {
+            let record = &mut records[r];
+            let mark = record.data.len();
+            record.data.push(b'\n');
+            event.write_line(&mut record.data, &id, tenant, Some(&rq_hex), ix16, traceparent);
+            if record.data.len() + record.partition_key.len() <= PACK_BYTES {
+                record.event_ids.push(id.clone());
+                event_ids.push(id);
+                continue;
             }
-            known => {
-                let key = match known {
-                    Some(r) => records[r].partition_key.clone(),
-                    None => partition_key(tenant, &event.source),
-                };
-                if line.len() + key.len() > MAX_RECORD_BYTES {
-                    return Err(IngestError::TooLarge(format!(
-                        "event {ix} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
-                        line.len() + key.len()
-                    )));
-                }
-                records.push(OutRecord {
-                    partition_key: key,
-                    data: Vec::with_capacity(line.len().max(4096)),
-                    event_ids: Vec::new(),
-                });
-                open.insert(event.source, records.len() - 1);
-                records.len() - 1
-            }
-        };
-        records[r].data.extend_from_slice(&line);
-        records[r].event_ids.push(id.clone());
+            let line = record.data[mark + 1..].to_vec();
+            record.data.truncate(mark);
+            moved = Some((record.partition_key.clone(), line));
+        }
+        let (key, data) = moved.unwrap_or_else(|| {
+            let mut data = Vec::with_capacity(4096);
+            event.write_line(&mut data, &id, tenant, Some(&rq_hex), ix16, traceparent);
+            (partition_key(tenant, &event.source), data)
+        });
+        if data.len() + key.len() > MAX_RECORD_BYTES {
+            return Err(IngestError::TooLarge(format!(
+                "event {ix} is {} bytes as a stream record (after pseudonymisation); a record may be at most {MAX_RECORD_BYTES} bytes: split or shorten it",
+                data.len() + key.len()
+            )));
+        }
+        records.push(OutRecord { partition_key: key, data, event_ids: vec![id.clone()] });
+        open.insert(event.source, records.len() - 1);
         event_ids.push(id);
     }
     fits_the_stream(&records)?;

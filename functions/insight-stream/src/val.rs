@@ -170,9 +170,10 @@ fn word_needs_escape(w: u64) -> bool {
 
 /// Append a string of a [`Val`] or an event as a JSON string. A borrowed one is a slice of a
 /// body that serde_json read without escapes (it refuses raw control characters, and a string
-/// with `"` or `\\` in it has escapes, so is decoded into an owned one), or a literal of ours:
-/// it is written as it is, without looking for what to escape. An owned one (decoded from
-/// escapes, or made by scrubbing) is escaped.
+/// with `"` or `\\` in it has escapes, so is decoded into an owned one), a literal of ours, or
+/// a pseudonym or scrubbed text lent by the batch's `PseudonymMemo` (which lends only text that
+/// needs no escaping): it is written as it is, without looking for what to escape. An owned one
+/// (decoded from escapes, or made by scrubbing) is escaped.
 #[inline]
 #[allow(clippy::ptr_arg, reason = "whether the text is borrowed is what decides")]
 pub fn write_cow(out: &mut Vec<u8>, s: &Cow<'_, str>) {
