@@ -175,41 +175,42 @@ impl<'m> PseudonymMemo<'m> {
         arena.try_alloc_str(text).ok().map(|lent| &*lent)
     }
 
-    /// The scrubbed form of `text` remembered for this batch: `Some(None)` when it was clean.
-    fn scrubbed(&self, text: &str) -> Option<Option<Cow<'m, str>>> {
+    /// The scrubbed form of `text` (in `slot`) remembered for this batch: `Some(None)` when it
+    /// was clean.
+    fn scrubbed(&self, slot: usize, text: &str) -> Option<Option<Cow<'m, str>>> {
         let texts = self.texts.try_borrow().ok()?;
-        let slot = texts.get(Self::slot(text))?;
+        let slot = texts.get(slot)?;
         (slot.used && slot.text == text).then(|| slot.scrubbed.as_ref().map(Kept::hand_out))
     }
 
     /// Remember `text`'s scrubbed form; what to hand out for it (`None`: it was clean).
-    fn remember_scrubbed(&self, text: &str, scrubbed: Option<String>) -> Option<Cow<'m, str>> {
+    fn remember_scrubbed(&self, slot: usize, text: &str, scrubbed: Option<String>) -> Option<Cow<'m, str>> {
         if text.len() > MEMO_MAX_VALUE {
             return scrubbed.map(Cow::Owned);
         }
         let Some(scrubbed) = scrubbed else {
-            self.keep_scrubbed(text, None);
+            self.keep_scrubbed(slot, text, None);
             return None;
         };
         let lent = if json_plain(&scrubbed) { self.lend(&scrubbed) } else { None };
         match lent {
             Some(lent) => {
-                self.keep_scrubbed(text, Some(Kept::Lent(lent)));
+                self.keep_scrubbed(slot, text, Some(Kept::Lent(lent)));
                 Some(Cow::Borrowed(lent))
             }
             None => {
-                self.keep_scrubbed(text, Some(Kept::Copied(scrubbed.clone())));
+                self.keep_scrubbed(slot, text, Some(Kept::Copied(scrubbed.clone())));
                 Some(Cow::Owned(scrubbed))
             }
         }
     }
 
-    fn keep_scrubbed(&self, text: &str, scrubbed: Option<Kept<'m>>) {
+    fn keep_scrubbed(&self, slot: usize, text: &str, scrubbed: Option<Kept<'m>>) {
         let Ok(mut texts) = self.texts.try_borrow_mut() else { return };
         if texts.is_empty() {
             texts.resize_with(MEMO_SLOTS, TextSlot::default);
         }
-        if let Some(slot) = texts.get_mut(Self::slot(text)) {
+        if let Some(slot) = texts.get_mut(slot) {
             slot.used = true;
             slot.text.clear();
             slot.text.push_str(text);
@@ -226,6 +227,7 @@ impl<'m> PseudonymMemo<'m> {
         self.len() == 0
     }
 
+    /// The slot of `value` in each table.
     fn slot(value: &str) -> usize {
         // foldhash (hashbrown's hash) reads eight bytes or more at a time: a few ns for a
         // short value. A fixed seed is enough: a collision only costs a recomputation.
@@ -252,14 +254,14 @@ impl<'m> PseudonymMemo<'m> {
         }
     }
 
-    fn get(&self, value: &str) -> Option<&'m str> {
+    fn get(&self, slot: usize, value: &str) -> Option<&'m str> {
         let slots = self.slots.try_borrow().ok()?;
-        let (k, p) = slots.get(Self::slot(value))?;
+        let (k, p) = slots.get(slot)?;
         (!p.is_empty() && k == value).then_some(*p)
     }
 
     /// Remember `pseudonym` for `value`; the pseudonym lent from the arena (`None`: not kept).
-    fn put(&self, value: &str, pseudonym: &str) -> Option<&'m str> {
+    fn put(&self, slot: usize, value: &str, pseudonym: &str) -> Option<&'m str> {
         if value.len() > MEMO_MAX_VALUE {
             return None;
         }
@@ -268,7 +270,7 @@ impl<'m> PseudonymMemo<'m> {
         if slots.is_empty() {
             slots.resize_with(MEMO_SLOTS, || (String::new(), ""));
         }
-        if let Some((k, p)) = slots.get_mut(Self::slot(value)) {
+        if let Some((k, p)) = slots.get_mut(slot) {
             k.clear();
             k.push_str(value);
             *p = lent;
@@ -317,12 +319,13 @@ impl<'a> Pseudonymiser<'a> {
             let mut buf = [0u8; PSEUDONYM_LEN];
             return Cow::Owned(self.keyed_hash(value, &mut buf).to_owned());
         };
-        if let Some(known) = memo.get(value) {
+        let slot = PseudonymMemo::slot(value);
+        if let Some(known) = memo.get(slot, value) {
             return Cow::Borrowed(known);
         }
         let mut buf = [0u8; PSEUDONYM_LEN];
         let made = self.keyed_hash(value, &mut buf);
-        match memo.put(value, made) {
+        match memo.put(slot, value, made) {
             Some(lent) => Cow::Borrowed(lent),
             None => Cow::Owned(made.to_owned()),
         }
@@ -366,19 +369,16 @@ impl<'a> Pseudonymiser<'a> {
         if !could_hold_pii(s) {
             return None;
         }
-        if let Some(memo) = self.memo
-            && let Some(known) = memo.scrubbed(s)
-        {
-            return known;
-        }
-        let scrubbed = match self.scrub_passes(s) {
+        let made = |s| match self.scrub_passes(s) {
             Cow::Borrowed(_) => None,
             Cow::Owned(text) => Some(text),
         };
-        match self.memo {
-            Some(memo) => memo.remember_scrubbed(s, scrubbed),
-            None => scrubbed.map(Cow::Owned),
+        let Some(memo) = self.memo else { return made(s).map(Cow::Owned) };
+        let slot = PseudonymMemo::slot(s);
+        if let Some(known) = memo.scrubbed(slot, s) {
+            return known;
         }
+        memo.remember_scrubbed(slot, s, made(s))
     }
 
     fn scrub_passes<'s>(&self, s: &'s str) -> Cow<'s, str> {
@@ -644,6 +644,10 @@ const OBFUSCATIONS: &[(&str, &str)] =
 /// `None` when `s` is plain ASCII with nothing to decode (the hot path: most strings).
 pub fn normalise(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
+    // Most text has no byte an encoding or an obfuscation needs: one pass says so.
+    if !bytes.iter().any(|&b| b >= 0x80 || matches!(b, b'%' | b'[' | b'(' | b'{')) {
+        return None;
+    }
     let has_escape = bytes.contains(&b'%');
     let lower_has = |needle: &str| bytes.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
     let obfuscated = (bytes.contains(&b'[') || bytes.contains(&b'(') || bytes.contains(&b'{'))

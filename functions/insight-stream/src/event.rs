@@ -164,6 +164,7 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBod
         return Err(InvalidBody::new("the body is empty; send one event object or {\"events\": [...]}"));
     }
     if let Some(items) = fast_batch(body) {
+        let mut cx = Context::new(now_ms);
         let mut errors = Vec::new();
         let mut events = Vec::with_capacity(items.len());
         for (i, Item(mut fields)) in items.into_iter().enumerate() {
@@ -171,7 +172,7 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBod
             if !unique_keys(&fields) {
                 into_map_order(&mut fields);
             }
-            if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
+            if let Some(e) = parse_fields(fields, At::Event(i), &mut cx, &mut errors) {
                 events.push(e);
             }
         }
@@ -189,6 +190,7 @@ pub fn parse_body(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBod
 fn parse_general(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBody> {
     let doc: Val<'_> =
         serde_json::from_slice(body).map_err(|e| InvalidBody::new(format!("the body is not valid JSON: {e}")))?;
+    let mut cx = Context::new(now_ms);
     let mut errors = Vec::new();
     let is_batch = |fields: &Fields<'_>| fields.iter().any(|(k, v)| k == "events" && matches!(v, Val::Arr(_)));
     let events = match doc {
@@ -214,7 +216,7 @@ fn parse_general(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBody
             for (i, item) in items.into_iter().enumerate() {
                 match item {
                     Val::Obj(fields) => {
-                        if let Some(e) = parse_fields(fields, At::Event(i), now_ms, &mut errors) {
+                        if let Some(e) = parse_fields(fields, At::Event(i), &mut cx, &mut errors) {
                             events.push(e);
                         }
                     }
@@ -226,7 +228,7 @@ fn parse_general(body: &[u8], now_ms: i64) -> Result<Vec<Event<'_>>, InvalidBody
             }
             events
         }
-        Val::Obj(fields) => parse_fields(fields, At::Root, now_ms, &mut errors).into_iter().collect(),
+        Val::Obj(fields) => parse_fields(fields, At::Root, &mut cx, &mut errors).into_iter().collect(),
         other => {
             return Err(InvalidBody::new(format!(
                 "expected one event object or {{\"events\": [...]}}, not {}",
@@ -321,6 +323,54 @@ fn unique_keys(fields: &Fields<'_>) -> bool {
     fields.len() <= 16 && fields.iter().enumerate().all(|(i, (k, _))| fields[..i].iter().all(|(other, _)| other != k))
 }
 
+/// What the events of one body share: the time they are judged against, and answers that repeat
+/// from event to event (the same time string, the same numeric field names).
+struct Context<'a> {
+    now_ms: i64,
+    /// The last time string read (lent by the body) and its milliseconds.
+    last_ts: Option<(&'a str, i64)>,
+    /// Names of numeric fields seen, and whether each is an identifier key (a few per batch;
+    /// at most [`Context::KEYS`] remembered).
+    keys: Vec<(&'a str, bool)>,
+}
+
+impl<'a> Context<'a> {
+    const KEYS: usize = 16;
+
+    fn new(now_ms: i64) -> Self {
+        Self { now_ms, last_ts: None, keys: Vec::new() }
+    }
+
+    /// [`parse_ts`], remembering the last time string.
+    fn ts(&mut self, v: &Val<'a>) -> Result<i64, String> {
+        if let Val::Str(Cow::Borrowed(text)) = v {
+            if let Some((last, ms)) = self.last_ts
+                && last == *text
+            {
+                return Ok(ms);
+            }
+            let ms = parse_ts(v, self.now_ms)?;
+            self.last_ts = Some((text, ms));
+            return Ok(ms);
+        }
+        parse_ts(v, self.now_ms)
+    }
+
+    /// [`is_identifier_key`], remembered for names lent by the body.
+    #[allow(clippy::ptr_arg, reason = "whether the name is borrowed is what decides")]
+    fn is_identifier(&mut self, key: &Cow<'a, str>) -> bool {
+        let Cow::Borrowed(key) = key else { return is_identifier_key(key) };
+        if let Some((_, answer)) = self.keys.iter().find(|(k, _)| k == key) {
+            return *answer;
+        }
+        let answer = is_identifier_key(key);
+        if self.keys.len() < Self::KEYS {
+            self.keys.push((key, answer));
+        }
+        answer
+    }
+}
+
 /// What a field becomes when it is not one of the event's own.
 enum Keep<'a> {
     Nothing,
@@ -330,7 +380,12 @@ enum Keep<'a> {
 
 /// An event from its fields, each key once, in any order: the event, samples, attributes and
 /// errors are what the fields in key order (as a [`Map`] iterates them) make.
-fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<FieldError>) -> Option<Event<'a>> {
+fn parse_fields<'a>(
+    mut fields: Fields<'a>,
+    at: At,
+    cx: &mut Context<'a>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Event<'a>> {
     let before = errors.len();
     if fields.is_empty() {
         errors.push(FieldError::new(at.base(), "an event needs at least one field"));
@@ -343,10 +398,12 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
     let mut kind = None;
     let mut labels = Vec::new();
     let mut samples = Vec::new();
-    let mut attrs = Vec::new();
+    // Attributes stay in `fields`, moved down over the fields taken out (no second vector).
+    let mut attrs = 0;
     // Each failing field's key and where its errors start, to give them in key order.
     let mut failed: Vec<(Cow<'a, str>, usize)> = Vec::new();
-    for (key, v) in fields {
+    for i in 0..fields.len() {
+        let (key, v) = std::mem::replace(&mut fields[i], (Cow::Borrowed(""), Val::Null));
         let start = errors.len();
         let mut fail = |detail: String| errors.push(FieldError::new(at.to(&[&key]), detail));
         let keep = match &*key {
@@ -369,7 +426,7 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
                 Keep::Nothing
             }
             "ts" => {
-                match parse_ts(&v, now_ms) {
+                match cx.ts(&v) {
                     Ok(ms) => ts = Some(ms),
                     Err(e) => fail(e),
                 }
@@ -400,7 +457,7 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
                 Keep::Nothing
             }
             // Identifier fields are attributes (to be pseudonymised), never samples.
-            _ if matches!(v, Val::Num(_)) && !is_identifier_key(&key) => match number(&v).map(sample) {
+            _ if matches!(v, Val::Num(_)) && !cx.is_identifier(&key) => match number(&v).map(sample) {
                 Some(Ok(n)) => Keep::Sample(n),
                 Some(Err(e)) => {
                     fail(e);
@@ -422,10 +479,15 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
         }
         match keep {
             Keep::Sample(n) => samples.push((key, n)),
-            Keep::Attr(v) => attrs.push((key, v)),
+            Keep::Attr(v) => {
+                fields[attrs] = (key, v);
+                attrs += 1;
+            }
             Keep::Nothing => {}
         }
     }
+    fields.truncate(attrs);
+    let mut attrs = fields;
     in_key_order(errors, &mut failed);
     samples.sort_by(|a, b| a.0.cmp(&b.0));
     attrs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -446,7 +508,7 @@ fn parse_fields<'a>(fields: Fields<'a>, at: At, now_ms: i64, errors: &mut Vec<Fi
         source: source.unwrap_or(Cow::Borrowed("unknown")),
         name,
         kind,
-        ts_ms: ts.unwrap_or(now_ms),
+        ts_ms: ts.unwrap_or(cx.now_ms),
         samples,
         labels,
         attrs,
@@ -864,6 +926,39 @@ mod tests {
         assert_eq!(e.ts_ms, NOW - 60_000);
         assert!(parse(json!({"m": 1, "ts": "1999-12-31T23:59:59Z"})).is_err());
         assert!(parse(json!({"m": 1, "ts": NOW + 2 * MAX_FUTURE_MS})).is_err());
+    }
+
+    #[test]
+    fn what_a_batch_remembers_from_event_to_event_gives_each_event_its_own_answer() {
+        // The same time string on several events, another in between, one that fails after a
+        // remembered one; numeric field names repeated, more of them than are remembered.
+        let mut events = vec![
+            json!({"m": 1, "user_id": 7, "ts": "2025-11-25T11:59:00Z"}),
+            json!({"m": 2, "user_id": 8, "ts": "2025-11-25T11:59:00Z"}),
+            json!({"m": 3, "ts": "2025-11-25T11:58:00Z"}),
+            json!({"m": 4, "user_id": 9, "ts": "2025-11-25T11:59:00Z"}),
+        ];
+        events.extend((0..20).map(|i| json!({format!("k{i}"): i, "client_ip": i, "ts": "2025-11-25T11:58:00Z"})));
+        events.push(json!({"m": 5, "user_id": 10, "ts": "2025-11-25T11:57:00Z"}));
+        let parsed = parse(json!({ "events": events })).unwrap();
+        let ts: Vec<i64> = parsed.iter().map(|e| (NOW - e.ts_ms) / 60_000).collect();
+        assert_eq!(ts[..4], [1, 1, 2, 1]);
+        assert!(ts[4..24].iter().all(|m| *m == 2));
+        assert_eq!(ts[24], 3);
+        for e in &parsed {
+            assert_eq!(e.samples.len(), 1, "{:?}", e.samples);
+            assert!(e.attrs.iter().all(|(k, _)| k == "user_id" || k == "client_ip"), "{:?}", e.attrs);
+        }
+        assert_eq!(attr(&parsed[24], "user_id"), 10);
+        assert_eq!(attr(&parsed[23], "client_ip"), 19);
+        let p = parse(json!({"events": [
+            {"m": 1, "ts": "2025-11-25T11:59:00Z"},
+            {"m": 1, "ts": "2025-11-25T11:59:00Z"},
+            {"m": 1, "ts": "1999-12-31T23:59:59Z"},
+            {"m": 1, "ts": "2025-11-25T11:59:00Z"}
+        ]}))
+        .unwrap_err();
+        assert_eq!(pointers(&p), ["/events/2/ts"]);
     }
 
     #[test]
