@@ -16,7 +16,7 @@
 #   make load [LOAD_SECONDS=180 LOAD_CLIENTS=8]   ingest under faults; proves nothing lost (reports/load.md)
 #   make cost    fault-free load runs at 1, 50 and 500 events per request → reports/cost.md
 #   make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]   the production detector over NAB data
-#   make nab-loco [DATA=<dir> LABELS=<windows.json>]         choose detector settings by leaving each category out
+#   make nab-loco [NAB_DIR=<dir>]                           choose detector settings by leaving each category out
 #   make lint    template linters, rustfmt, clippy
 
 SHELL := /bin/bash
@@ -146,11 +146,12 @@ nab:
 	@test -n "$(DATA)" -a -n "$(OUT)" || { echo "usage: make nab DATA=<dir> OUT=<dir> [LABELS=<windows.json>]"; exit 2; }
 	@cargo run --quiet --release -p naksha-nab --bin nab -- --data "$(DATA)" --out "$(OUT)" $(if $(LABELS),--labels "$(LABELS)")
 
-# Leave-one-category-out over the grid in tools/nab/loco-grid.json (defaults: the NAB development split).
+# Leave-one-category-out over the grid in tools/nab/loco-grid.json, on NAB_DIR's data/ and
+# labels_windows.json (default: the development split). Not DATA/LABELS: LABELS is the edge node's.
 NAB_DIR ?= ../shared/data/nab
 nab-loco:
-	@cargo run --quiet --release -p naksha-nab --bin nab-loco -- --data "$(or $(DATA),$(NAB_DIR)/data)" \
-	  --labels "$(or $(LABELS),$(NAB_DIR)/labels_windows.json)" --grid tools/nab/loco-grid.json
+	@cargo run --quiet --release -p naksha-nab --bin nab-loco -- --data "$(NAB_DIR)/data" \
+	  --labels "$(NAB_DIR)/labels_windows.json" --grid tools/nab/loco-grid.json
 
 clean: down
 	rm -rf .local target/lambda

@@ -35,8 +35,13 @@ pub struct DetectorParams {
     /// Span (in values) of the running mean and variance of averaged surprises: what is
     /// ordinary for this series.
     pub history: usize,
-    /// Span (in values) of the running average of surprises judged against that history.
+    /// Span (in values) of the running average of surprises judged against that history, when
+    /// `averaging_minutes` is 0.
     pub averaging: usize,
+    /// Span in minutes of the running average of surprises (0: `averaging` values instead). In
+    /// time, like the refractory period: 60 minutes is 60 values of a minute series, about 12
+    /// of a 5-minute one and a single value of an hourly one.
+    pub averaging_minutes: f64,
     /// Tail probability at which the score reaches 0.5.
     pub alarm_tail: f64,
     /// Minutes after an alarm during which no new alarm is raised (time, not values, so the
@@ -60,9 +65,16 @@ pub struct DetectorParams {
     pub resolution: f64,
 }
 
+impl DetectorParams {
+    /// Minutes of evidence behind a score: the averaging span, in minutes.
+    pub fn averaging_span_minutes(&self) -> i64 {
+        if self.averaging_minutes > 0.0 { self.averaging_minutes.round() as i64 } else { self.averaging as i64 }
+    }
+}
+
 impl Default for DetectorParams {
     /// `window` for the cost budget (≤ 4 KB of state), the rest by design; `alarm_tail`,
-    /// `averaging` and `resolution` chosen on the NAB development split by `make nab-loco`
+    /// `averaging_minutes`, `relax_minutes` and `resolution` chosen on the NAB development split by `make nab-loco`
     /// (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
     fn default() -> Self {
         Self {
@@ -70,7 +82,8 @@ impl Default for DetectorParams {
             short: 2,
             history: 600,
             averaging: 6,
-            alarm_tail: 1e-2,
+            averaging_minutes: 60.0,
+            alarm_tail: 3e-2,
             refractory_minutes: 750.0,
             warmup: 100,
             buckets: 96,
@@ -78,7 +91,7 @@ impl Default for DetectorParams {
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
-            relax_minutes: 15_000.0,
+            relax_minutes: 30_000.0,
             resolution: 0.5,
         }
     }

@@ -11,7 +11,7 @@
 //!    series has `seasonal_days` of history, a value is anomalous only if neither the local model
 //!    nor its time-of-day bucket explains it.
 //! 3. **Anomaly likelihood** (as HTM's): the surprise, squashed to [0, 1) and averaged over about
-//!    `averaging` values, against this series' own history of averaged surprises (exponentially
+//!    `averaging_minutes` (an exponentially weighted average in time), against this series' own history of averaged surprises (exponentially
 //!    weighted mean and variance over about `history` values), as a normal tail probability. A
 //!    noisy series learns that big surprises are ordinary; a calm one that small ones are not.
 //! 4. **Score**: `0.5 · log(tail) / log(alarm_tail)`, capped at 1, so 0.5 is exactly "rarer
@@ -185,7 +185,14 @@ impl State {
         let z = seasonal.map_or(local, |s| s.min(local));
         let surprise = 1.0 - (-z / 6.0).exp();
         self.push(p, value32);
-        let w = rate(p.averaging);
+        let w = if p.averaging_minutes > 0.0 {
+            // An exponentially weighted average over time: a value `dt` minutes after the last
+            // weighs what it would in an average over `averaging_minutes / dt` values.
+            let dt = previous.map_or(1.0, |t| (ts - t) as f64 / 60.0);
+            (2.0 * dt / (p.averaging_minutes + dt)).min(1.0)
+        } else {
+            rate(p.averaging)
+        };
         self.avg_surprise =
             if self.seen == 1 { surprise } else { self.avg_surprise + w * (surprise - self.avg_surprise) };
         // The tail is judged against the history before this value, then the value joins it.
@@ -409,6 +416,27 @@ mod tests {
         let a = alarms(&score_series(&Params::default(), &s));
         assert!(a.iter().any(|i| (1500..1600).contains(i)), "{a:?}");
         assert!(a.iter().all(|i| *i > 1500), "{a:?}");
+    }
+
+    /// The series of the D.3 end-to-end test (tests/tests/d3_loop.rs), as the consumer scores it
+    /// (one mean per reported minute, every five minutes), starting wherever the clock says:
+    /// three calm days raise nothing, and the jump to three times the level alarms at once.
+    #[test]
+    fn the_closed_loop_series_is_calm_for_three_days_and_alarms_at_its_jump_whenever_it_starts() {
+        let daily = |m: i64| {
+            let day = (m as f64 / 1440.0) * std::f64::consts::TAU;
+            120.0 + 20.0 * day.sin() + 3.0 * noise(m as usize)
+        };
+        let calm = 3 * 1440;
+        for start in (0..1440).step_by(37) {
+            let mut s = State::default();
+            let p = Params::default();
+            let at = |m: i64| (29_000_160 + start + m) * 60;
+            let early: Vec<i64> = (0..calm).step_by(5).filter(|m| s.update(&p, at(*m), daily(*m)) >= 0.5).collect();
+            assert!(early.is_empty(), "start {start}: calm days alarmed at minutes {early:?}");
+            let first = (calm..calm + 30).step_by(5).find(|m| s.update(&p, at(*m), 3.0 * daily(*m)) >= 0.5);
+            assert!(first.is_some_and(|m| m < calm + 10), "start {start}: the jump alarmed at {first:?}");
+        }
     }
 
     #[test]

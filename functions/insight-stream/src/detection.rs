@@ -180,9 +180,9 @@ pub fn signal_message(
     series_id: &str,
     open: &OpenSignal,
     model_id: &str,
-    averaging: usize,
+    averaging_minutes: i64,
 ) -> RunMessage {
-    let window_from = open.minute - 60 * averaging as i64;
+    let window_from = open.minute - 60 * averaging_minutes;
     let (signal, requested_by, model_id) = match crate::warnings::signal_for(meta) {
         Some(signal) => (signal, "cluster-warning", "none"),
         None => (signal_name(&meta.name), "detector", model_id),
@@ -328,7 +328,14 @@ impl<SS: SeriesStore, SK: SignalSink, M: ModelSource> Detection<SS, SK, M> {
             let mut raised = false;
             if let Some(open) = state.open_signal.as_ref().filter(|o| !o.sent) {
                 let model = state.model_id.as_deref().unwrap_or(DEFAULT_MODEL);
-                let msg = signal_message(&key.tenant, &input.meta, &key.series_id, open, model, params.averaging);
+                let msg = signal_message(
+                    &key.tenant,
+                    &input.meta,
+                    &key.series_id,
+                    open,
+                    model,
+                    params.averaging_span_minutes(),
+                );
                 if let Err(e) = self.sink.send(&msg, &input.meta.source).await {
                     tracing::warn!(error = %e, "signal could not be sent; the batch will be retried");
                     return Outcome::Failed(first, scored);

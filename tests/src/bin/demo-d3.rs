@@ -162,7 +162,7 @@ async fn main() {
     let nab = read("reports/logs/nab.log");
     let _ = writeln!(
         md,
-        "## 4. Detection quality on NAB (development split, threshold 0.5 fixed)\n\n`make nab DATA=../shared/data/nab/data OUT=reports/nab LABELS=../shared/data/nab/labels_windows.json` (the production detector code; our implementation of NAB's scoring):\n\n```\n{}\n```\n\nPublished standard-profile scores (all 58 files): Numenta HTM 70.5, KNN CAD 58.0, Relative Entropy 54.6, Random Cut Forest 51.7.\n",
+        "## 4. Detection quality on NAB (development split, threshold 0.5 fixed)\n\n`make nab DATA=../shared/data/nab/data OUT=reports/nab LABELS=../shared/data/nab/labels_windows.json` (the production detector code; our implementation of NAB's scoring):\n\n```\n{}\n```\n\nPublished standard-profile scores (all 58 files): ARTime 74.9, Numenta HTM 70.5, CAD OSE 69.9, KNN CAD 58.0, Relative Entropy 54.6, Random Cut Forest 51.7. On this development split: ARTime 75.3, CAD OSE 72.8, HTM 71.4. Leave-one-category-out: reports/detection_loco.md.\n",
         nab.trim()
     );
 
