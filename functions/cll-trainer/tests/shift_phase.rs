@@ -42,12 +42,11 @@ fn a_shift_is_caught_at_every_time_of_day_when_the_series_starts_5_to_14_minutes
     assert_eq!(missed_phases(5..15), Vec::<i64>::new());
 }
 
+/// Missed for starts 0-4 minutes past the quarter hour until the detector judged values against
+/// the range seen so far (issue 13): the likelihood alone still does not see this shift on a young
+/// seasonal profile (docs/detection.md, known defect), but the shifted values are beyond the three
+/// days' range, which alarms whatever the phase.
 #[test]
-#[ignore = "known defect (issue 13): a series starting 0-4 minutes past the quarter hour has its shift \
-            missed at every time of day. The history of surprise still holds the local-only surprise \
-            of the days before the seasonal model starts, so a young seasonal profile's shift does not \
-            stand out; resetting it fixes this and lifts NAB, but then the young profile alarms falsely \
-            on plain noise (see the issue note)"]
 fn a_shift_is_caught_whatever_minute_the_series_starts() {
     assert_eq!(missed_phases(0..15), Vec::<i64>::new());
 }

@@ -40,7 +40,9 @@ pub struct DetectorParams {
     pub averaging: usize,
     /// Span in minutes of the running average of surprises (0: `averaging` values instead). In
     /// time, like the refractory period: 60 minutes is 60 values of a minute series, about 12
-    /// of a 5-minute one and a single value of an hourly one.
+    /// of a 5-minute one and a single value of an hourly one. Absent from a stored model made
+    /// before it existed: 0, so that model keeps the behaviour it was trained and judged with.
+    #[serde(default)]
     pub averaging_minutes: f64,
     /// Tail probability at which the score reaches 0.5.
     pub alarm_tail: f64,
@@ -63,6 +65,11 @@ pub struct DetectorParams {
     pub relax_minutes: f64,
     /// The noise unit never falls below this many of the series' own smallest steps.
     pub resolution: f64,
+    /// A value beyond the range of every value seen so far by this fraction of the range alarms
+    /// on its own, once learned (0 disables): HTM's spatial anomaly, at its published 5%.
+    /// Absent from a stored model made before it existed: 0 (off), as that model was judged.
+    #[serde(default)]
+    pub spatial_tolerance: f64,
 }
 
 impl DetectorParams {
@@ -83,7 +90,7 @@ impl Default for DetectorParams {
             history: 600,
             averaging: 6,
             averaging_minutes: 60.0,
-            alarm_tail: 3e-2,
+            alarm_tail: 3e-3,
             refractory_minutes: 750.0,
             warmup: 100,
             buckets: 96,
@@ -93,6 +100,7 @@ impl Default for DetectorParams {
             extreme: 0.98,
             relax_minutes: 30_000.0,
             resolution: 0.5,
+            spatial_tolerance: 0.05,
         }
     }
 }
@@ -352,6 +360,22 @@ pub struct Alias {
 pub(crate) mod tests {
     use super::*;
     use crate::signing::tests::test_key;
+
+    #[test]
+    fn detector_settings_stored_before_a_setting_existed_keep_the_behaviour_they_were_made_with() {
+        let mut stored = serde_json::to_value(DetectorParams::default()).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("averaging_minutes");
+        fields.remove("spatial_tolerance");
+        let old: DetectorParams = serde_json::from_value(stored).unwrap();
+        assert_eq!((old.averaging_minutes, old.spatial_tolerance), (0.0, 0.0), "averaged in values, no range rule");
+        assert_eq!(old.averaging_span_minutes(), old.averaging as i64);
+        // What is stored now reads back as it was.
+        let now = DetectorParams::default();
+        let back: DetectorParams = serde_json::from_value(serde_json::to_value(&now).unwrap()).unwrap();
+        assert_eq!(back, now);
+        assert_eq!((now.averaging_minutes, now.spatial_tolerance, now.averaging_span_minutes()), (60.0, 0.05, 60));
+    }
 
     #[test]
     fn ids_are_deterministic_and_separate_inputs() {

@@ -61,6 +61,9 @@ pub struct State {
     pub last_score: f64,
     /// Extra orders of magnitude of evidence this series currently needs.
     strictness: f64,
+    /// The smallest and largest value seen so far.
+    lo: Option<f64>,
+    hi: Option<f64>,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
     #[serde(skip)]
     sorted: Vec<f32>,
@@ -86,6 +89,8 @@ impl PartialEq for State {
             && self.last_alarm_ts == o.last_alarm_ts
             && self.last_score == o.last_score
             && self.strictness == o.strictness
+            && self.lo == o.lo
+            && self.hi == o.hi
     }
 }
 
@@ -216,6 +221,18 @@ impl State {
         // A value far outside what both models allow is an anomaly even on a series whose
         // surprises are usually large.
         let score = if p.extreme > 0.0 && !learning && surprise >= p.extreme { score.max(0.5) } else { score };
+        // A value well outside every value seen so far (by `spatial_tolerance` of the range) is
+        // an anomaly whatever the models say: HTM's "spatial anomaly" in its NAB detector.
+        let tol = p.spatial_tolerance;
+        let spatial = match (self.lo, self.hi) {
+            (Some(lo), Some(hi)) if tol > 0.0 && hi > lo => {
+                value > hi + tol * (hi - lo) || value < lo - tol * (hi - lo)
+            }
+            _ => false,
+        };
+        self.lo = Some(self.lo.map_or(value, |l| l.min(value)));
+        self.hi = Some(self.hi.map_or(value, |h| h.max(value)));
+        let score = if spatial && !learning { score.max(0.5) } else { score };
         let in_refractory = self.last_alarm_ts.is_some_and(|t| (ts - t) as f64 <= 60.0 * p.refractory_minutes);
         let score = if in_refractory { score.min(0.49) } else { score };
         if p.relax_minutes > 0.0 {
@@ -416,6 +433,31 @@ mod tests {
         let a = alarms(&score_series(&Params::default(), &s));
         assert!(a.iter().any(|i| (1500..1600).contains(i)), "{a:?}");
         assert!(a.iter().all(|i| *i > 1500), "{a:?}");
+    }
+
+    #[test]
+    fn a_value_well_beyond_every_value_seen_alarms_even_when_the_likelihood_would_not() {
+        // A likelihood that needs absurd evidence and no extreme path: only the range can alarm.
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        let calm = |i: usize| 50.0 + 10.0 * noise(i);
+        let run = |p: &Params, last: f64| {
+            let mut s = series(1200, calm);
+            s.push((1200 * 300, last));
+            alarms(&score_series(p, &s))
+        };
+        // The calm values span about 40 to 60: 5% of that range beyond 60 is 61.
+        assert_eq!(run(&blind, 62.0), vec![1200], "beyond the range by more than 5% of it");
+        assert_eq!(run(&blind, 60.5), Vec::<usize>::new(), "within 5% of the range");
+        assert_eq!(run(&blind, 50.0), Vec::<usize>::new(), "inside the range");
+        assert_eq!(
+            run(&Params { spatial_tolerance: 0.0, ..blind.clone() }, 62.0),
+            Vec::<usize>::new(),
+            "0 disables it"
+        );
+        // Not while the series is still being learned.
+        let young: Vec<(i64, f64)> =
+            (0..200).map(|i| (i as i64 * 300, if i == 150 { 500.0 } else { calm(i) })).collect();
+        assert_eq!(alarms(&score_series(&blind, &young)), Vec::<usize>::new());
     }
 
     /// The series of the D.3 end-to-end test (tests/tests/d3_loop.rs), as the consumer scores it

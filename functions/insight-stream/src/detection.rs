@@ -499,7 +499,7 @@ mod tests {
         let d = Detection {
             store: MemorySeries::default(),
             sink: MemorySignals::default(),
-            params: Params { alarm_tail: 1e-300, extreme: 0.0, ..quick() },
+            params: Params { alarm_tail: 1e-300, extreme: 0.0, spatial_tolerance: 0.0, ..quick() },
             models: Champion(verified_model(model(None)).unwrap()),
         };
         d.observe("shard-0", &batch(0, 340, jump)).await;
@@ -513,6 +513,7 @@ mod tests {
         // A per-series fit that demands absurd evidence silences this series only.
         let mut strict = model(None);
         strict.detector.base.extreme = 0.0;
+        strict.detector.base.spatial_tolerance = 0.0;
         strict
             .detector
             .series

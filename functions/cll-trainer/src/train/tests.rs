@@ -130,8 +130,8 @@ fn an_injected_shift_is_caught_and_a_blind_detector_scores_lower() {
     assert_eq!(good.series_evaluated, 2, "the short series is not judged");
     assert_eq!(good.injected, 2);
     assert_eq!(good.detected, 2);
-    // A detector that needs absurd evidence (and no extreme path) misses the shifts.
-    let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+    // A detector that needs absurd evidence (and no extreme or out-of-range path) misses the shifts.
+    let blind = Params { alarm_tail: 1e-300, extreme: 0.0, spatial_tolerance: 0.0, ..Params::default() };
     let bad = evaluate_detector(&|_| blind.clone(), &d, holdout, &settings);
     assert_eq!(bad.detected, 0);
     assert!(bad.score < good.score);

@@ -72,9 +72,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // NAB_PARAMS (JSON) overrides the defaults for experiments; results in reports use the defaults.
+    // NAB_PARAMS (a JSON object) overrides some of the defaults for experiments; results in
+    // reports use the defaults.
     let params: Params = match std::env::var("NAB_PARAMS") {
-        Ok(json) => match serde_json::from_str(&json) {
+        Ok(json) => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&json).and_then(|o| {
+            let mut p = serde_json::to_value(Params::default())?;
+            for (k, v) in o {
+                p[k.as_str()] = v;
+            }
+            serde_json::from_value(p)
+        }) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("nab: NAB_PARAMS: {e}");
