@@ -27,6 +27,7 @@ pub mod ddb;
 pub mod fuzzing;
 pub mod http;
 pub mod idempotency;
+pub mod json_text;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

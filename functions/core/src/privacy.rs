@@ -150,11 +150,6 @@ impl<'m> Kept<'m> {
     }
 }
 
-/// Whether `s` can stand in a JSON string as it is (no `"`, `\\` or control character).
-fn json_plain(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
-}
-
 impl<'m> PseudonymMemo<'m> {
     /// A memo for `tenant` that keeps what it makes in `arena` (one request's; it limits the
     /// arena to [`MEMO_ARENA_BYTES`]).
@@ -192,7 +187,7 @@ impl<'m> PseudonymMemo<'m> {
             self.keep_scrubbed(slot, text, None);
             return None;
         };
-        let lent = if json_plain(&scrubbed) { self.lend(&scrubbed) } else { None };
+        let lent = if !crate::json_text::needs_escape(scrubbed.as_bytes()) { self.lend(&scrubbed) } else { None };
         match lent {
             Some(lent) => {
                 self.keep_scrubbed(slot, text, Some(Kept::Lent(lent)));

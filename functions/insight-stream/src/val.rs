@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use naksha_core::json_text::needs_escape;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Number;
@@ -154,20 +155,6 @@ pub fn write_i64(out: &mut Vec<u8>, x: i64) {
     let _ = serde_json::to_writer(&mut *out, &x);
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any of the eight bytes of `w` must be escaped in a JSON string: below 0x20, `"` or `\`.
-#[inline]
-fn word_needs_escape(w: u64) -> bool {
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    let q = w ^ (ONES * u64::from(b'"'));
-    let quote = q.wrapping_sub(ONES) & !q;
-    let b = w ^ (ONES * u64::from(b'\\'));
-    let backslash = b.wrapping_sub(ONES) & !b;
-    (control | quote | backslash) & HIGH != 0
-}
-
 /// Append a string of a [`Val`] or an event as a JSON string. A borrowed one is a slice of a
 /// body that serde_json read without escapes (it refuses raw control characters, and a string
 /// with `"` or `\\` in it has escapes, so is decoded into an owned one), a literal of ours, or
@@ -187,18 +174,6 @@ pub fn write_cow(out: &mut Vec<u8>, s: &Cow<'_, str>) {
         }
         Cow::Owned(text) => write_str(out, text),
     }
-}
-
-/// Whether any byte of `b` must be escaped in a JSON string (eight at a time).
-#[inline]
-fn needs_escape(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(8);
-    for chunk in &mut words {
-        if word_needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or_default())) {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Append `s` as a JSON string, escaped as serde_json escapes it: `"` and `\`, the control
