@@ -59,8 +59,13 @@ pub struct DetectorParams {
     pub seasonal_days: f64,
     /// Days of data before any alarm: a new series is learned before it is judged.
     pub learning_days: f64,
-    /// A single surprise at least this large alarms on its own (0 disables).
+    /// A surprise at least this large, `extreme_run` values in a row, alarms on its own (0
+    /// disables).
     pub extreme: f64,
+    /// Values in a row with an `extreme` surprise before it alarms on its own. Absent from a
+    /// stored model made before it existed: 1 (a single one), as that model was judged.
+    #[serde(default = "one")]
+    pub extreme_run: u32,
     /// Minutes over which one alarm's extra strictness (×10) wears off (0 disables).
     pub relax_minutes: f64,
     /// The noise unit never falls below this many of the series' own smallest steps.
@@ -70,6 +75,10 @@ pub struct DetectorParams {
     /// Absent from a stored model made before it existed: 0 (off), as that model was judged.
     #[serde(default)]
     pub spatial_tolerance: f64,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl DetectorParams {
@@ -89,8 +98,8 @@ impl Default for DetectorParams {
             short: 2,
             history: 600,
             averaging: 6,
-            averaging_minutes: 60.0,
-            alarm_tail: 3e-3,
+            averaging_minutes: 120.0,
+            alarm_tail: 1e-2,
             refractory_minutes: 750.0,
             warmup: 100,
             buckets: 96,
@@ -98,7 +107,8 @@ impl Default for DetectorParams {
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
-            relax_minutes: 30_000.0,
+            extreme_run: 2,
+            relax_minutes: 15_000.0,
             resolution: 0.5,
             spatial_tolerance: 0.05,
         }
@@ -367,14 +377,17 @@ pub(crate) mod tests {
         let fields = stored.as_object_mut().unwrap();
         fields.remove("averaging_minutes");
         fields.remove("spatial_tolerance");
+        fields.remove("extreme_run");
         let old: DetectorParams = serde_json::from_value(stored).unwrap();
         assert_eq!((old.averaging_minutes, old.spatial_tolerance), (0.0, 0.0), "averaged in values, no range rule");
+        assert_eq!(old.extreme_run, 1, "one extreme surprise alarms");
         assert_eq!(old.averaging_span_minutes(), old.averaging as i64);
         // What is stored now reads back as it was.
         let now = DetectorParams::default();
         let back: DetectorParams = serde_json::from_value(serde_json::to_value(&now).unwrap()).unwrap();
         assert_eq!(back, now);
-        assert_eq!((now.averaging_minutes, now.spatial_tolerance, now.averaging_span_minutes()), (60.0, 0.05, 60));
+        assert_eq!((now.averaging_minutes, now.spatial_tolerance, now.averaging_span_minutes()), (120.0, 0.05, 120));
+        assert_eq!(now.extreme_run, 2);
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub struct State {
     /// The smallest and largest value seen so far.
     lo: Option<f64>,
     hi: Option<f64>,
+    /// Values in a row, up to this one, whose surprise was `extreme`.
+    extreme_run: u32,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
     #[serde(skip)]
     sorted: Vec<f32>,
@@ -91,6 +93,7 @@ impl PartialEq for State {
             && self.strictness == o.strictness
             && self.lo == o.lo
             && self.hi == o.hi
+            && self.extreme_run == o.extreme_run
     }
 }
 
@@ -220,7 +223,13 @@ impl State {
         };
         // A value far outside what both models allow is an anomaly even on a series whose
         // surprises are usually large.
-        let score = if p.extreme > 0.0 && !learning && surprise >= p.extreme { score.max(0.5) } else { score };
+        // A surprise of `extreme` or more, `extreme_run` values in a row, is an anomaly even on a
+        // series whose surprises are usually large: a sustained outage, seen before or not. A
+        // lone spike must be out of range (below) or rare for the likelihood.
+        self.extreme_run =
+            if p.extreme > 0.0 && surprise >= p.extreme { self.extreme_run.saturating_add(1) } else { 0 };
+        let sustained = self.extreme_run >= p.extreme_run.max(1);
+        let score = if p.extreme > 0.0 && !learning && sustained { score.max(0.5) } else { score };
         // A value well outside every value seen so far (by `spatial_tolerance` of the range) is
         // an anomaly whatever the models say: HTM's "spatial anomaly" in its NAB detector.
         let tol = p.spatial_tolerance;
@@ -586,6 +595,8 @@ mod tests {
     fn the_refractory_period_is_time_not_values() {
         // The same incident pattern sampled every minute and every hour: two big spikes 6 hours
         // apart are one incident (12.5 hours of refractory), two spikes 20 hours apart are two.
+        // The second is the larger, so it is out of range (a lone spike no larger than one
+        // already seen is no evidence on its own: see the next test).
         for step in [60i64, 3600] {
             let per_hour = 3600 / step as usize;
             let start = 10 * 24 * per_hour; // well past learning
@@ -594,8 +605,14 @@ mod tests {
                 let n = start + gap(hours) + gap(30);
                 let pts: Vec<(i64, f64)> = (0..n)
                     .map(|i| {
-                        let spike = i == start || i == start + gap(hours);
-                        (i as i64 * step, 50.0 + noise(i) + if spike { 80.0 } else { 0.0 })
+                        let spike = if i == start {
+                            80.0
+                        } else if i == start + gap(hours) {
+                            120.0
+                        } else {
+                            0.0
+                        };
+                        (i as i64 * step, 50.0 + noise(i) + spike)
                     })
                     .collect();
                 let a = alarms(&score_series(&Params::default(), &pts));
@@ -603,6 +620,30 @@ mod tests {
                 assert_eq!(near.len(), expected, "step {step}s, spikes {hours} h apart: alarms {near:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_lone_spike_like_one_seen_before_is_ordinary_but_a_sustained_one_is_an_incident() {
+        // A minute series: a first outage, a lone spike as high a day later, then the same
+        // height for five minutes two days after that (each at another time of day than the
+        // others, so that the time-of-day profile has not seen it).
+        let start = 10 * 1440;
+        let (lone, sustained) = (start + 1440 + 333, start + 3 * 1440 + 777);
+        let pts: Vec<(i64, f64)> = (0..start + 4 * 1440)
+            .map(|i| {
+                let up = i == start || i == lone || (sustained..sustained + 5).contains(&i);
+                (i as i64 * 60, 50.0 + noise(i) + if up { 80.0 } else { 0.0 })
+            })
+            .collect();
+        let near: Vec<usize> =
+            alarms(&score_series(&Params::default(), &pts)).into_iter().filter(|i| *i >= start).collect();
+        assert_eq!(near.len(), 2, "{near:?}");
+        assert_eq!(near[0], start, "the first, out of range");
+        assert!((sustained..sustained + 2).contains(&near[1]), "the sustained one within two minutes: {near:?}");
+        // With `extreme_run` 1 (stored models from before it), the lone spike alarms too.
+        let eager = Params { extreme_run: 1, ..Params::default() };
+        let near: Vec<usize> = alarms(&score_series(&eager, &pts)).into_iter().filter(|i| *i >= start).collect();
+        assert_eq!(&near[..2], &[start, lone], "{near:?}");
     }
 
     #[test]
