@@ -61,9 +61,11 @@ pub struct State {
     pub last_score: f64,
     /// Extra orders of magnitude of evidence this series currently needs.
     strictness: f64,
-    /// The smallest and largest value seen so far.
+    /// The smallest and largest value seen so far, and when this state began to keep them (the
+    /// series' first value, or the first value after loading a state stored before it kept them).
     lo: Option<f64>,
     hi: Option<f64>,
+    range_from: Option<i64>,
     /// Values in a row, up to this one, whose surprise was `extreme`.
     extreme_run: u32,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
@@ -93,6 +95,7 @@ impl PartialEq for State {
             && self.strictness == o.strictness
             && self.lo == o.lo
             && self.hi == o.hi
+            && self.range_from == o.range_from
             && self.extreme_run == o.extreme_run
     }
 }
@@ -233,7 +236,11 @@ impl State {
         // A value well outside every value seen so far (by `spatial_tolerance` of the range) is
         // an anomaly whatever the models say: HTM's "spatial anomaly" in its NAB detector.
         let tol = p.spatial_tolerance;
+        // The range judges only once it has been kept for the learning period: a state stored
+        // before it was kept starts it afresh, and must not call the first unusual hour new.
+        let range_days = (ts - *self.range_from.get_or_insert(ts)) as f64 / 86_400.0;
         let spatial = match (self.lo, self.hi) {
+            _ if range_days < p.learning_days => false,
             (Some(lo), Some(hi)) if tol > 0.0 && hi > lo => {
                 value > hi + tol * (hi - lo) || value < lo - tol * (hi - lo)
             }
@@ -644,6 +651,32 @@ mod tests {
         let eager = Params { extreme_run: 1, ..Params::default() };
         let near: Vec<usize> = alarms(&score_series(&eager, &pts)).into_iter().filter(|i| *i >= start).collect();
         assert_eq!(&near[..2], &[start, lone], "{near:?}");
+    }
+
+    #[test]
+    fn a_state_stored_before_the_range_was_kept_learns_it_before_judging_by_it() {
+        // Only the range can alarm here.
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        let daily = |i: usize| 100.0 + 30.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin() + noise(i);
+        let mut st = State::default();
+        for i in 0..10 * 288 {
+            st.update(&blind, i as i64 * 300, daily(i));
+        }
+        // Stored by the detector before this one: no range.
+        let mut stored = serde_json::to_value(&st).unwrap();
+        for field in ["lo", "hi", "range_from"] {
+            stored.as_object_mut().unwrap().remove(field);
+        }
+        let mut loaded: State = serde_json::from_value(stored).unwrap();
+        // Loaded at the daily low: the rest of the day climbs far past what the range has seen
+        // since, and is no anomaly.
+        let from = 10 * 288 + 216;
+        let scores: Vec<f64> =
+            (from..from + 2 * 288).map(|i| loaded.update(&blind, i as i64 * 300, daily(i))).collect();
+        assert_eq!(alarms(&scores), Vec::<usize>::new());
+        // Two days on, the range judges: a value far past the daily peak alarms.
+        let i = from + 2 * 288 + 10;
+        assert!(loaded.update(&blind, i as i64 * 300, 200.0) >= 0.5);
     }
 
     #[test]
