@@ -452,7 +452,13 @@ pub async fn step<W: World, R: Runs, A: AgentRuns, T: Telemetry, H: Halt, X: Htt
                     } else {
                         "the system noticed, acted and the steady state holds again"
                     };
-                    run.conclude(Verdict::Recovered, how, now);
+                    // Recovered once every stage is on record. The agent's change heals the world
+                    // a moment before its run says it acted, so a step can find the target
+                    // healthy before the act can be read: the next step reads it (and a target
+                    // healed by something else never recovers, it runs out of time).
+                    if run.missing_stage().is_none() {
+                        run.conclude(Verdict::Recovered, how, now);
+                    }
                 }
             }
             if run.stage == Stage::Watch {

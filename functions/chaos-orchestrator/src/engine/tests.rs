@@ -143,6 +143,38 @@ async fn a_fault_the_agent_heals_is_recovered_with_every_figure_and_the_rollback
     assert_eq!(run.agent_runs[0].wpk.as_deref(), Some("heal"));
 }
 
+/// Found by a red end-to-end run: the agent's change heals the world a moment before its run
+/// records that it acted. A step that sees the healthy target in between must not conclude
+/// without the act (the run would report no time to act); it concludes once the act is read.
+#[tokio::test]
+async fn a_target_healed_before_the_act_is_on_record_is_recovered_once_it_is_with_every_figure() {
+    let env = Env::with_targets(&["deployment/a"]);
+    let mut run = env.start("kill-pod", None).await.unwrap();
+    let now = env.steps(&mut run, 2, Utc::now(), 1).await;
+    env.agent_heals("deployment/a", "restart", serde_json::json!({}), true, now);
+    // The run's progress as it stood a moment before it recorded the act.
+    let recorded = {
+        let mut runs = env.agent.runs.lock().unwrap();
+        let p = &mut runs[0].1;
+        (p.acted_at.take(), p.milestones.remove("act"))
+    };
+    let later = env.steps(&mut run, 3, now + Duration::seconds(10), 1).await;
+    assert_eq!((run.verdict, run.stage), (None, Stage::Watch), "healthy, but the act is not on record yet");
+    assert!(run.at(events::RESOURCE_HEALTHY).is_some());
+    {
+        let mut runs = env.agent.runs.lock().unwrap();
+        let p = &mut runs[0].1;
+        p.acted_at = recorded.0;
+        if let Some(act) = recorded.1 {
+            p.milestones.insert("act".to_owned(), act);
+        }
+    }
+    env.steps(&mut run, 10, later, 1).await;
+    assert_eq!(run.verdict, Some(Verdict::Recovered), "{:?}", run.reason);
+    let f = run.recovery();
+    assert!(f.time_to_act_s.is_some() && f.mttr_s.is_some() && f.time_to_steady_state_s.is_some(), "{f:?}");
+}
+
 #[tokio::test]
 async fn a_manual_wpk_reports_the_wait_for_its_approval_separately() {
     let env = Env::with_targets(&["deployment/a"]);
