@@ -39,8 +39,8 @@ pub struct DetectorParams {
     /// `averaging_minutes` is 0.
     pub averaging: usize,
     /// Span in minutes of the running average of surprises (0: `averaging` values instead). In
-    /// time, like the refractory period: 60 minutes is 60 values of a minute series, about 12
-    /// of a 5-minute one and a single value of an hourly one. Absent from a stored model made
+    /// time, like the refractory period: 120 minutes is 120 values of a minute series, 24 of a
+    /// 5-minute one and two of an hourly one. Absent from a stored model made
     /// before it existed: 0, so that model keeps the behaviour it was trained and judged with.
     #[serde(default)]
     pub averaging_minutes: f64,
@@ -90,8 +90,8 @@ impl DetectorParams {
 
 impl Default for DetectorParams {
     /// `window` for the cost budget (≤ 4 KB of state), the rest by design; `alarm_tail`,
-    /// `averaging_minutes`, `relax_minutes` and `resolution` chosen on the NAB development split by `make nab-loco`
-    /// (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
+    /// `averaging_minutes`, `relax_minutes` and `resolution` chosen on the NAB development split
+    /// by `make nab-loco` (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
     fn default() -> Self {
         Self {
             window: 128,

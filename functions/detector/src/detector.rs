@@ -11,15 +11,20 @@
 //!    series has `seasonal_days` of history, a value is anomalous only if neither the local model
 //!    nor its time-of-day bucket explains it.
 //! 3. **Anomaly likelihood** (as HTM's): the surprise, squashed to [0, 1) and averaged over about
-//!    `averaging_minutes` (an exponentially weighted average in time), against this series' own history of averaged surprises (exponentially
-//!    weighted mean and variance over about `history` values), as a normal tail probability. A
-//!    noisy series learns that big surprises are ordinary; a calm one that small ones are not.
+//!    `averaging_minutes` (an exponentially weighted average in time), against this series' own
+//!    history of averaged surprises (exponentially weighted mean and variance over about
+//!    `history` values), as a normal tail probability. A noisy series learns that big surprises
+//!    are ordinary; a calm one that small ones are not.
 //! 4. **Score**: `0.5 · log(tail) / log(alarm_tail)`, capped at 1, so 0.5 is exactly "rarer
-//!    than `alarm_tail`". A surprise of `extreme` or more alarms on its own. After an alarm the
-//!    score stays below 0.5 for `refractory_minutes` (one incident, one signal), and the series
-//!    needs ten times the evidence for its next alarm, relaxing over `relax_minutes`. Periods are
-//!    in time, not values: the same settings hold for minute, 5-minute and hourly series.
-//! 5. **Learning period**: no alarm during the first `learning_days` (and `warmup` values).
+//!    than `alarm_tail`". A surprise of `extreme` or more, `extreme_run` values in a row, alarms
+//!    on its own. After an alarm the score stays below 0.5 for `refractory_minutes` (one
+//!    incident, one signal), and the series needs ten times the evidence for its next alarm,
+//!    relaxing over `relax_minutes`. Periods are in time, not values: the same settings hold for
+//!    minute, 5-minute and hourly series.
+//! 5. **Out of range**: a value beyond every value seen so far by `spatial_tolerance` of the
+//!    range alarms on its own (the "spatial anomaly" of Numenta's NAB detector), once the range
+//!    has been kept for `learning_days`.
+//! 6. **Learning period**: no alarm during the first `learning_days` (and `warmup` values).
 //!
 //! Small and fast: the state is a ring of `window` values, the profile and a dozen numbers
 //! (about 3 KB for the defaults); the order statistics are kept sorted incrementally, so a value
@@ -224,8 +229,6 @@ impl State {
             let bar = p.alarm_tail * 10f64.powf(-self.strictness);
             (0.5 * tail.ln() / bar.ln()).clamp(0.0, 1.0)
         };
-        // A value far outside what both models allow is an anomaly even on a series whose
-        // surprises are usually large.
         // A surprise of `extreme` or more, `extreme_run` values in a row, is an anomaly even on a
         // series whose surprises are usually large: a sustained outage, seen before or not. A
         // lone spike must be out of range (below) or rare for the likelihood.

@@ -153,22 +153,16 @@ async fn a_target_healed_before_the_act_is_on_record_is_recovered_once_it_is_wit
     let now = env.steps(&mut run, 2, Utc::now(), 1).await;
     env.agent_heals("deployment/a", "restart", serde_json::json!({}), true, now);
     // The run's progress as it stood a moment before it recorded the act.
-    let recorded = {
+    let complete = env.agent.runs.lock().unwrap()[0].1.clone();
+    {
         let mut runs = env.agent.runs.lock().unwrap();
-        let p = &mut runs[0].1;
-        (p.acted_at.take(), p.milestones.remove("act"))
-    };
+        runs[0].1.acted_at = None;
+        runs[0].1.milestones.remove("act");
+    }
     let later = env.steps(&mut run, 3, now + Duration::seconds(10), 1).await;
     assert_eq!((run.verdict, run.stage), (None, Stage::Watch), "healthy, but the act is not on record yet");
     assert!(run.at(events::RESOURCE_HEALTHY).is_some());
-    {
-        let mut runs = env.agent.runs.lock().unwrap();
-        let p = &mut runs[0].1;
-        p.acted_at = recorded.0;
-        if let Some(act) = recorded.1 {
-            p.milestones.insert("act".to_owned(), act);
-        }
-    }
+    env.agent.runs.lock().unwrap()[0].1 = complete;
     env.steps(&mut run, 10, later, 1).await;
     assert_eq!(run.verdict, Some(Verdict::Recovered), "{:?}", run.reason);
     let f = run.recovery();
