@@ -617,17 +617,72 @@ fn split_words(key: &str) -> Vec<String> {
 /// [`normalise`] undoes, needs: non-ASCII, `%`, a bracket, `@`, `:`, or a digit followed by `.`,
 /// `-` or `_`. When it has none, scrubbing leaves it as it is (checked by a property test).
 pub fn could_hold_pii(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut prev_digit = false;
-    for &c in b {
-        match c {
-            0x80.. | b'%' | b'[' | b'(' | b'{' | b'@' | b':' => return true,
-            b'.' | b'-' | b'_' if prev_digit => return true,
-            _ => {}
-        }
-        prev_digit = c.is_ascii_digit();
+    const ANY: u8 = ENCODED | AT | COLON | DIGIT_DOT | DIGIT_SEP;
+    clues_until(s.as_bytes(), ANY) & ANY != 0
+}
+
+// What one pass over a text can tell the scanners: which of these it holds (see [`clues_until`]).
+/// A byte an encoding or an obfuscation needs: non-ASCII, `%`, `[`, `(`, `{`.
+const ENCODED: u8 = 0x01;
+const AT: u8 = 0x02;
+const COLON: u8 = 0x04;
+const DOT: u8 = 0x08;
+/// `-` or `_`.
+const SEP: u8 = 0x10;
+const DIGIT: u8 = 0x20;
+/// A `.` right after a digit (`DOT << 3`).
+const DIGIT_DOT: u8 = 0x40;
+/// A `-` or `_` right after a digit (`SEP << 3`).
+const DIGIT_SEP: u8 = 0x80;
+
+/// Each byte's class, for [`clues`].
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0x80;
+    while i < 256 {
+        t[i] = ENCODED;
+        i += 1;
     }
-    false
+    t[b'%' as usize] = ENCODED;
+    t[b'[' as usize] = ENCODED;
+    t[b'(' as usize] = ENCODED;
+    t[b'{' as usize] = ENCODED;
+    t[b'@' as usize] = AT;
+    t[b':' as usize] = COLON;
+    t[b'.' as usize] = DOT;
+    t[b'-' as usize] = SEP;
+    t[b'_' as usize] = SEP;
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = DIGIT;
+        d += 1;
+    }
+    t
+};
+
+/// The classes of `b`'s bytes, and whether a `.`, `-` or `_` follows a digit: one pass without
+/// branches (every string of every event is checked, and most hold nothing), in blocks of 16
+/// bytes, stopping after the first block where any class in `enough` has been seen.
+fn clues_until(b: &[u8], enough: u8) -> u8 {
+    let (mut acc, mut prev) = (0u8, 0u8);
+    for block in b.chunks(16) {
+        for &x in block {
+            let c = CLASS[x as usize];
+            // All ones when the previous byte was a digit, else zero.
+            let after_digit = 0u8.wrapping_sub((prev & DIGIT) >> 5);
+            acc |= c | (((c & (DOT | SEP)) << 3) & after_digit);
+            prev = c;
+        }
+        if acc & enough != 0 {
+            break;
+        }
+    }
+    acc
+}
+
+/// Every class in `b` (see [`clues_until`]).
+fn clues(b: &[u8]) -> u8 {
+    clues_until(b, 0)
 }
 
 /// Spelled-out separators people use to hide addresses from scanners.
@@ -640,7 +695,7 @@ const OBFUSCATIONS: &[(&str, &str)] =
 pub fn normalise(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     // Most text has no byte an encoding or an obfuscation needs: one pass says so.
-    if !bytes.iter().any(|&b| b >= 0x80 || matches!(b, b'%' | b'[' | b'(' | b'{')) {
+    if clues_until(bytes, ENCODED) & ENCODED == 0 {
         return None;
     }
     let has_escape = bytes.contains(&b'%');
@@ -692,16 +747,9 @@ fn replace_ignore_ascii_case(text: &str, from: &str, to: &str) -> String {
 /// Byte spans of IPv4, IPv6 and e-mail addresses in `s`, sorted and non-overlapping.
 pub fn find_pii(s: &str) -> Vec<(usize, usize)> {
     let b = s.as_bytes();
-    let (mut has_at, mut has_colon, mut has_dot_digit, mut has_sep_digit) = (false, false, false, false);
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'@' => has_at = true,
-            b':' => has_colon = true,
-            b'.' if i > 0 && b[i - 1].is_ascii_digit() => has_dot_digit = true,
-            b'-' | b'_' if i > 0 && b[i - 1].is_ascii_digit() => has_sep_digit = true,
-            _ => {}
-        }
-    }
+    let found = clues(b);
+    let (has_at, has_colon) = (found & AT != 0, found & COLON != 0);
+    let (has_dot_digit, has_sep_digit) = (found & DIGIT_DOT != 0, found & DIGIT_SEP != 0);
     if !(has_at || has_colon || has_dot_digit || has_sep_digit) {
         return Vec::new();
     }
@@ -1354,6 +1402,25 @@ mod tests {
                 let mut doc = json!({ name.clone(): value });
                 p.scrub_json(&mut doc);
                 prop_assert!(!doc.to_string().contains(&raw), "{} = {} survived: {}", name, raw, doc);
+            }
+
+            /// The one-pass clues answer as the plain byte loops they replaced.
+            #[test]
+            fn the_quick_checks_answer_as_byte_loops(text in prop_oneof!["[ -~]{0,80}", "[0-9.:@_%(\\[{a-]{0,40}", ".{0,30}"]) {
+                let b = text.as_bytes();
+                let after_digit = |set: &[u8]| (1..b.len()).any(|i| set.contains(&b[i]) && b[i - 1].is_ascii_digit());
+                let encoded = b.iter().any(|&c| c >= 0x80 || b"%[({".contains(&c));
+                let could = encoded || b.contains(&b'@') || b.contains(&b':') || after_digit(b".-_");
+                prop_assert_eq!(could_hold_pii(&text), could);
+                let found = clues(b);
+                prop_assert_eq!(found & ENCODED != 0, encoded);
+                prop_assert_eq!(found & AT != 0, b.contains(&b'@'));
+                prop_assert_eq!(found & COLON != 0, b.contains(&b':'));
+                prop_assert_eq!(found & DIGIT_DOT != 0, after_digit(b"."));
+                prop_assert_eq!(found & DIGIT_SEP != 0, after_digit(b"-_"));
+                if !encoded {
+                    prop_assert_eq!(normalise(&text), None);
+                }
             }
 
             /// Pseudonyms are HMAC-SHA256 as aws-lc computes it, for any key, tenant and value.
