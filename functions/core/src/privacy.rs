@@ -80,14 +80,22 @@ impl PiiKey {
 
     /// Pseudonymiser for one tenant's data.
     pub fn for_tenant<'a>(&'a self, tenant: &'a str) -> Pseudonymiser<'a> {
-        Pseudonymiser { key: self, tenant, memo: None }
+        Pseudonymiser { tenant, memo: None, mac: self.mac_for(tenant) }
     }
 
     /// Pseudonymiser for the tenant `memo` was made for, remembering the pseudonyms it makes
     /// there (one batch's worth of work): values repeat within a batch, and each distinct one
     /// then costs one HMAC. One memo serves one key.
     pub fn for_memo<'a>(&'a self, memo: &'a PseudonymMemo<'a>) -> Pseudonymiser<'a> {
-        Pseudonymiser { key: self, tenant: &memo.tenant, memo: Some(memo) }
+        Pseudonymiser { tenant: &memo.tenant, memo: Some(memo), mac: self.mac_for(&memo.tenant) }
+    }
+
+    /// The MAC every pseudonym of `tenant` starts from: HMAC(key, tenant ‖ 0x1f ‖ value).
+    fn mac_for(&self, tenant: &str) -> hmac::Hmac<sha2::Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(tenant.as_bytes());
+        mac.update(&[0x1f]);
+        mac
     }
 }
 
@@ -281,11 +289,20 @@ impl fmt::Debug for PseudonymMemo<'_> {
 }
 
 /// Replaces personal data in one tenant's values.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Pseudonymiser<'a> {
-    key: &'a PiiKey,
     tenant: &'a str,
     memo: Option<&'a PseudonymMemo<'a>>,
+    /// The key's MAC with this tenant and the separator already hashed in: each pseudonym
+    /// clones it and hashes only its value.
+    mac: hmac::Hmac<sha2::Sha256>,
+}
+
+impl fmt::Debug for Pseudonymiser<'_> {
+    /// The tenant and whether there is a memo; never the key or a hash state made from it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pseudonymiser(tenant {:?}, memo: {}, <redacted>)", self.tenant, self.memo.is_some())
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -328,9 +345,7 @@ impl<'a> Pseudonymiser<'a> {
 
     /// The pseudonym of `value`, written into `buf`.
     fn keyed_hash<'b>(&self, value: &str, buf: &'b mut [u8; PSEUDONYM_LEN]) -> &'b str {
-        let mut mac = self.key.mac.clone();
-        mac.update(self.tenant.as_bytes());
-        mac.update(&[0x1f]);
+        let mut mac = self.mac.clone();
         mac.update(value.as_bytes());
         let tag = mac.finalize().into_bytes();
         let (prefix, hex) = buf.split_at_mut(PSEUDONYM_PREFIX.len());
