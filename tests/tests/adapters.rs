@@ -127,7 +127,7 @@ async fn the_kinesis_sink_writes_every_record() {
                 format!(r#"{{"v":1,"id":"{tenant}-{i}-{n}","tenant":"{tenant}","source":"src-{i}","kind":"event","ts":1764072000000}}"#)
             };
             OutRecord {
-                event_ids: (0..=i).map(|n| format!("{tenant}-{i}-{n}")).collect(),
+                events: (0..=i as u32).collect(),
                 partition_key: format!("{tenant}/src-{i}"),
                 data: (0..=i).map(line).collect::<Vec<_>>().join("\n").into_bytes(),
             }

@@ -36,8 +36,9 @@ pub const PACK_BYTES: usize = 25 * 1024;
 pub struct OutRecord {
     pub partition_key: String,
     pub data: Vec<u8>,
-    /// The events the record carries, in order.
-    pub event_ids: Vec<String>,
+    /// The events the record carries, in order, as their positions in the request (their ids
+    /// are [`Prepared::event_id`]).
+    pub events: Vec<u32>,
 }
 
 /// A request made ready for the stream.
@@ -45,15 +46,56 @@ pub struct OutRecord {
 pub struct Prepared {
     pub records: Vec<OutRecord>,
     /// Every event's id, in the order the request gave the events.
-    pub event_ids: Vec<String>,
+    pub event_ids: EventIdList,
     /// The distinct series the events' samples belong to (as the consumer will name them).
     pub series: Vec<String>,
+}
+
+impl Prepared {
+    /// The id of the event at position `ix` of the request.
+    pub fn event_id(&self, ix: u32) -> String {
+        self.event_ids.ids.id(ix as usize)
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct Accepted {
     pub accepted: usize,
-    pub event_ids: Vec<String>,
+    pub event_ids: EventIdList,
+}
+
+/// A request's event ids, made when they are written (into a stream record or a response)
+/// rather than kept as 500 strings: serialised, a list of strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventIdList {
+    ids: EventIds,
+    len: usize,
+}
+
+impl EventIdList {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The ids as strings, in request order.
+    pub fn to_vec(&self) -> Vec<String> {
+        (0..self.len).map(|ix| self.ids.id(ix)).collect()
+    }
+}
+
+impl Serialize for EventIdList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for ix in 0..self.len {
+            seq.serialize_element(self.ids.text(ix).as_str())?;
+        }
+        seq.end()
+    }
 }
 
 /// The ingest use case, generic over where records and counters go and (`I`) which series
@@ -151,9 +193,20 @@ pub fn request_id(tenant: &TenantId, idempotency_key: Option<&str>) -> u64 {
 /// 12 `rand_a` bits, the counter RFC 9562 (6.2, method 1) puts there. A request's ids are
 /// distinct and ordered, and cost one clock read and one random draw for the whole request; the
 /// base is written out once, and each id is that text with its three counter digits replaced.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventIds {
     text: [u8; 36],
+}
+
+/// One event id's text, on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct IdText([u8; 36]);
+
+impl IdText {
+    pub fn as_str(&self) -> &str {
+        // Hex digits and hyphens: ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl EventIds {
@@ -165,6 +218,11 @@ impl EventIds {
 
     /// The id of event `ix`.
     pub fn id(&self, ix: usize) -> String {
+        self.text(ix).as_str().to_owned()
+    }
+
+    /// The id of event `ix`, without allocating.
+    pub fn text(&self, ix: usize) -> IdText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let counter = ix & 0x0fff;
         let mut text = self.text;
@@ -172,8 +230,7 @@ impl EventIds {
         text[15] = HEX[counter >> 8];
         text[16] = HEX[(counter >> 4) & 0xf];
         text[17] = HEX[counter & 0xf];
-        // Hex digits and hyphens: ASCII.
-        String::from_utf8(text.to_vec()).unwrap_or_default()
+        IdText(text)
     }
 }
 
@@ -242,12 +299,15 @@ pub fn prepare_request(
     let p = pii.for_memo(&memo);
     let mut series = SeriesIds::default();
     let ids = EventIds::new(&uuid::Uuid::now_v7());
-    let mut event_ids = Vec::with_capacity(events.len());
+    let count = events.len();
     let mut records: Vec<OutRecord> = Vec::new();
     // Per source: the record its events are being packed into.
     let mut open: foldhash::HashMap<Cow<'_, str>, usize> = foldhash::HashMap::default();
     for (ix, mut event) in events.into_iter().enumerate() {
-        let id = ids.id(ix);
+        let id_text = ids.text(ix);
+        let id = id_text.as_str();
+        // The request's size limit keeps its event count far below u32::MAX.
+        let pos = u32::try_from(ix).unwrap_or(u32::MAX);
         event.scrub(&p);
         for (name, _) in &event.samples {
             series.see(&event.source, name, &event.labels);
@@ -260,10 +320,9 @@ pub fn prepare_request(
             let record = &mut records[r];
             let mark = record.data.len();
             record.data.push(b'\n');
-            event.write_line(&mut record.data, &id, tenant, Some(&rq_hex), ix16, traceparent);
+            event.write_line(&mut record.data, id, tenant, Some(&rq_hex), ix16, traceparent);
             if record.data.len() + record.partition_key.len() <= PACK_BYTES {
-                record.event_ids.push(id.clone());
-                event_ids.push(id);
+                record.events.push(pos);
                 continue;
             }
             let line = record.data[mark + 1..].to_vec();
@@ -272,7 +331,7 @@ pub fn prepare_request(
         }
         let (key, data) = moved.unwrap_or_else(|| {
             let mut data = Vec::with_capacity(4096);
-            event.write_line(&mut data, &id, tenant, Some(&rq_hex), ix16, traceparent);
+            event.write_line(&mut data, id, tenant, Some(&rq_hex), ix16, traceparent);
             (partition_key(tenant, &event.source), data)
         });
         if data.len() + key.len() > MAX_RECORD_BYTES {
@@ -281,12 +340,11 @@ pub fn prepare_request(
                 data.len() + key.len()
             )));
         }
-        records.push(OutRecord { partition_key: key, data, event_ids: vec![id.clone()] });
+        records.push(OutRecord { partition_key: key, data, events: vec![pos] });
         open.insert(event.source, records.len() - 1);
-        event_ids.push(id);
     }
     fits_the_stream(&records)?;
-    Ok(Prepared { records, event_ids, series: series.ids })
+    Ok(Prepared { records, event_ids: EventIdList { ids, len: count }, series: series.ids })
 }
 
 /// Whether the request as a whole fits what one `PutRecords` takes (after pseudonymisation,
@@ -363,12 +421,21 @@ impl<S: RecordSink, C: CounterStore, I: SeriesIndex> Ingest<S, C, I> {
         match self.sink.put(&prepared.records).await {
             Ok(()) => {}
             Err(SinkError::Failed(cause)) => return Err(IngestError::Unavailable(cause)),
-            Err(SinkError::Partial { failed_event_ids, cause }) => {
-                let failed: HashSet<&String> = failed_event_ids.iter().collect();
-                let accepted: Vec<String> =
-                    prepared.event_ids.iter().filter(|id| !failed.contains(id)).cloned().collect();
+            Err(SinkError::Partial { failed_records, cause }) => {
+                // The failed records' events, in request order; every other event was written.
+                let failed: BTreeSet<u32> = failed_records
+                    .iter()
+                    .filter_map(|r| prepared.records.get(*r))
+                    .flat_map(|r| r.events.iter().copied())
+                    .collect();
+                let accepted: Vec<String> = (0..total)
+                    .filter_map(|ix| u32::try_from(ix).ok())
+                    .filter(|ix| !failed.contains(ix))
+                    .map(|ix| prepared.event_id(ix))
+                    .collect();
+                let failed: Vec<String> = failed.into_iter().map(|ix| prepared.event_id(ix)).collect();
                 self.count(accepted.len()).await;
-                return Err(IngestError::Partial { accepted, failed: failed_event_ids, total, cause });
+                return Err(IngestError::Partial { accepted, failed, total, cause });
             }
         }
         self.count(total).await;
@@ -413,8 +480,12 @@ mod tests {
         // Two partition keys: the two `unknown` events share a record, the `db` one has its own.
         assert_eq!(puts[0].len(), 2);
         assert_eq!(puts[0][1].partition_key, "acme/db");
-        assert_eq!(puts[0][0].event_ids, accepted.event_ids[..2]);
-        assert_eq!(puts[0][1].event_ids, accepted.event_ids[2..]);
+        assert_eq!((puts[0][0].events.as_slice(), puts[0][1].events.as_slice()), (&[0, 1][..], &[2][..]));
+        // The response names the three events by the ids their stream lines carry.
+        let lines: Vec<String> =
+            puts[0].iter().flat_map(|r| crate::consumer::decode(&r.data).unwrap()).map(|e| e.id).collect();
+        assert_eq!(lines, accepted.event_ids.to_vec());
+        assert_eq!(serde_json::to_value(&accepted).unwrap()["event_ids"], serde_json::json!(lines));
         assert_eq!(ingest.counters.get("insight_ingested_total"), 3);
         assert_eq!(ingest.counters.writes.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
@@ -437,7 +508,7 @@ mod tests {
         assert_eq!(err, IngestError::Unavailable("throttled".into()));
 
         let sink = MemorySink {
-            fail: Some(|r| SinkError::Partial { failed_event_ids: r[1].event_ids.clone(), cause: "x".into() }),
+            fail: Some(|_| SinkError::Partial { failed_records: vec![1], cause: "x".into() }),
             ..Default::default()
         };
         let ingest = Ingest::new(sink, MemoryCounters::default(), PiiKey::from_secret(b"k"));
@@ -447,6 +518,8 @@ mod tests {
         let IngestError::Partial { accepted, failed, total, .. } = err else { panic!("{err:?}") };
         assert_eq!((accepted.len(), failed.len(), total), (2, 1, 3));
         assert!(!accepted.contains(&failed[0]));
+        // Ids grow with the position in the request: the refused one is the middle event's.
+        assert!(accepted[0] < failed[0] && failed[0] < accepted[1], "{accepted:?} {failed:?}");
         assert_eq!(ingest.counters.get("insight_ingested_total"), 2);
     }
 
@@ -500,8 +573,7 @@ mod tests {
 
     #[test]
     fn records_that_fit_one_by_one_but_not_in_one_request_are_refused() {
-        let record =
-            |n: usize| OutRecord { event_ids: vec!["e".into()], partition_key: "acme/s".into(), data: vec![b'x'; n] };
+        let record = |n: usize| OutRecord { events: vec![0], partition_key: "acme/s".into(), data: vec![b'x'; n] };
         assert!(fits_the_stream(&[record(MAX_RECORD_BYTES - 6)]).is_ok());
         let six: Vec<_> = (0..6).map(|_| record(MAX_RECORD_BYTES - 6)).collect();
         let Err(IngestError::TooLarge(why)) = fits_the_stream(&six) else { panic!("over 5 MiB must be refused") };
@@ -549,7 +621,8 @@ mod tests {
             .iter()
             .flat_map(|r| {
                 let events = crate::consumer::decode(&r.data).unwrap();
-                assert_eq!(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), r.event_ids);
+                let ids: Vec<String> = r.events.iter().map(|ix| prepared.event_id(*ix)).collect();
+                assert_eq!(events.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
                 events.into_iter().map(|e| (r.partition_key.clone(), e.id, e.ix.unwrap()))
             })
             .collect()
@@ -565,7 +638,7 @@ mod tests {
         let body = serde_json::json!({ "events": events }).to_string();
         let prepared = prepare(&key, &acme, body.as_bytes(), NOW).unwrap();
         assert_eq!(prepared.event_ids.len(), 500);
-        assert_eq!(prepared.event_ids.iter().collect::<HashSet<_>>().len(), 500, "every event has its own id");
+        assert_eq!(prepared.event_ids.to_vec().iter().collect::<HashSet<_>>().len(), 500, "every event has its own id");
         // About 230 bytes an event: about 110 to a record, so each of the three sources needs two.
         assert!((6..=9).contains(&prepared.records.len()), "{} records", prepared.records.len());
         for r in &prepared.records {
@@ -581,7 +654,7 @@ mod tests {
         }
         // Ids are the request's, in its order: the event at index i has id i.
         for (_, id, ix) in &events {
-            assert_eq!(&prepared.event_ids[*ix as usize], id);
+            assert_eq!(&prepared.event_id(u32::from(*ix)), id);
         }
     }
 
@@ -611,7 +684,7 @@ mod tests {
         ]})
         .to_string();
         let prepared = prepare(&key, &acme, body.as_bytes(), NOW).unwrap();
-        let sizes: Vec<usize> = prepared.records.iter().map(|r| r.event_ids.len()).collect();
+        let sizes: Vec<usize> = prepared.records.iter().map(|r| r.events.len()).collect();
         assert_eq!(sizes, [1, 1, 1]);
         assert!(prepared.records[1].data.len() > PACK_BYTES);
         assert_eq!(unpacked(&prepared).iter().map(|e| e.2).collect::<Vec<_>>(), [0, 1, 2]);

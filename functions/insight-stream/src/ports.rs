@@ -35,8 +35,12 @@ pub enum CommitError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
     /// Some records were written, these were not (after retries).
-    #[error("{} record(s) were not written: {cause}", failed_event_ids.len())]
-    Partial { failed_event_ids: Vec<String>, cause: String },
+    #[error("{} record(s) were not written: {cause}", failed_records.len())]
+    Partial {
+        /// Positions, in the slice given to [`RecordSink::put`], of the records not written.
+        failed_records: Vec<usize>,
+        cause: String,
+    },
     /// Nothing was written.
     #[error("no record was written: {0}")]
     Failed(String),

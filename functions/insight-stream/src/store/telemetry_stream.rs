@@ -28,7 +28,8 @@ impl KinesisSink {
 
 impl RecordSink for KinesisSink {
     async fn put(&self, records: &[OutRecord]) -> Result<(), SinkError> {
-        let mut pending: Vec<&OutRecord> = records.iter().collect();
+        // Each record still to write, with its position in `records`.
+        let mut pending: Vec<(usize, &OutRecord)> = records.iter().enumerate().collect();
         let mut last_error = String::new();
         for attempt in 0..PUT_ATTEMPTS {
             if attempt > 0 {
@@ -36,7 +37,7 @@ impl RecordSink for KinesisSink {
             }
             let entries = pending
                 .iter()
-                .map(|r| {
+                .map(|(_, r)| {
                     PutRecordsRequestEntry::builder()
                         .partition_key(&r.partition_key)
                         .data(Blob::new(r.data.clone()))
@@ -70,10 +71,7 @@ impl RecordSink for KinesisSink {
         if pending.len() == records.len() {
             Err(SinkError::Failed(last_error))
         } else {
-            Err(SinkError::Partial {
-                failed_event_ids: pending.iter().flat_map(|r| r.event_ids.iter().cloned()).collect(),
-                cause: last_error,
-            })
+            Err(SinkError::Partial { failed_records: pending.iter().map(|(i, _)| *i).collect(), cause: last_error })
         }
     }
 }
