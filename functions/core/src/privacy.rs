@@ -124,8 +124,9 @@ pub const MEMO_ARENA_BYTES: usize = 4 << 20;
 pub struct PseudonymMemo<'m> {
     tenant: String,
     arena: &'m Bump,
-    /// A value and its pseudonym (`""`: an empty slot).
-    slots: RefCell<Vec<(String, &'m str)>>,
+    /// A value and its pseudonym (`""`: an empty slot), both in the arena: remembering a value
+    /// costs a bump of the arena's pointer, not an allocation and a free.
+    slots: RefCell<Vec<(&'m str, &'m str)>>,
     /// Scrubbed forms of texts that could hold an address (a direct-mapped cache like `slots`):
     /// the same message or time string on every event of a batch is scanned once.
     texts: RefCell<Vec<TextSlot<'m>>>,
@@ -138,7 +139,8 @@ pub struct PseudonymMemo<'m> {
 #[derive(Default)]
 struct TextSlot<'m> {
     used: bool,
-    text: String,
+    /// In the arena, like the pseudonym slots' values.
+    text: &'m str,
     scrubbed: Option<Kept<'m>>,
 }
 
@@ -210,14 +212,12 @@ impl<'m> PseudonymMemo<'m> {
 
     fn keep_scrubbed(&self, slot: usize, text: &str, scrubbed: Option<Kept<'m>>) {
         let Ok(mut texts) = self.texts.try_borrow_mut() else { return };
+        let Some(text) = self.lend(text) else { return };
         if texts.is_empty() {
             texts.resize_with(MEMO_SLOTS, TextSlot::default);
         }
         if let Some(slot) = texts.get_mut(slot) {
-            slot.used = true;
-            slot.text.clear();
-            slot.text.push_str(text);
-            slot.scrubbed = scrubbed;
+            *slot = TextSlot { used: true, text, scrubbed };
         }
     }
 
@@ -260,7 +260,7 @@ impl<'m> PseudonymMemo<'m> {
     fn get(&self, slot: usize, value: &str) -> Option<&'m str> {
         let slots = self.slots.try_borrow().ok()?;
         let (k, p) = slots.get(slot)?;
-        (!p.is_empty() && k == value).then_some(*p)
+        (!p.is_empty() && *k == value).then_some(*p)
     }
 
     /// Remember `pseudonym` for `value`; the pseudonym lent from the arena (`None`: not kept).
@@ -270,13 +270,12 @@ impl<'m> PseudonymMemo<'m> {
         }
         let mut slots = self.slots.try_borrow_mut().ok()?;
         let lent = self.lend(pseudonym)?;
+        let Some(value) = self.lend(value) else { return Some(lent) };
         if slots.is_empty() {
-            slots.resize_with(MEMO_SLOTS, || (String::new(), ""));
+            slots.resize(MEMO_SLOTS, ("", ""));
         }
-        if let Some((k, p)) = slots.get_mut(slot) {
-            k.clear();
-            k.push_str(value);
-            *p = lent;
+        if let Some(kept) = slots.get_mut(slot) {
+            *kept = (value, lent);
         }
         Some(lent)
     }
