@@ -75,6 +75,12 @@ pub struct DetectorParams {
     /// Absent from a stored model made before it existed: 0 (off), as that model was judged.
     #[serde(default)]
     pub spatial_tolerance: f64,
+    /// When the time-of-day profile predicts a series this many times better than its trailing
+    /// median (mean absolute error over the values both judged), the profile alone judges it: a
+    /// daily peak that does not come is an anomaly. 0 disables. Absent from a stored model made
+    /// before it existed: 0 (off), as that model was judged.
+    #[serde(default)]
+    pub season_trust: f64,
 }
 
 fn one() -> u32 {
@@ -111,6 +117,7 @@ impl Default for DetectorParams {
             relax_minutes: 15_000.0,
             resolution: 0.5,
             spatial_tolerance: 0.05,
+            season_trust: 1.5,
         }
     }
 }

@@ -9,7 +9,9 @@
 //!    step as a huge surprise) nor 0.1 % of its level.
 //! 2. **Seasonality**: a time-of-day profile (`buckets` running levels and spreads). Once the
 //!    series has `seasonal_days` of history, a value is anomalous only if neither the local model
-//!    nor its time-of-day bucket explains it.
+//!    nor its time-of-day bucket explains it, unless the profile predicts this series
+//!    `season_trust` times better than the trailing median (running mean absolute errors of
+//!    both): then the profile alone judges, and a daily peak that does not come is an anomaly.
 //! 3. **Anomaly likelihood** (as HTM's): the surprise, squashed to [0, 1) and averaged over about
 //!    `averaging_minutes` (an exponentially weighted average in time), against this series' own
 //!    history of averaged surprises (exponentially weighted mean and variance over about
@@ -73,6 +75,11 @@ pub struct State {
     range_from: Option<i64>,
     /// Values in a row, up to this one, whose surprise was `extreme`.
     extreme_run: u32,
+    /// How well each model predicts this series: running mean absolute error of the trailing
+    /// median and of the time-of-day level, over the values both have judged (`season_n`).
+    err_local: f64,
+    err_season: f64,
+    season_n: u64,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
     #[serde(skip)]
     sorted: Vec<f32>,
@@ -102,6 +109,9 @@ impl PartialEq for State {
             && self.hi == o.hi
             && self.range_from == o.range_from
             && self.extreme_run == o.extreme_run
+            && self.err_local == o.err_local
+            && self.err_season == o.err_season
+            && self.season_n == o.season_n
     }
 }
 
@@ -195,10 +205,24 @@ impl State {
                 self.resolution = step;
             }
         }
-        let local = self.surprise(p, value);
-        let seasonal = self.seasonal_surprise(p, ts, value);
-        // Anomalous only if no model explains the value.
-        let z = seasonal.map_or(local, |s| s.min(local));
+        let (local, median) = self.surprise(p, value);
+        let z = match self.seasonal_surprise(p, ts, value) {
+            None => local,
+            Some((seasonal, level)) => {
+                // Anomalous only if no model explains the value, unless the time-of-day profile
+                // predicts this series `season_trust` times better than the trailing median:
+                // then it alone judges, and a daily peak that does not come is an anomaly even
+                // though the recent values explain its absence.
+                let trusted = p.season_trust > 0.0
+                    && self.season_n >= p.warmup as u64
+                    && p.season_trust * self.err_season < self.err_local;
+                self.season_n += 1;
+                let r = (1.0 / p.history.max(1) as f64).max(1.0 / self.season_n as f64);
+                self.err_local += r * ((value - median).abs() - self.err_local);
+                self.err_season += r * ((value - level).abs() - self.err_season);
+                if trusted { seasonal } else { seasonal.min(local) }
+            }
+        };
         let surprise = 1.0 - (-z / 6.0).exp();
         self.push(p, value32);
         let w = if p.averaging_minutes > 0.0 {
@@ -333,9 +357,9 @@ impl State {
         self.ring.push(v);
     }
 
-    /// How surprising `value` is for its time of day, once the profile has been learned; learns
-    /// from the value afterwards.
-    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64) -> Option<f64> {
+    /// How surprising `value` is for its time of day, and the level its bucket predicted, once the
+    /// profile has been learned; learns from the value afterwards.
+    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64) -> Option<(f64, f64)> {
         if p.buckets == 0 {
             return None;
         }
@@ -352,7 +376,7 @@ impl State {
             (Some(level), Some(spread)) if days >= p.seasonal_days => {
                 let std = self.ring_std();
                 let scale = (1.4826 * spread).max(0.25 * std).max(1e-3 * level.abs()).max(1e-9);
-                Some((value - level).abs() / scale)
+                Some(((value - level).abs() / scale, level))
             }
             _ => None,
         };
@@ -377,11 +401,12 @@ impl State {
         (self.ring.iter().map(|v| (f64::from(*v) - mean).powi(2)).sum::<f64>() / n).sqrt()
     }
 
-    /// How surprising `value` is given the trailing window, in robust units (not squashed).
-    fn surprise(&mut self, p: &Params, value: f64) -> f64 {
+    /// How surprising `value` is given the trailing window, in robust units (not squashed), and
+    /// the window's median (the value it predicted).
+    fn surprise(&mut self, p: &Params, value: f64) -> (f64, f64) {
         let n = self.ring.len();
         if n < 3 {
-            return 0.0;
+            return (0.0, value);
         }
         self.ensure_sorted();
         let med = median(&self.sorted);
@@ -394,7 +419,7 @@ impl State {
         let k = p.short.min(n).max(1);
         let short_sum = (1..k).map(|j| f64::from(self.at(n - j))).sum::<f64>() + value;
         let shift = (short_sum / k as f64 - med).abs() / scale;
-        spike.max(1.5 * shift)
+        (spike.max(1.5 * shift), med)
     }
 }
 
@@ -537,6 +562,42 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_peak_that_does_not_come_is_an_anomaly_on_a_series_its_profile_predicts() {
+        // A 5-minute series, flat at 10 except a peak to 50 from 12:00 to 14:00 every day; on
+        // day 5 the peak does not come. The trailing median explains the flat values, the
+        // profile (which predicts this series far better) does not.
+        let day = 288;
+        let peak = |i: usize| (144..168).contains(&(i % day)) && i / day != 5;
+        let s = series(7 * day, |i| 10.0 + 0.5 * noise(i) + if peak(i) { 40.0 } else { 0.0 });
+        let missing = 5 * day + 144..5 * day + 168;
+        let a = alarms(&score_series(&Params::default(), &s));
+        assert!(a.iter().any(|i| missing.contains(i)), "the missing peak went unseen: {a:?}");
+        assert!(a.iter().all(|i| missing.contains(i) || (5 * day + 168..5 * day + 180).contains(i)), "{a:?}");
+        // Judged by the two models together (the default before `season_trust`), it is missed.
+        let blind = alarms(&score_series(&Params { season_trust: 0.0, ..Params::default() }, &s));
+        assert!(!blind.iter().any(|i| missing.contains(i)), "{blind:?}");
+    }
+
+    #[test]
+    fn a_series_its_trailing_median_predicts_better_is_not_judged_by_its_profile_alone() {
+        // A random walk with a level shift: no daily pattern, so the profile is never trusted
+        // and every score is what it was without `season_trust`.
+        let walk: Vec<f64> = (0..3000)
+            .scan(50.0, |level, i| {
+                *level += 0.3 * noise(i) + if i == 2500 { 15.0 } else { 0.0 };
+                Some(*level)
+            })
+            .collect();
+        let s = series(walk.len(), |i| walk[i]);
+        let p = Params::default();
+        let mut st = State::default();
+        let trusting: Vec<f64> = s.iter().map(|(t, v)| st.update(&p, *t, *v)).collect();
+        assert!(st.season_n > 0 && st.err_season > st.err_local, "{} vs {}", st.err_season, st.err_local);
+        assert_eq!(trusting, score_series(&Params { season_trust: 0.0, ..p }, &s));
+        assert!(alarms(&trusting).iter().any(|i| (2500..2510).contains(i)));
+    }
+
+    #[test]
     fn a_flat_series_is_quiet_until_it_moves() {
         let s = series(1000, |i| if i < 800 { 5.0 } else { 9.0 });
         let a = alarms(&score_series(&Params::default(), &s));
@@ -620,7 +681,7 @@ mod tests {
             for (t, x) in &s {
                 st.update(p, *t, *x);
             }
-            st.surprise(p, v)
+            st.surprise(p, v).0
         };
         let with = Params::default();
         let without = Params { resolution: 0.0, ..Params::default() };
