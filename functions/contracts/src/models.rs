@@ -53,8 +53,14 @@ pub struct DetectorParams {
     pub warmup: usize,
     /// Time-of-day buckets for the seasonal profile (0 disables it).
     pub buckets: usize,
-    /// Weight of a new value in its bucket's running level and spread.
+    /// Weight of a new value in its bucket's running level and spread (at least).
     pub seasonal_rate: f64,
+    /// Days a time-of-day bucket's running level and spread remember at most, whatever the
+    /// sampling interval (they also remember at most `1 / seasonal_rate` values; 0: values
+    /// only). Absent from a stored model made before it existed: 0, so that model keeps the
+    /// behaviour it was trained and judged with.
+    #[serde(default)]
+    pub seasonal_memory_days: f64,
     /// Days of data before the seasonal profile may explain a value.
     pub seasonal_days: f64,
     /// Days of data before any alarm: a new series is learned before it is judged.
@@ -110,6 +116,7 @@ impl Default for DetectorParams {
             warmup: 100,
             buckets: 96,
             seasonal_rate: 0.05,
+            seasonal_memory_days: 5.0,
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
@@ -117,7 +124,7 @@ impl Default for DetectorParams {
             relax_minutes: 15_000.0,
             resolution: 0.5,
             spatial_tolerance: 0.05,
-            season_trust: 1.5,
+            season_trust: 2.0,
         }
     }
 }

@@ -206,7 +206,7 @@ impl State {
             }
         }
         let (local, median) = self.surprise(p, value);
-        let z = match self.seasonal_surprise(p, ts, value) {
+        let z = match self.seasonal_surprise(p, ts, value, previous) {
             None => local,
             Some((seasonal, level)) => {
                 // Anomalous only if no model explains the value, unless the time-of-day profile
@@ -359,7 +359,7 @@ impl State {
 
     /// How surprising `value` is for its time of day, and the level its bucket predicted, once the
     /// profile has been learned; learns from the value afterwards.
-    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64) -> Option<(f64, f64)> {
+    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64, previous: Option<i64>) -> Option<(f64, f64)> {
         if p.buckets == 0 {
             return None;
         }
@@ -380,7 +380,17 @@ impl State {
             }
             _ => None,
         };
-        let r = p.seasonal_rate;
+        // A bucket remembers `1 / seasonal_rate` values or `seasonal_memory_days` days, whichever
+        // is shorter: a 5-minute series puts 3 values a day into each of 96 buckets and an hourly
+        // one 1, so 20 values would be a week or three; a minute series puts in 15, and keeps
+        // its 20 values. (Memory 0: the rate alone, as a stored model made before it was judged.)
+        let r = if p.seasonal_memory_days > 0.0 {
+            let minutes = previous.map_or(1.0, |t| (ts - t) as f64 / 60.0).max(1e-3);
+            let per_day = (1440.0 / (minutes * p.buckets as f64)).max(1.0);
+            (1.0 / (p.seasonal_memory_days * per_day)).max(p.seasonal_rate).min(1.0)
+        } else {
+            p.seasonal_rate
+        };
         match level {
             Some(level) => {
                 let dev = (value - level).abs();
@@ -595,6 +605,33 @@ mod tests {
         assert!(st.season_n > 0 && st.err_season > st.err_local, "{} vs {}", st.err_season, st.err_local);
         assert_eq!(trusting, score_series(&Params { season_trust: 0.0, ..p }, &s));
         assert!(alarms(&trusting).iter().any(|i| (2500..2510).contains(i)));
+    }
+
+    #[test]
+    fn the_time_of_day_profile_remembers_days_not_values_whatever_the_sampling_interval() {
+        // The same daily cycle sampled every 5 minutes and every hour steps up by 10 on day 10.
+        // Five days later the noon bucket has moved as far for both (at most 20 values would be
+        // a week of the 5-minute series and three of the hourly one).
+        let moved = |p: &Params, step: i64| {
+            let per_day = 86_400 / step;
+            let mut st = State::default();
+            for i in 0..15 * per_day {
+                let t = i * step;
+                let day_phase = (t % 86_400) as f64 / 86_400.0 * std::f64::consts::TAU;
+                let up = if t >= 10 * 86_400 { 10.0 } else { 0.0 };
+                st.update(p, t, 100.0 + 20.0 * day_phase.sin() + up + 0.3 * noise(i as usize));
+            }
+            let noon = p.buckets / 2;
+            (f64::from(st.season_level[noon]) - 100.0) / 10.0
+        };
+        let p = Params::default();
+        let (five_minutes, hourly) = (moved(&p, 300), moved(&p, 3600));
+        assert!(five_minutes > 0.5 && hourly > 0.5, "{five_minutes} {hourly}");
+        assert!((five_minutes - hourly).abs() < 0.25, "{five_minutes} {hourly}");
+        // In values alone (a stored model from before), the hourly profile lags far behind.
+        let values = Params { seasonal_memory_days: 0.0, ..Params::default() };
+        let (five_minutes, hourly) = (moved(&values, 300), moved(&values, 3600));
+        assert!(hourly < 0.5 * five_minutes, "{five_minutes} {hourly}");
     }
 
     #[test]
