@@ -635,6 +635,36 @@ mod tests {
     }
 
     #[test]
+    fn a_state_stored_before_the_models_were_compared_compares_them_afresh_and_trusts_the_better() {
+        // The daily-peak series of the test above, stored on day 4 by the detector before this
+        // one (no model errors kept) and loaded again: it compares the two models from the load
+        // on, and by day 5 trusts the profile, which sees the missing peak.
+        let day = 288;
+        let peak = |i: usize| (144..168).contains(&(i % day)) && i / day != 5;
+        let value = |i: usize| 10.0 + 0.5 * noise(i) + if peak(i) { 40.0 } else { 0.0 };
+        let p = Params::default();
+        let mut st = State::default();
+        for i in 0..4 * day {
+            st.update(&p, i as i64 * 300, value(i));
+        }
+        let mut stored = serde_json::to_value(&st).unwrap();
+        for field in ["err_local", "err_season", "season_n"] {
+            stored.as_object_mut().unwrap().remove(field);
+        }
+        let loaded: State = serde_json::from_value(stored).unwrap();
+        assert_eq!((loaded.season_n, loaded.err_local, loaded.err_season), (0, 0.0, 0.0));
+        let run = |p: &Params| {
+            let mut st = loaded.clone();
+            (4 * day..7 * day).map(|i| st.update(p, i as i64 * 300, value(i))).collect::<Vec<f64>>()
+        };
+        let missing = day + 144..day + 168; // day 5, counted from the load
+        let trusting = alarms(&run(&p));
+        assert!(trusting.iter().any(|i| missing.contains(i)), "{trusting:?}");
+        let old_rule = alarms(&run(&Params { season_trust: 0.0, ..p.clone() }));
+        assert!(!old_rule.iter().any(|i| missing.contains(i)), "{old_rule:?}");
+    }
+
+    #[test]
     fn a_flat_series_is_quiet_until_it_moves() {
         let s = series(1000, |i| if i < 800 { 5.0 } else { 9.0 });
         let a = alarms(&score_series(&Params::default(), &s));
