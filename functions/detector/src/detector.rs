@@ -189,13 +189,20 @@ fn rate(span: usize) -> f64 {
     2.0 / (span.max(1) as f64 + 1.0)
 }
 
+/// Weight of the `n`-th value in a running average over about `span` values: a plain mean until
+/// there are `span` of them, so the first values do not weigh too much.
+fn running_rate(span: usize, n: u64) -> f64 {
+    (1.0 / span.max(1) as f64).max(1.0 / n.max(1) as f64)
+}
+
 impl State {
     /// Feed one value; returns its anomaly score in [0, 1].
     pub fn update(&mut self, p: &Params, ts: i64, value: f64) -> f64 {
         if !value.is_finite() || self.last_ts.is_some_and(|last| ts <= last) || value.abs() > f64::from(f32::MAX) {
             return 0.0;
         }
-        let previous = self.last_ts.replace(ts);
+        // Minutes since the previous value (1 for the first): the periods below are time.
+        let minutes = self.last_ts.replace(ts).map_or(1.0, |t| (ts - t) as f64 / 60.0);
         let first = *self.first_ts.get_or_insert(ts);
         self.seen += 1;
         let value32 = value as f32;
@@ -206,7 +213,7 @@ impl State {
             }
         }
         let (local, median) = self.surprise(p, value);
-        let z = match self.seasonal_surprise(p, ts, value, previous) {
+        let z = match self.seasonal_surprise(p, ts, value, minutes) {
             None => local,
             Some((seasonal, level)) => {
                 // Anomalous only if no model explains the value, unless the time-of-day profile
@@ -217,7 +224,7 @@ impl State {
                     && self.season_n >= p.warmup as u64
                     && p.season_trust * self.err_season < self.err_local;
                 self.season_n += 1;
-                let r = (1.0 / p.history.max(1) as f64).max(1.0 / self.season_n as f64);
+                let r = running_rate(p.history, self.season_n);
                 self.err_local += r * ((value - median).abs() - self.err_local);
                 self.err_season += r * ((value - level).abs() - self.err_season);
                 if trusted { seasonal } else { seasonal.min(local) }
@@ -226,10 +233,9 @@ impl State {
         let surprise = 1.0 - (-z / 6.0).exp();
         self.push(p, value32);
         let w = if p.averaging_minutes > 0.0 {
-            // An exponentially weighted average over time: a value `dt` minutes after the last
-            // weighs what it would in an average over `averaging_minutes / dt` values.
-            let dt = previous.map_or(1.0, |t| (ts - t) as f64 / 60.0);
-            (2.0 * dt / (p.averaging_minutes + dt)).min(1.0)
+            // An exponentially weighted average over time: a value `minutes` after the last
+            // weighs what it would in an average over `averaging_minutes / minutes` values.
+            (2.0 * minutes / (p.averaging_minutes + minutes)).min(1.0)
         } else {
             rate(p.averaging)
         };
@@ -238,7 +244,7 @@ impl State {
         // The tail is judged against the history before this value, then the value joins it.
         let (mean, std) = (self.mean, self.var.sqrt());
         self.history_n += 1;
-        let h = (1.0 / p.history.max(1) as f64).max(1.0 / self.history_n as f64);
+        let h = running_rate(p.history, self.history_n);
         let d = self.avg_surprise - self.mean;
         self.mean += h * d;
         self.var = (1.0 - h) * (self.var + h * d * d);
@@ -279,7 +285,6 @@ impl State {
         let in_refractory = self.last_alarm_ts.is_some_and(|t| (ts - t) as f64 <= 60.0 * p.refractory_minutes);
         let score = if in_refractory { score.min(0.49) } else { score };
         if p.relax_minutes > 0.0 {
-            let minutes = (ts - previous.unwrap_or(ts)) as f64 / 60.0;
             self.strictness = (self.strictness - minutes / p.relax_minutes).max(0.0);
         }
         if score >= 0.5 {
@@ -359,7 +364,7 @@ impl State {
 
     /// How surprising `value` is for its time of day, and the level its bucket predicted, once the
     /// profile has been learned; learns from the value afterwards.
-    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64, previous: Option<i64>) -> Option<(f64, f64)> {
+    fn seasonal_surprise(&mut self, p: &Params, ts: i64, value: f64, minutes: f64) -> Option<(f64, f64)> {
         if p.buckets == 0 {
             return None;
         }
@@ -385,7 +390,6 @@ impl State {
         // one 1, so 20 values would be a week or three; a minute series puts in 15, and keeps
         // its 20 values. (Memory 0: the rate alone, as a stored model made before it was judged.)
         let r = if p.seasonal_memory_days > 0.0 {
-            let minutes = previous.map_or(1.0, |t| (ts - t) as f64 / 60.0).max(1e-3);
             let per_day = (1440.0 / (minutes * p.buckets as f64)).max(1.0);
             (1.0 / (p.seasonal_memory_days * per_day)).max(p.seasonal_rate).min(1.0)
         } else {
