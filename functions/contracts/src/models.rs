@@ -87,6 +87,13 @@ pub struct DetectorParams {
     /// before it existed: 0 (off), as that model was judged.
     #[serde(default)]
     pub season_trust: f64,
+    /// A likelihood alarm also needs two of the last three values, this one among them, at least
+    /// this many noise units from what the models expect (in the spirit of the Western Electric
+    /// rule "two of three beyond 2σ"): a ripple of the averaged surprise on a calm series, or one
+    /// lone value, is not an incident. 0 disables. Absent from a stored model made before it
+    /// existed: 0 (off), as that model was judged.
+    #[serde(default)]
+    pub confirm_surprise: f64,
 }
 
 fn one() -> u32 {
@@ -102,7 +109,8 @@ impl DetectorParams {
 
 impl Default for DetectorParams {
     /// `window` for the cost budget (≤ 4 KB of state), the rest by design; `alarm_tail`,
-    /// `averaging_minutes`, `relax_minutes` and `resolution` chosen on the NAB development split
+    /// `averaging_minutes`, `relax_minutes`, `resolution`, `season_trust` and
+    /// `seasonal_memory_days` chosen on the NAB development split
     /// by `make nab-loco` (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
     fn default() -> Self {
         Self {
@@ -116,7 +124,7 @@ impl Default for DetectorParams {
             warmup: 100,
             buckets: 96,
             seasonal_rate: 0.05,
-            seasonal_memory_days: 5.0,
+            seasonal_memory_days: 7.0,
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
@@ -124,7 +132,8 @@ impl Default for DetectorParams {
             relax_minutes: 15_000.0,
             resolution: 0.5,
             spatial_tolerance: 0.05,
-            season_trust: 2.0,
+            season_trust: 1.5,
+            confirm_surprise: 1.75,
         }
     }
 }
@@ -392,9 +401,11 @@ pub(crate) mod tests {
         fields.remove("averaging_minutes");
         fields.remove("spatial_tolerance");
         fields.remove("extreme_run");
+        fields.remove("confirm_surprise");
         let old: DetectorParams = serde_json::from_value(stored).unwrap();
         assert_eq!((old.averaging_minutes, old.spatial_tolerance), (0.0, 0.0), "averaged in values, no range rule");
         assert_eq!(old.extreme_run, 1, "one extreme surprise alarms");
+        assert_eq!(old.confirm_surprise, 0.0, "the likelihood alone");
         assert_eq!(old.averaging_span_minutes(), old.averaging as i64);
         // What is stored now reads back as it was.
         let now = DetectorParams::default();
@@ -402,6 +413,7 @@ pub(crate) mod tests {
         assert_eq!(back, now);
         assert_eq!((now.averaging_minutes, now.spatial_tolerance, now.averaging_span_minutes()), (120.0, 0.05, 120));
         assert_eq!(now.extreme_run, 2);
+        assert_eq!(now.confirm_surprise, 1.75);
     }
 
     #[test]
