@@ -590,7 +590,9 @@ mod tests {
         assert!(a.len() <= 1, "a plain daily cycle raised {a:?}");
     }
 
-    /// Independent white noise in [-1, 1] for each seed (splitmix64).
+    /// Independent white noise in [-1, 1] for each seed (splitmix64). `noise` above is a linear
+    /// hash of its index, so successive values follow a fixed pattern and every series shares it:
+    /// fine for one series and one event, not for counting false alarms over months of many.
     fn white(seed: u64) -> f64 {
         let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
