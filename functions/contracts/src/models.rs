@@ -94,6 +94,14 @@ pub struct DetectorParams {
     /// existed: 0 (off), as that model was judged.
     #[serde(default)]
     pub confirm_surprise: f64,
+    /// The series' level is its mean over this many minutes of time (exponentially weighted);
+    /// a level beyond the range of every level seen so far, by `spatial_tolerance` of that range
+    /// and by 1.5 standard deviations of the level's own noise, alarms on its own, once learned:
+    /// the out-of-range rule for a sustained level, which a value's range (spikes included)
+    /// hides. 0 disables. Absent from a stored model made before it existed: 0 (off), as that
+    /// model was judged.
+    #[serde(default)]
+    pub level_minutes: f64,
 }
 
 fn one() -> u32 {
@@ -109,8 +117,8 @@ impl DetectorParams {
 
 impl Default for DetectorParams {
     /// `window` for the cost budget (≤ 4 KB of state), the rest by design; `alarm_tail`,
-    /// `averaging_minutes`, `relax_minutes`, `resolution`, `season_trust` and
-    /// `seasonal_memory_days` chosen on the NAB development split
+    /// `averaging_minutes`, `relax_minutes`, `resolution`, `season_trust`,
+    /// `seasonal_memory_days` and `level_minutes` chosen on the NAB development split
     /// by `make nab-loco` (tools/nab/loco-grid.json), each fold of which is in docs/detection.md.
     fn default() -> Self {
         Self {
@@ -119,21 +127,22 @@ impl Default for DetectorParams {
             history: 600,
             averaging: 6,
             averaging_minutes: 120.0,
-            alarm_tail: 1e-2,
+            alarm_tail: 3e-2,
             refractory_minutes: 750.0,
             warmup: 100,
             buckets: 96,
             seasonal_rate: 0.05,
-            seasonal_memory_days: 7.0,
+            seasonal_memory_days: 5.0,
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
             extreme_run: 2,
-            relax_minutes: 15_000.0,
+            relax_minutes: 30_000.0,
             resolution: 0.5,
             spatial_tolerance: 0.05,
-            season_trust: 1.5,
+            season_trust: 2.0,
             confirm_surprise: 1.75,
+            level_minutes: 60.0,
         }
     }
 }
@@ -402,10 +411,12 @@ pub(crate) mod tests {
         fields.remove("spatial_tolerance");
         fields.remove("extreme_run");
         fields.remove("confirm_surprise");
+        fields.remove("level_minutes");
         let old: DetectorParams = serde_json::from_value(stored).unwrap();
         assert_eq!((old.averaging_minutes, old.spatial_tolerance), (0.0, 0.0), "averaged in values, no range rule");
         assert_eq!(old.extreme_run, 1, "one extreme surprise alarms");
         assert_eq!(old.confirm_surprise, 0.0, "the likelihood alone");
+        assert_eq!(old.level_minutes, 0.0, "no level rule");
         assert_eq!(old.averaging_span_minutes(), old.averaging as i64);
         // What is stored now reads back as it was.
         let now = DetectorParams::default();
@@ -414,6 +425,7 @@ pub(crate) mod tests {
         assert_eq!((now.averaging_minutes, now.spatial_tolerance, now.averaging_span_minutes()), (120.0, 0.05, 120));
         assert_eq!(now.extreme_run, 2);
         assert_eq!(now.confirm_surprise, 1.75);
+        assert_eq!(now.level_minutes, 60.0);
     }
 
     #[test]

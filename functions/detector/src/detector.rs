@@ -28,7 +28,10 @@
 //!    minute, 5-minute and hourly series.
 //! 5. **Out of range**: a value beyond every value seen so far by `spatial_tolerance` of the
 //!    range alarms on its own (the "spatial anomaly" of Numenta's NAB detector), once the range
-//!    has been kept for `learning_days`.
+//!    has been kept for `learning_days`. So does the series' **level** (its mean over
+//!    `level_minutes` of time) beyond every level seen so far, by `spatial_tolerance` of that
+//!    range and 1.5 standard deviations of the level's own noise: a step to a level the series
+//!    never held, though its spikes passed it.
 //! 6. **Learning period**: no alarm during the first `learning_days` (and `warmup` values).
 //!
 //! Small and fast: the state is a ring of `window` values, the profile and a dozen numbers
@@ -86,6 +89,16 @@ pub struct State {
     /// Of the last three values, those at least `confirm_surprise` noise units from what the
     /// models expected: bit 0 is this value, bit 2 the one two values back.
     surprising: u8,
+    /// The level (mean over `level_minutes`), and the range of levels seen so far, kept since
+    /// `level_from` (the series' first value, or the first after loading a state stored before
+    /// it was kept). The levels of the current 5-minute step (`level_step`) join the range when
+    /// the step ends.
+    level: Option<f64>,
+    level_lo: Option<f64>,
+    level_hi: Option<f64>,
+    level_from: Option<i64>,
+    level_pending: Option<(f64, f64)>,
+    level_step: i64,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
     #[serde(skip)]
     sorted: Vec<f32>,
@@ -119,6 +132,12 @@ impl PartialEq for State {
             && self.err_season == o.err_season
             && self.season_n == o.season_n
             && self.surprising == o.surprising
+            && self.level == o.level
+            && self.level_lo == o.level_lo
+            && self.level_hi == o.level_hi
+            && self.level_from == o.level_from
+            && self.level_pending == o.level_pending
+            && self.level_step == o.level_step
     }
 }
 
@@ -191,6 +210,13 @@ pub fn normal_tail(z: f64) -> f64 {
     0.5 * erfc
 }
 
+/// The level's range absorbs the level once per step of this many seconds (see
+/// `State::level_out_of_range`).
+const LEVEL_STEP_SECONDS: i64 = 300;
+
+/// A level must leave its range by at least this many standard deviations of its own noise.
+const LEVEL_MARGIN: f64 = 1.5;
+
 /// Weight of a new value in an exponentially weighted average spanning about `span` values.
 fn rate(span: usize) -> f64 {
     2.0 / (span.max(1) as f64 + 1.0)
@@ -219,7 +245,7 @@ impl State {
                 self.resolution = step;
             }
         }
-        let (local, median) = self.surprise(p, value);
+        let (local, median, unit) = self.surprise(p, value);
         let z = match self.seasonal_surprise(p, ts, value, minutes) {
             None => local,
             Some((seasonal, level)) => {
@@ -296,7 +322,8 @@ impl State {
         };
         self.lo = Some(self.lo.map_or(value, |l| l.min(value)));
         self.hi = Some(self.hi.map_or(value, |h| h.max(value)));
-        let score = if spatial && !learning { score.max(0.5) } else { score };
+        let level_out = self.level_out_of_range(p, ts, value, minutes, unit);
+        let score = if (spatial || level_out) && !learning { score.max(0.5) } else { score };
         let in_refractory = self.last_alarm_ts.is_some_and(|t| (ts - t) as f64 <= 60.0 * p.refractory_minutes);
         let score = if in_refractory { score.min(0.49) } else { score };
         if p.relax_minutes > 0.0 {
@@ -432,10 +459,10 @@ impl State {
 
     /// How surprising `value` is given the trailing window, in robust units (not squashed), and
     /// the window's median (the value it predicted).
-    fn surprise(&mut self, p: &Params, value: f64) -> (f64, f64) {
+    fn surprise(&mut self, p: &Params, value: f64) -> (f64, f64, f64) {
         let n = self.ring.len();
         if n < 3 {
-            return (0.0, value);
+            return (0.0, value, 0.0);
         }
         self.ensure_sorted();
         let med = median(&self.sorted);
@@ -448,7 +475,48 @@ impl State {
         let k = p.short.min(n).max(1);
         let short_sum = (1..k).map(|j| f64::from(self.at(n - j))).sum::<f64>() + value;
         let shift = (short_sum / k as f64 - med).abs() / scale;
-        (spike.max(1.5 * shift), med)
+        (spike.max(1.5 * shift), med, scale)
+    }
+
+    /// The out-of-range rule for the series' level: its mean over `level_minutes` of time, beyond
+    /// the range of every level seen so far by `spatial_tolerance` of that range and by
+    /// `LEVEL_MARGIN` standard deviations of the level's own noise (`unit` is the values' noise).
+    /// A value's range includes its spikes, so a series that steps up to a level it has never
+    /// held, but that its spikes have passed, stays inside it; the level's range does not.
+    ///
+    /// The range follows the level (a slow climb moves it and never alarms), but only at the end
+    /// of each 5-minute step: a 5-minute series' level has one value to leave it, and a minute
+    /// series' level five minutes, so the rule means the same at both rates. An hourly series'
+    /// level is its value (an hour's weight is the whole mean).
+    fn level_out_of_range(&mut self, p: &Params, ts: i64, value: f64, minutes: f64, unit: f64) -> bool {
+        if p.level_minutes <= 0.0 {
+            return false;
+        }
+        let w = (2.0 * minutes / (p.level_minutes + minutes)).min(1.0);
+        let level = self.level.map_or(value, |l| l + w * (value - l));
+        self.level = Some(level);
+        let from = *self.level_from.get_or_insert(ts);
+        let kept_days = (ts - from) as f64 / 86_400.0;
+        let step = ts.div_euclid(LEVEL_STEP_SECONDS);
+        if let Some((lo, hi)) = self.level_pending.filter(|_| step != self.level_step) {
+            self.level_lo = Some(self.level_lo.map_or(lo, |l| l.min(lo)));
+            self.level_hi = Some(self.level_hi.map_or(hi, |h| h.max(hi)));
+            self.level_pending = None;
+        }
+        let out = match (self.level_lo, self.level_hi) {
+            (Some(lo), Some(hi)) if kept_days >= p.learning_days && p.spatial_tolerance > 0.0 && hi > lo => {
+                // The noise of an exponentially weighted mean of white noise with this weight.
+                let margin = (p.spatial_tolerance * (hi - lo)).max(LEVEL_MARGIN * unit * (w / (2.0 - w)).sqrt());
+                level > hi + margin || level < lo - margin
+            }
+            _ => false,
+        };
+        // The first `level_minutes` are the mean warming up, not a level the series held.
+        if (ts - from) as f64 >= 60.0 * p.level_minutes {
+            self.level_pending = Some(self.level_pending.map_or((level, level), |(l, h)| (l.min(level), h.max(level))));
+            self.level_step = step;
+        }
+        out
     }
 }
 
@@ -875,6 +943,75 @@ mod tests {
         assert_eq!(&near[..2], &[start, lone], "{near:?}");
     }
 
+    /// A week of a series at 50 with white noise of ±2, one value a minute or every five minutes,
+    /// a daily spike of +20 (one value, so the values' range reaches about 72), and from day 5
+    /// on (at a different time of day in each of eight runs) a level of 58 it never held before,
+    /// though its spikes passed it (they stop then). Only the range rules can alarm (the likelihood is blind):
+    /// returns, per run, the minutes from the shift to the first alarm, and the alarms before it.
+    fn a_new_level_under_old_spikes(p: &Params, step: usize) -> (Vec<Option<usize>>, usize) {
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..p.clone() };
+        let mut before = 0;
+        let found = (0..8u64)
+            .map(|k| {
+                let mut st = State::default();
+                let shift_at = 5 * 1440 + k as usize * 97;
+                let mut first = None;
+                for m in (0..7 * 1440).step_by(step) {
+                    let spike = if m % 1440 == 700 && m < shift_at { 20.0 } else { 0.0 };
+                    let v = 50.0 + 2.0 * white(k << 32 | m as u64) + spike + if m >= shift_at { 8.0 } else { 0.0 };
+                    if st.update(&blind, (29_000_160 + k as i64 * 187 + m as i64) * 60, v) >= 0.5 {
+                        if m < shift_at {
+                            before += 1;
+                        } else if first.is_none() {
+                            first = Some(m - shift_at);
+                        }
+                    }
+                }
+                first
+            })
+            .collect();
+        (found, before)
+    }
+
+    #[test]
+    fn a_level_the_series_never_held_alarms_though_its_spikes_passed_it() {
+        for step in [1, 5] {
+            let (found, before) = a_new_level_under_old_spikes(&Params::default(), step);
+            // Without the level rule the values' range sees nothing: 58 is well inside it.
+            let (blind, by_values) =
+                a_new_level_under_old_spikes(&Params { level_minutes: 0.0, ..Params::default() }, step);
+            println!(
+                "every {step} min: found after {found:?} minutes, {before} alarms before ({by_values} without the level rule)"
+            );
+            assert!(found.iter().all(|f| f.is_some_and(|m| m <= 30)), "every {step} min: {found:?}");
+            assert!(blind.iter().all(Option::is_none), "every {step} min: {blind:?}");
+            assert_eq!(before, by_values, "every {step} min: the level rule raises no alarm before the shift");
+        }
+    }
+
+    #[test]
+    fn the_level_of_plain_noise_stays_in_its_range() {
+        // A month of white noise around a constant, from sixteen start times: the level's own
+        // record keeps creeping out (the maximum of a noisy mean grows with time), by less than
+        // 1.5 of its standard deviations. Only the range rules can alarm.
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        for step in [1, 5, 15] {
+            let alarms: usize = (0..16u64)
+                .map(|k| {
+                    let mut st = State::default();
+                    (0..30 * 1440)
+                        .step_by(step)
+                        .filter(|m| {
+                            let v = 50.0 + 10.0 * white(k << 32 | *m as u64);
+                            st.update(&blind, (29_000_160 + k as i64 * 187 + *m as i64) * 60, v) >= 0.5
+                        })
+                        .count()
+                })
+                .sum();
+            assert_eq!(alarms, 0, "every {step} min");
+        }
+    }
+
     #[test]
     fn a_state_stored_before_the_range_was_kept_learns_it_before_judging_by_it() {
         // Only the range can alarm here.
@@ -884,9 +1021,11 @@ mod tests {
         for i in 0..10 * 288 {
             st.update(&blind, i as i64 * 300, daily(i));
         }
-        // Stored by the detector before this one: no range.
+        // Stored by the detector before this one: no range, of the values or of the level.
         let mut stored = serde_json::to_value(&st).unwrap();
-        for field in ["lo", "hi", "range_from"] {
+        for field in
+            ["lo", "hi", "range_from", "level", "level_lo", "level_hi", "level_from", "level_pending", "level_step"]
+        {
             stored.as_object_mut().unwrap().remove(field);
         }
         let mut loaded: State = serde_json::from_value(stored).unwrap();
