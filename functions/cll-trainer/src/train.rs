@@ -76,8 +76,8 @@ impl Default for Settings {
         Self {
             holdout_fraction: 0.2,
             alarm_budget_per_day: 1.0,
-            // The detector's default (`Params::default().alarm_tail`) first, then stricter ones.
-            alarm_tails: vec![3e-2, 1e-2, 1e-3, 1e-4],
+            // The detector's default first, then stricter ones.
+            alarm_tails: vec![Params::default().alarm_tail, 1e-2, 1e-3, 1e-4],
             seasonal_buckets: Params::default().buckets,
             injected_shift: 8.0,
             detect_within: 30,

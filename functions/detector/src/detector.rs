@@ -217,6 +217,17 @@ const LEVEL_STEP_SECONDS: i64 = 300;
 /// A level must leave its range by at least this many standard deviations of its own noise.
 const LEVEL_MARGIN: f64 = 1.5;
 
+/// Weight of a new value in an exponentially weighted average over time: a value `minutes` after
+/// the last weighs what it would in an average over `span_minutes / minutes` values.
+fn time_rate(minutes: f64, span_minutes: f64) -> f64 {
+    (2.0 * minutes / (span_minutes + minutes)).min(1.0)
+}
+
+/// Outside `[lo, hi]` by more than `margin`: the out-of-range rule, for values and for levels.
+fn beyond(x: f64, lo: f64, hi: f64, margin: f64) -> bool {
+    x > hi + margin || x < lo - margin
+}
+
 /// Weight of a new value in an exponentially weighted average spanning about `span` values.
 fn rate(span: usize) -> f64 {
     2.0 / (span.max(1) as f64 + 1.0)
@@ -266,13 +277,7 @@ impl State {
         let surprise = 1.0 - (-z / 6.0).exp();
         self.surprising = ((self.surprising << 1) | u8::from(z >= p.confirm_surprise)) & 0b111;
         self.push(p, value32);
-        let w = if p.averaging_minutes > 0.0 {
-            // An exponentially weighted average over time: a value `minutes` after the last
-            // weighs what it would in an average over `averaging_minutes / minutes` values.
-            (2.0 * minutes / (p.averaging_minutes + minutes)).min(1.0)
-        } else {
-            rate(p.averaging)
-        };
+        let w = if p.averaging_minutes > 0.0 { time_rate(minutes, p.averaging_minutes) } else { rate(p.averaging) };
         self.avg_surprise =
             if self.seen == 1 { surprise } else { self.avg_surprise + w * (surprise - self.avg_surprise) };
         // The tail is judged against the history before this value, then the value joins it.
@@ -315,9 +320,7 @@ impl State {
         let range_days = (ts - *self.range_from.get_or_insert(ts)) as f64 / 86_400.0;
         let spatial = match (self.lo, self.hi) {
             _ if range_days < p.learning_days => false,
-            (Some(lo), Some(hi)) if tol > 0.0 && hi > lo => {
-                value > hi + tol * (hi - lo) || value < lo - tol * (hi - lo)
-            }
+            (Some(lo), Some(hi)) if tol > 0.0 && hi > lo => beyond(value, lo, hi, tol * (hi - lo)),
             _ => false,
         };
         self.lo = Some(self.lo.map_or(value, |l| l.min(value)));
@@ -492,7 +495,7 @@ impl State {
         if p.level_minutes <= 0.0 {
             return false;
         }
-        let w = (2.0 * minutes / (p.level_minutes + minutes)).min(1.0);
+        let w = time_rate(minutes, p.level_minutes);
         let level = self.level.map_or(value, |l| l + w * (value - l));
         self.level = Some(level);
         let from = *self.level_from.get_or_insert(ts);
@@ -507,7 +510,7 @@ impl State {
             (Some(lo), Some(hi)) if kept_days >= p.learning_days && p.spatial_tolerance > 0.0 && hi > lo => {
                 // The noise of an exponentially weighted mean of white noise with this weight.
                 let margin = (p.spatial_tolerance * (hi - lo)).max(LEVEL_MARGIN * unit * (w / (2.0 - w)).sqrt());
-                level > hi + margin || level < lo - margin
+                beyond(level, lo, hi, margin)
             }
             _ => false,
         };
