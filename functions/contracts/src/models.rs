@@ -102,6 +102,12 @@ pub struct DetectorParams {
     /// model was judged.
     #[serde(default)]
     pub level_minutes: f64,
+    /// A run of one unchanged value longer than every run seen so far, by `spatial_tolerance`
+    /// of the longest and by `level_minutes`, alarms once (a metric that stopped changing),
+    /// once the runs have been on record for a week. Needs the level rule and the range rule on.
+    /// Absent from a stored model made before it existed: false (off), as that model was judged.
+    #[serde(default)]
+    pub flat_runs: bool,
 }
 
 fn one() -> u32 {
@@ -132,7 +138,7 @@ impl Default for DetectorParams {
             warmup: 100,
             buckets: 96,
             seasonal_rate: 0.05,
-            seasonal_memory_days: 5.0,
+            seasonal_memory_days: 7.0,
             seasonal_days: 2.0,
             learning_days: 2.0,
             extreme: 0.98,
@@ -143,6 +149,7 @@ impl Default for DetectorParams {
             season_trust: 2.0,
             confirm_surprise: 1.75,
             level_minutes: 60.0,
+            flat_runs: true,
         }
     }
 }
@@ -412,11 +419,13 @@ pub(crate) mod tests {
         fields.remove("extreme_run");
         fields.remove("confirm_surprise");
         fields.remove("level_minutes");
+        fields.remove("flat_runs");
         let old: DetectorParams = serde_json::from_value(stored).unwrap();
         assert_eq!((old.averaging_minutes, old.spatial_tolerance), (0.0, 0.0), "averaged in values, no range rule");
         assert_eq!(old.extreme_run, 1, "one extreme surprise alarms");
         assert_eq!(old.confirm_surprise, 0.0, "the likelihood alone");
         assert_eq!(old.level_minutes, 0.0, "no level rule");
+        assert!(!old.flat_runs, "no flat-run rule");
         assert_eq!(old.averaging_span_minutes(), old.averaging as i64);
         // What is stored now reads back as it was.
         let now = DetectorParams::default();
@@ -426,6 +435,7 @@ pub(crate) mod tests {
         assert_eq!(now.extreme_run, 2);
         assert_eq!(now.confirm_surprise, 1.75);
         assert_eq!(now.level_minutes, 60.0);
+        assert!(now.flat_runs);
     }
 
     #[test]

@@ -31,7 +31,11 @@
 //!    has been kept for `learning_days`. So does the series' **level** (its mean over
 //!    `level_minutes` of time) beyond every level seen so far, by `spatial_tolerance` of that
 //!    range and 1.5 standard deviations of the level's own noise: a step to a level the series
-//!    never held, though its spikes passed it.
+//!    never held, though its spikes passed it. So does a **flat run** (`flat_runs`): the value
+//!    unchanged (three values or more) for longer than any run seen so far, by
+//!    `spatial_tolerance` of the longest and by `level_minutes`: a metric that stopped changing
+//!    (a stuck sensor, an agent repeating its last reading). Once per run, and only for a run
+//!    that began a week or more (and the learning period) after the record was started.
 //! 6. **Learning period**: no alarm during the first `learning_days` (and `warmup` values).
 //!
 //! Small and fast: the state is a ring of `window` values, the profile and a dozen numbers
@@ -99,6 +103,14 @@ pub struct State {
     level_from: Option<i64>,
     level_pending: Option<(f64, f64)>,
     level_step: i64,
+    /// The current run of one unchanged value: when its first value came, how many values it
+    /// has, and whether it has alarmed; and the longest run seen so far (minutes from its first
+    /// value to its last), kept since `run_from` (as `level_from`).
+    run_start: Option<i64>,
+    run_values: u32,
+    run_alarmed: bool,
+    run_longest: f64,
+    run_from: Option<i64>,
     /// The ring's values and successive differences, sorted (rebuilt from `ring` after loading).
     #[serde(skip)]
     sorted: Vec<f32>,
@@ -138,6 +150,11 @@ impl PartialEq for State {
             && self.level_from == o.level_from
             && self.level_pending == o.level_pending
             && self.level_step == o.level_step
+            && self.run_start == o.run_start
+            && self.run_values == o.run_values
+            && self.run_alarmed == o.run_alarmed
+            && self.run_longest == o.run_longest
+            && self.run_from == o.run_from
     }
 }
 
@@ -217,6 +234,13 @@ const LEVEL_STEP_SECONDS: i64 = 300;
 /// A level must leave its range by at least this many standard deviations of its own noise.
 const LEVEL_MARGIN: f64 = 1.5;
 
+/// A run of one unchanged value needs at least this many values to be judged.
+const RUN_VALUES: u32 = 3;
+
+/// Runs are judged only once their record has been kept this long: a week, so the quietest
+/// stretch of a weekly cycle (a weekend) is on record before a quiet stretch can be news.
+const RUN_RECORD_DAYS: f64 = 7.0;
+
 /// Weight of a new value in an exponentially weighted average over time: a value `minutes` after
 /// the last weighs what it would in an average over `span_minutes / minutes` values.
 fn time_rate(minutes: f64, span_minutes: f64) -> f64 {
@@ -246,10 +270,12 @@ impl State {
             return 0.0;
         }
         // Minutes since the previous value (1 for the first): the periods below are time.
-        let minutes = self.last_ts.replace(ts).map_or(1.0, |t| (ts - t) as f64 / 60.0);
+        let previous_ts = self.last_ts.replace(ts);
+        let minutes = previous_ts.map_or(1.0, |t| (ts - t) as f64 / 60.0);
         let first = *self.first_ts.get_or_insert(ts);
         self.seen += 1;
         let value32 = value as f32;
+        let flat = self.flat_run(p, ts, previous_ts, value32);
         if let Some(last) = self.newest() {
             let step = (value32 - last).abs();
             if step > 0.0 && (self.resolution == 0.0 || step < self.resolution) {
@@ -326,7 +352,7 @@ impl State {
         self.lo = Some(self.lo.map_or(value, |l| l.min(value)));
         self.hi = Some(self.hi.map_or(value, |h| h.max(value)));
         let level_out = self.level_out_of_range(p, ts, value, minutes, unit);
-        let score = if (spatial || level_out) && !learning { score.max(0.5) } else { score };
+        let score = if (spatial || level_out || flat) && !learning { score.max(0.5) } else { score };
         let in_refractory = self.last_alarm_ts.is_some_and(|t| (ts - t) as f64 <= 60.0 * p.refractory_minutes);
         let score = if in_refractory { score.min(0.49) } else { score };
         if p.relax_minutes > 0.0 {
@@ -479,6 +505,42 @@ impl State {
         let short_sum = (1..k).map(|j| f64::from(self.at(n - j))).sum::<f64>() + value;
         let shift = (short_sum / k as f64 - med).abs() / scale;
         (spike.max(1.5 * shift), med, scale)
+    }
+
+    /// The out-of-range rule for how long the series' value stays the same: a run of one
+    /// unchanged value (at least `RUN_VALUES` values) longer than every run seen so far, by
+    /// `spatial_tolerance` of the longest and by `level_minutes`, is a metric that stopped
+    /// changing: a stuck sensor, an agent repeating its last reading, a counter at zero. It alarms
+    /// once per run, and only for a run that began once the record had been kept for the learning
+    /// period and `RUN_RECORD_DAYS`: a series that was already flat when it was first seen is flat
+    /// by nature (called before `value` joins the ring, so `newest` is the value before it).
+    fn flat_run(&mut self, p: &Params, ts: i64, previous_ts: Option<i64>, value: f32) -> bool {
+        if !p.flat_runs || p.level_minutes <= 0.0 || p.spatial_tolerance <= 0.0 {
+            return false;
+        }
+        let from = *self.run_from.get_or_insert(ts);
+        let start = match self.run_start {
+            Some(start) if self.newest() == Some(value) => start,
+            _ => {
+                if let (Some(start), Some(last)) = (self.run_start, previous_ts) {
+                    self.run_longest = self.run_longest.max((last - start) as f64 / 60.0);
+                }
+                self.run_start = Some(ts);
+                self.run_values = 0;
+                self.run_alarmed = false;
+                ts
+            }
+        };
+        self.run_values = self.run_values.saturating_add(1);
+        let minutes = (ts - start) as f64 / 60.0;
+        let margin = (p.spatial_tolerance * self.run_longest).max(p.level_minutes);
+        let judged =
+            (start - from) as f64 / 86_400.0 >= p.learning_days.max(RUN_RECORD_DAYS) && self.run_values >= RUN_VALUES;
+        if judged && !self.run_alarmed && minutes > self.run_longest + margin {
+            self.run_alarmed = true;
+            return true;
+        }
+        false
     }
 
     /// The out-of-range rule for the series' level: its mean over `level_minutes` of time, beyond
@@ -1041,6 +1103,103 @@ mod tests {
         // Two days on, the range judges: a value far past the daily peak alarms.
         let i = from + 2 * 288 + 10;
         assert!(loaded.update(&blind, i as i64 * 300, 200.0) >= 0.5);
+    }
+
+    /// A counter that is 0 most of the time and 1 now and then, at least once every three hours
+    /// (so its quiet runs last up to three hours), sampled every `step` minutes, that stops
+    /// changing at 0 after `freeze_day` days. Returns how long the final run of zeros had lasted
+    /// (minutes from its first value) when the first alarm after the freeze came (None: none),
+    /// the longest quiet run before it, and the alarms before the freeze.
+    fn a_counter_that_stops(p: &Params, step: usize, seed: u64, freeze_day: usize) -> (Option<usize>, usize, usize) {
+        let freeze = freeze_day * 1440;
+        let mut st = State::default();
+        let (mut found, mut before, mut longest, mut last_event) = (None, 0, 0, 0);
+        for m in (0..freeze + 1440).step_by(step) {
+            let event = m < freeze && (white(seed << 32 | (m / 5) as u64) > 0.7 || m % 180 == 0);
+            if event {
+                // The quiet run that just ended: from the value after the last event to this one's
+                // predecessor.
+                longest = longest.max(m.saturating_sub(last_event + 2 * step));
+                last_event = m;
+            }
+            if st.update(p, (29_000_160 + m as i64) * 60, if event { 1.0 } else { 0.0 }) >= 0.5 {
+                if m < freeze {
+                    before += 1;
+                } else if found.is_none() {
+                    found = Some(m - (last_event + step));
+                }
+            }
+        }
+        (found, longest, before)
+    }
+
+    #[test]
+    fn a_metric_that_stops_changing_alarms_once_its_run_outlasts_every_run_before_it() {
+        // Only the range rules can alarm: the frozen 0 is inside the values' range, and the
+        // level's (its quiet runs took the hourly mean to 0 before).
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        let no_runs = Params { flat_runs: false, ..blind.clone() };
+        for step in [1, 5] {
+            for seed in 0..4 {
+                let (found, longest, before) = a_counter_that_stops(&blind, step, seed, 10);
+                println!(
+                    "every {step} min, seed {seed}: a run of {found:?} minutes alarms, the longest before {longest}"
+                );
+                assert_eq!(before, 0, "every {step} min, seed {seed}: its own quiet runs are not stuck");
+                // An hour past its longest quiet run, at its first value beyond that.
+                assert!(
+                    found.is_some_and(|m| m > longest + 60 && m <= longest + 60 + step),
+                    "every {step} min, seed {seed}: {found:?} after {longest}"
+                );
+                assert_eq!(a_counter_that_stops(&no_runs, step, seed, 10).0, None, "seed {seed}: nothing else sees it");
+            }
+        }
+    }
+
+    #[test]
+    fn a_flat_run_alarms_once_and_a_series_flat_from_the_start_never() {
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        // Two days frozen raise one alarm, with no refractory period to hide a second.
+        let p = Params { refractory_minutes: 0.0, ..blind.clone() };
+        for step in [1, 5] {
+            let mut st = State::default();
+            let alarms = (0..12 * 1440)
+                .step_by(step)
+                .filter(|m| {
+                    let event = *m < 10 * 1440 && (white(*m as u64 / 5) > 0.7 || m % 180 == 0);
+                    st.update(&p, (29_000_160 + *m as i64) * 60, if event { 1.0 } else { 0.0 }) >= 0.5
+                })
+                .count();
+            assert_eq!(alarms, 1, "every {step} min");
+        }
+        // Flat when it was first seen: flat by nature, for ten days.
+        let flat = series(10 * 288, |_| 42.0);
+        assert_eq!(alarms_of(&blind, &flat), 0);
+    }
+
+    fn alarms_of(p: &Params, s: &[(i64, f64)]) -> usize {
+        alarms(&score_series(p, s)).len()
+    }
+
+    #[test]
+    fn a_state_stored_before_runs_were_kept_learns_them_before_judging_by_them() {
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        let mut st = State::default();
+        for i in 0..8 * 288 {
+            st.update(&blind, i as i64 * 300, 50.0 + 10.0 * noise(i));
+        }
+        let mut stored = serde_json::to_value(&st).unwrap();
+        for field in ["run_start", "run_values", "run_alarmed", "run_longest", "run_from"] {
+            stored.as_object_mut().unwrap().remove(field);
+        }
+        let mut loaded: State = serde_json::from_value(stored).unwrap();
+        let mut fresh = st.clone();
+        // Right after loading, the value stays put for a day: the loaded state has no record of
+        // this series' runs yet, so it does not judge them; the state that kept them does.
+        let frozen =
+            |s: &mut State| (8 * 288..9 * 288).filter(|i| s.update(&blind, *i as i64 * 300, 50.0) >= 0.5).count();
+        assert_eq!(frozen(&mut loaded), 0);
+        assert_eq!(frozen(&mut fresh), 1);
     }
 
     #[test]
