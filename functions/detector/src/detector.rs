@@ -247,7 +247,7 @@ fn time_rate(minutes: f64, span_minutes: f64) -> f64 {
     (2.0 * minutes / (span_minutes + minutes)).min(1.0)
 }
 
-/// Outside `[lo, hi]` by more than `margin`: the out-of-range rule, for values and for levels.
+/// Outside `[lo, hi]` by more than `margin`: the out-of-range rule, for values, levels and runs.
 fn beyond(x: f64, lo: f64, hi: f64, margin: f64) -> bool {
     x > hi + margin || x < lo - margin
 }
@@ -536,7 +536,7 @@ impl State {
         let margin = (p.spatial_tolerance * self.run_longest).max(p.level_minutes);
         let judged =
             (start - from) as f64 / 86_400.0 >= p.learning_days.max(RUN_RECORD_DAYS) && self.run_values >= RUN_VALUES;
-        if judged && !self.run_alarmed && minutes > self.run_longest + margin {
+        if judged && !self.run_alarmed && beyond(minutes, 0.0, self.run_longest, margin) {
             self.run_alarmed = true;
             return true;
         }
@@ -1157,7 +1157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flat_run_alarms_once_and_a_series_flat_from_the_start_never() {
+    fn a_flat_run_alarms_once_takes_three_values_and_a_series_flat_from_the_start_never() {
         let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
         // Two days frozen raise one alarm, with no refractory period to hide a second.
         let p = Params { refractory_minutes: 0.0, ..blind.clone() };
@@ -1174,11 +1174,30 @@ mod tests {
         }
         // Flat when it was first seen: flat by nature, for ten days.
         let flat = series(10 * 288, |_| 42.0);
-        assert_eq!(alarms_of(&blind, &flat), 0);
+        assert_eq!(alarms(&score_series(&blind, &flat)), Vec::<usize>::new());
+        // A series reported every two hours that repeats a value: twice is a coincidence (four
+        // hours, past the hour's margin, but two values), three times a flat run.
+        let two_hourly = |repeats: usize| {
+            let s: Vec<(i64, f64)> = (0..160)
+                .map(|i| (i as i64 * 7200, if (150..150 + repeats).contains(&i) { 50.25 } else { 50.0 + noise(i) }))
+                .collect();
+            alarms(&score_series(&blind, &s))
+        };
+        assert_eq!(two_hourly(2), Vec::<usize>::new());
+        assert_eq!(two_hourly(3), vec![152]);
     }
 
-    fn alarms_of(p: &Params, s: &[(i64, f64)]) -> usize {
-        alarms(&score_series(p, s)).len()
+    #[test]
+    fn a_run_is_judged_only_once_a_week_of_runs_is_on_record() {
+        // The same counter freezing on day 4: past the learning period, but its runs have been
+        // on record for less than a week (no weekend yet), so the run is not news.
+        let blind = Params { alarm_tail: 1e-300, extreme: 0.0, ..Params::default() };
+        for step in [1, 5] {
+            for seed in 0..4 {
+                let (found, _, before) = a_counter_that_stops(&blind, step, seed, 4);
+                assert_eq!((found, before), (None, 0), "every {step} min, seed {seed}");
+            }
+        }
     }
 
     #[test]
